@@ -1,0 +1,47 @@
+"""Shared pytest fixtures.
+
+Real audio comes from ``../shared/data`` (see its README); tests that need it skip with a
+clear message when that folder is absent.  Everything else is synthesised by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
+
+SHARED_DATA = Path(os.environ.get("SERNOISE_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+RAVDESS_ROOT = SHARED_DATA / "ravdess" / "Audio_Speech_Actors_01-24"
+NOISE_ROOT = SHARED_DATA / "noise"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (expected ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def ravdess_root() -> Path:
+    return _require(RAVDESS_ROOT)
+
+
+@pytest.fixture(scope="session")
+def noise_root() -> Path:
+    return _require(NOISE_ROOT)
