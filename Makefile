@@ -1,0 +1,34 @@
+# sernoise: one-command install, demo and tests.
+#   make demo   create .venv if needed, then run the workflow at demo scale
+#   make test   create .venv if needed, then run the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+CORES ?= 2
+SHARED_DATA ?= ../shared/data
+# The demo runs on ../shared/data when it is there (no download); otherwise it downloads
+# RAVDESS and ESC-50 (configs/demo.yaml).
+DEMO_CONFIG ?= $(if $(wildcard $(SHARED_DATA)/ravdess),tests/configs/shared_data.yaml,configs/demo.yaml)
+STAMP := $(VENV)/.sernoise-installed
+
+.PHONY: venv demo test lint dryrun clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml tools/setup_venv.sh
+	VENV=$(VENV) tools/setup_venv.sh
+	touch $@
+
+demo: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(DEMO_CONFIG)
+
+test: venv
+	$(VENV)/bin/python -m pytest -n $(CORES) --dist loadfile
+
+lint: venv
+	$(VENV)/bin/snakemake --lint
+
+dryrun: venv
+	$(VENV)/bin/snakemake -n --quiet
+
+clean:
+	rm -rf results logs .snakemake benchmarks/snakemake

@@ -1,0 +1,26 @@
+# sernoise: how noise changes speech emotion recognition, for people and for models.
+# Entry point: config + schema validation (rules/common.smk), one .smk per stage.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/noise.smk"
+
+
+localrules:
+    all,
+    download_corpus,
+    download_noise_bank,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

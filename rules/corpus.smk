@@ -1,0 +1,95 @@
+# Emotion corpus: download (public corpora only) -> scan labels -> prepare audio shards ->
+# manifest (+ rejects) -> speaker-independent folds.  Code: sernoise.corpora, sernoise.prepare,
+# sernoise.folds.
+
+
+rule download_corpus:
+    output:
+        "resources/downloads/corpus_{corpus}.complete",
+    params:
+        download=lambda wc: download_of("corpus", wc.corpus),
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/download_corpus.log",
+    script:
+        "../workflow/scripts/download.py"
+
+
+rule scan_corpus:
+    input:
+        corpus_ready,
+    output:
+        "results/{corpus}/scan.csv",
+    params:
+        adapter=lambda wc: corpus_config(wc.corpus)["adapter"],
+        root=lambda wc: corpus_config(wc.corpus)["root"],
+        options=lambda wc: corpus_config(wc.corpus)["options"],
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/scan_corpus.log",
+    script:
+        "../workflow/scripts/scan_corpus.py"
+
+
+rule prepare_audio_shard:
+    input:
+        scan="results/{corpus}/scan.csv",
+    output:
+        shard="results/{corpus}/audio/shard-{shard}.h5",
+        index="results/{corpus}/audio/shard-{shard}.index.csv",
+        rejects="results/{corpus}/audio/shard-{shard}.rejects.csv",
+    params:
+        n_shards=lambda wc: corpus_config(wc.corpus)["shards"],
+        prepare=config["prepare"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/prepare_audio_shard-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/prepare_audio_shard-{shard}.tsv"
+    script:
+        "../workflow/scripts/prepare_audio_shard.py"
+
+
+rule build_manifest:
+    input:
+        scan="results/{corpus}/scan.csv",
+        indexes=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.index.csv", shard=shard_ids(wc.corpus)),
+        rejects=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.rejects.csv", shard=shard_ids(wc.corpus)),
+    output:
+        manifest="results/{corpus}/manifest.csv",
+        rejects="results/{corpus}/rejects.csv",
+        index="results/{corpus}/audio/index.csv",
+    params:
+        max_reject_fraction=config["prepare"]["max_reject_fraction"],
+    group:
+        "manifest"
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/build_manifest.log",
+    script:
+        "../workflow/scripts/build_manifest.py"
+
+
+rule make_folds:
+    input:
+        manifest="results/{corpus}/manifest.csv",
+    output:
+        "results/{corpus}/folds.csv",
+    params:
+        n_folds=config["folds"]["n_folds"],
+    group:
+        "manifest"
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/make_folds.log",
+    script:
+        "../workflow/scripts/make_folds.py"
