@@ -45,3 +45,14 @@ def ravdess_root() -> Path:
 @pytest.fixture(scope="session")
 def noise_root() -> Path:
     return _require(NOISE_ROOT)
+
+
+@pytest.fixture(scope="session")
+def iemocap_root(tmp_path_factory) -> Path:
+    """A synthetic IEMOCAP_full_release tree with espeak-ng speech, built once per test session.
+
+    ``iemocap_root.parent / "fixture_truth.json"`` holds the exact word boundaries and labels.
+    """
+    from fixtures.iemocap_fixture import make_iemocap_fixture
+
+    return make_iemocap_fixture(tmp_path_factory.mktemp("iemocap"))
