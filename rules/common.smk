@@ -43,12 +43,19 @@ def shard_ids(corpus):
 
 
 def _ready_marker(kind, name, entry, key):
-    """Input function body: nothing when the data is there, else the download marker (or a clear error)."""
+    """Input function body: the download marker, nothing when the data was already there, or a clear error.
+
+    Once downloaded, the marker stays the input so that the input set (and so the need to
+    rerun) does not change between the run that downloaded and the runs after it.
+    """
     root = Path(entry["root"])
+    marker = f"resources/downloads/{kind}_{name}.complete"
+    if "download" in entry and Path(marker).exists():
+        return marker
     if root.exists():
         return []
     if "download" in entry:
-        return f"resources/downloads/{kind}_{name}.complete"
+        return marker
     hint = (
         " IEMOCAP is licensed and never downloaded: put or symlink your IEMOCAP_full_release/ there."
         if entry.get("adapter") == "iemocap"

@@ -62,6 +62,7 @@ rule build_manifest:
         scan="results/{corpus}/scan.csv",
         indexes=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.index.csv", shard=shard_ids(wc.corpus)),
         rejects=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.rejects.csv", shard=shard_ids(wc.corpus)),
+        shards=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
     output:
         manifest="results/{corpus}/manifest.csv",
         rejects="results/{corpus}/rejects.csv",

@@ -16,5 +16,5 @@ with rule_log(snakemake) as log:
         rejects_out=snakemake.output.rejects,
     )
     manifest.to_csv(snakemake.output.manifest, index=False)
-    write_index(list(snakemake.input.indexes), snakemake.output.index)
+    write_index(list(snakemake.input.indexes), list(snakemake.input.shards), snakemake.output.index)
     log.info("manifest: %d utterances, %d speakers", len(manifest), manifest["speaker"].nunique())

@@ -32,35 +32,50 @@ def load_schema(schema_path) -> dict:
         return yaml.safe_load(handle)
 
 
-def _fill_defaults(instance, schema: dict):
+def _resolve(schema, root: dict):
+    """Follow a local ``$ref`` ("#/$defs/name") so defaults inside referenced definitions apply."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith("#/"):
+            raise ConfigError(f"schema: only local $ref is supported, got {ref!r}")
+        node = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _fill_defaults(instance, schema, root: dict):
     """Insert schema defaults for absent object properties (recursively, in place)."""
+    schema = _resolve(schema, root)
     if not isinstance(schema, dict):
         return
     if isinstance(instance, dict):
-        for name, sub in (schema.get("properties") or {}).items():
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            sub = _resolve(sub, root)
             if name not in instance and isinstance(sub, dict) and "default" in sub:
                 instance[name] = copy.deepcopy(sub["default"])
             if name in instance:
-                _fill_defaults(instance[name], sub)
+                _fill_defaults(instance[name], sub, root)
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
             for name, value in instance.items():
-                if name not in (schema.get("properties") or {}):
-                    _fill_defaults(value, extra)
+                if name not in properties:
+                    _fill_defaults(value, extra, root)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for item in instance:
-            _fill_defaults(item, schema["items"])
+            _fill_defaults(item, schema["items"], root)
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = key_path(error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = sorted((error.schema.get("properties") or {}).keys())
-        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        return f"config key {where}: {error.message}{hint}"
-    if error.validator == "required":
-        return f"config key {where}: {error.message}"
-    return f"config key {where}: {error.message}"
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    where = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        properties = error.schema.get("properties") or {}
+        allowed = ", ".join(sorted(properties)) or "none"
+        unexpected = sorted(k for k in error.instance if k not in properties)
+        return [f"config key {key_path(where + [k])}: unknown key (allowed here: {allowed})" for k in unexpected]
+    return [f"config key {key_path(where)}: {error.message}"]
 
 
 def _cross_checks(config: dict) -> list[str]:
@@ -91,11 +106,11 @@ def _cross_checks(config: dict) -> list[str]:
 def validate_config(config: dict, schema_path) -> dict:
     """Validate ``config`` in place against the schema (filling defaults); raise ConfigError listing all problems."""
     schema = load_schema(schema_path)
-    _fill_defaults(config, schema)
+    _fill_defaults(config, schema, schema)
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    problems = [_describe(e) for e in errors]
+    problems = [line for e in errors for line in _describe(e)]
     if not problems:
         problems = _cross_checks(config)
     if problems:

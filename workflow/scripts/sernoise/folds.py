@@ -40,8 +40,8 @@ def make_folds(groups, n_folds: int) -> pd.DataFrame:
         for b, block in enumerate(blocks):
             role = "test" if b == k else "val" if b == (k + 1) % n_folds else "train"
             rows.extend({"fold": k + 1, "group": g, "role": role} for g in block)
-    frame = pd.DataFrame(rows, columns=FOLD_COLUMNS)
-    return frame.sort_values(["fold", "group"], key=lambda s: s.map(_natural_key) if s.name == "group" else s).reset_index(drop=True)
+    rows.sort(key=lambda row: (row["fold"], _natural_key(row["group"])))
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS)
 
 
 def check_folds(manifest: pd.DataFrame, folds: pd.DataFrame) -> None:
