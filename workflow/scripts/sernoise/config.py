@@ -111,8 +111,10 @@ def validate_config(config: dict, schema_path) -> dict:
     validator = validator_cls(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     problems = [line for e in errors for line in _describe(e)]
-    if not problems:
-        problems = _cross_checks(config)
+    try:
+        problems += _cross_checks(config)
+    except (KeyError, TypeError, AttributeError):
+        pass  # the structure is broken; the schema errors above already say where
     if problems:
         raise ConfigError(f"invalid configuration ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
     return config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import pandas as pd
@@ -40,7 +39,7 @@ def bin_value(value: float, edges: tuple[float, float] = DEFAULT_BIN_EDGES) -> s
 
     Empty (NaN/None) ratings give an empty string, matching the manifest's "empty when absent".
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or pd.isna(value):  # covers float, NumPy float32/64 NaN and pandas NA
         return ""
     low_edge, high_edge = edges
     if value <= low_edge:
