@@ -1,0 +1,65 @@
+"""Noise conditions (SPEC §5): one module per condition family, built by name from config.
+
+``config.yaml`` has a ``conditions:`` mapping ``id -> {type: ..., perception: ..., **arguments}``.
+:func:`build_condition` turns one entry into a :class:`~sernoise.conditions.base.Condition`;
+arguments are checked in the constructors, so a bad value fails when the workflow starts,
+naming the condition id and the argument.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Condition, ConditionError, Context, Result, SkipUtterance
+
+# type name in config -> "module:Class" (imported lazily: SoX/rubberband wrappers, librosa...)
+TYPES = {
+    "env": "sernoise.conditions.env:EnvironmentalNoise",
+    "insert": "sernoise.conditions.insert:InsertClip",
+    "fade": "sernoise.conditions.fade:Fade",
+    "speed_segment": "sernoise.conditions.speed:SpeedSegment",
+    "speed_utterance": "sernoise.conditions.speed:SpeedUtterance",
+    "pitch": "sernoise.conditions.pitch:PitchShift",
+    "reverb": "sernoise.conditions.reverb:Reverb",
+    "drop_words": "sernoise.conditions.drop:DropWords",
+    "drop_letters": "sernoise.conditions.drop:DropLetters",
+    "filler": "sernoise.conditions.filler:Filler",
+}
+
+
+def condition_class(type_name: str):
+    if type_name not in TYPES:
+        raise ConditionError(f"unknown condition type {type_name!r}; known: {sorted(TYPES)}")
+    module_name, class_name = TYPES[type_name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_condition(condition_id: str, spec: dict) -> Condition:
+    """One condition from its config entry; ConditionError names the id and the bad argument."""
+    spec = dict(spec)
+    type_name = spec.pop("type", None)
+    if type_name is None:
+        raise ConditionError(f"condition {condition_id}: missing 'type'")
+    cls = condition_class(type_name)
+    try:
+        return cls(condition_id, **spec)
+    except TypeError as error:  # unknown or missing keyword argument
+        raise ConditionError(f"condition {condition_id} (type {type_name}): {error}") from None
+
+
+def build_conditions(specs: dict) -> dict[str, Condition]:
+    """All conditions of a config's ``conditions:`` mapping, in config order."""
+    return {cid: build_condition(cid, spec) for cid, spec in specs.items()}
+
+
+__all__ = [
+    "Condition",
+    "ConditionError",
+    "Context",
+    "Result",
+    "SkipUtterance",
+    "TYPES",
+    "build_condition",
+    "build_conditions",
+    "condition_class",
+]

@@ -1,0 +1,145 @@
+"""The contract every noise condition follows (SPEC §5).
+
+A condition is a named, parameterised, deterministic transform ``f(x, sr, rng, context)``.
+It is built once from config (arguments checked in ``__init__``, errors name the condition
+and the argument), then applied per utterance with a generator seeded from (global seed,
+condition id, pool, utt_id) by the caller.  It returns a :class:`Result`: the audio plus the
+parameters it actually drew, serialisable to one row of ``params.csv``.
+
+Families: ``environmental`` (additive recorded noise) and ``distortion`` (everything else).
+Perception: ``retaining`` or ``altering`` (paper §8.1, Table 2); defaults per condition type,
+overridable in config and re-derivable from a perception study.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+FAMILIES = ("environmental", "distortion")
+PERCEPTION = ("retaining", "altering")
+SAMPLE_RATE = 16000
+
+
+class ConditionError(ValueError):
+    """A condition was built with bad arguments, or applied to unusable audio (message names it)."""
+
+
+class SkipUtterance(Exception):
+    """The condition cannot apply to this utterance (e.g. no word to drop); ``str()`` is the reason."""
+
+
+class NoiseSource(Protocol):
+    """Recorded noise of one pool (train or test), by category (see sernoise.conditions.pool)."""
+
+    def files(self, category: str) -> list[str]: ...
+
+    def read(self, file: str) -> np.ndarray: ...
+
+    def draw(self, category: str, rng: np.random.Generator) -> tuple[str, np.ndarray]: ...
+
+
+class FillerSource(Protocol):
+    """Filler clips ('uh', 'um') cut from one speaker's aligned speech."""
+
+    def fillers(self, speaker: str) -> list[tuple[str, np.ndarray]]: ...
+
+
+@dataclass
+class Context:
+    """What a condition may know about the utterance besides its audio."""
+
+    utt_id: str
+    speaker: str = ""
+    words: list | None = None  # sernoise.alignments.Segment list (word level), None when no alignment
+    phones: list | None = None  # sernoise.alignments.Segment list (phone level), None when no alignment
+    noise: NoiseSource | None = None
+    fillers: FillerSource | None = None
+
+
+@dataclass
+class Result:
+    """Output of one application.
+
+    ``params`` holds only JSON/CSV-friendly scalars (str, int, float, bool).  Additive
+    conditions also return ``noise`` (the exact signal added, same length as the input) and
+    ``span`` (samples where it is present) so the caller can measure the SNR by SPEC §5.
+    """
+
+    audio: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    snr_target: float = math.nan
+    noise: np.ndarray | None = None
+    span: tuple[int, int] | None = None
+
+
+class Condition:
+    """Base class: subclasses set ``type_name``, ``family``, ``default_perception``, ``requires``
+    and implement :meth:`apply`.  ``requires`` may contain ``"noise"``, ``"alignment"`` (words
+    and phones) and ``"fillers"``; the caller skips conditions whose requirements a corpus lacks.
+    """
+
+    type_name: str = ""
+    family: str = "distortion"
+    default_perception: str = "retaining"
+    requires: frozenset = frozenset()
+    additive: bool = False
+
+    def __init__(self, condition_id: str, *, perception: str | None = None):
+        if not condition_id:
+            raise ConditionError("a condition needs an id")
+        self.id = condition_id
+        perception = perception or self.default_perception
+        if perception not in PERCEPTION:
+            raise ConditionError(f"condition {condition_id}: perception must be one of {PERCEPTION}, got {perception!r}")
+        if self.family not in FAMILIES:
+            raise ConditionError(f"condition {condition_id}: family {self.family!r} not in {FAMILIES}")
+        self.perception = perception
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def _error(self, argument: str, message: str) -> ConditionError:
+        return ConditionError(f"condition {self.id}: {argument}: {message}")
+
+    def _check_range(self, argument: str, value, low, high, *, inclusive=True):
+        ok = (low <= value <= high) if inclusive else (low < value < high)
+        if not ok:
+            raise self._error(argument, f"{value!r} outside [{low}, {high}]")
+        return value
+
+    # -- API --------------------------------------------------------------------------------
+    def args(self) -> dict[str, Any]:
+        """The constructor arguments (for describe/config round trips); subclasses extend."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type_name,
+            "family": self.family,
+            "perception": self.perception,
+            "requires": sorted(self.requires),
+            **self.args(),
+        }
+
+    def apply(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if sr != SAMPLE_RATE:
+            raise ConditionError(f"condition {self.id}: {context.utt_id}: expected {SAMPLE_RATE} Hz audio, got {sr}")
+        if x.ndim != 1 or x.size == 0:
+            raise ConditionError(f"condition {self.id}: {context.utt_id}: expected non-empty mono audio")
+        if not np.all(np.isfinite(x)):
+            raise ConditionError(f"condition {self.id}: {context.utt_id}: input has NaN/Inf samples")
+        if float(np.max(np.abs(x))) < 1e-6:
+            raise ConditionError(f"condition {self.id}: {context.utt_id}: input is silent; no condition is defined on silence")
+        result = self.apply(x, sr, rng, context)
+        audio = np.ascontiguousarray(result.audio, dtype=np.float32)
+        if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
+            raise ConditionError(f"condition {self.id}: {context.utt_id}: produced empty or non-finite audio")
+        result.audio = audio
+        return result
