@@ -12,6 +12,8 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/noise.smk"
+include: "rules/augment.smk"
+include: "rules/perception.smk"
 
 
 localrules:

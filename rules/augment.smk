@@ -1,0 +1,91 @@
+# Augmentation (SPEC §5): every configured noise condition applied to every utterance of the
+# corpus, once per noise pool (train: augmentation, test: test conditions), one job per clean
+# audio shard -> augmented shard + params + status; merged per (condition, pool) into
+# params.csv, index.csv (AudioStore.from_index) and status.json; plus the filler bank the filler
+# conditions draw from and a spectrogram gallery.  Code: sernoise.augment, sernoise.conditions.
+
+
+rule build_fillers:
+    input:
+        manifest="results/{corpus}/manifest.csv",
+        index="results/{corpus}/audio/index.csv",
+        shards=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
+    output:
+        "results/{corpus}/fillers.h5",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/build_fillers.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/build_fillers.tsv"
+    script:
+        "../workflow/scripts/build_fillers.py"
+
+
+rule augment_shard:
+    input:
+        unpack(augment_shard_inputs),
+    output:
+        shard="results/{corpus}/augmented/{condition}/{pool}/shard-{shard}.h5",
+        params="results/{corpus}/augmented/{condition}/{pool}/params-{shard}.csv",
+        status="results/{corpus}/augmented/{condition}/{pool}/status-{shard}.json",
+    params:
+        spec=lambda wc: config["conditions"][wc.condition],
+        seed=config["seed"],
+        quality=config["augment"]["quality"],
+        prepare=config["prepare"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.tsv"
+    script:
+        "../workflow/scripts/augment_shard.py"
+
+
+rule merge_augmented:
+    input:
+        shards=augmented_parts("shard"),
+        params=augmented_parts("params"),
+        statuses=augmented_parts("status"),
+    output:
+        params="results/{corpus}/augmented/{condition}/{pool}/params.csv",
+        index="results/{corpus}/augmented/{condition}/{pool}/index.csv",
+        status="results/{corpus}/augmented/{condition}/{pool}/status.json",
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/augment/{condition}/{pool}/merge_augmented.log",
+    script:
+        "../workflow/scripts/merge_augmented.py"
+
+
+rule augment_gallery:
+    input:
+        unpack(gallery_inputs),
+    output:
+        "results/{corpus}/augmented/gallery.png",
+    params:
+        conditions=augment_conditions(),
+        pool=GALLERY_POOL,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/augment/augment_gallery.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/augment/augment_gallery.tsv"
+    script:
+        "../workflow/scripts/augment_gallery.py"
