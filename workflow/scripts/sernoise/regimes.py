@@ -1,0 +1,128 @@
+"""Training regimes and how Table 3 reads them (paper §7.1, §7.4, Table 3).
+
+Regimes (``training.regimes`` in config):
+
+* ``clean``: train and validate on clean speech only.
+* ``matched``: clean data plus every perception-retaining condition, in training,
+  validation and test (paper: "all noise types are introduced to the training, testing,
+  and validation data").
+* ``mismatched``: one regime per noise type ``t`` of ``noise_types`` (paper: {hum, int,
+  nat} and {speed-seg, fade, reverb}): ``mismatched-t`` trains and validates on the
+  perception-retaining conditions of the other types and is tested on ``t``.
+* ``all``: clean data plus every condition, perception-altering ones included: the "All
+  noises" row, whose ground truth is uncertain.
+
+Perception classes come from the config (the defaults of the paper, or a study's
+partition copied into config), so the job graph is known before anything runs.
+
+Table 3 columns read the predictions of:
+
+* Clean: the ``clean`` model, for every row.
+* Clean+Noise | Mismatch: for a condition of type ``t``, the ``mismatched-t`` model; for
+  a condition of no type (e.g. drop-word, or perception-altering ones) no model held it out
+  by design, so the ``matched`` model, which never saw it, stands in if the condition is
+  outside the matched training set; otherwise the cell is empty.
+* Clean+Noise | Match: the ``matched`` model for perception-retaining rows; the ``all``
+  model for the "All noises" row.
+
+Aggregate rows ("All noises", "Perception-retaining") pool the predictions of their
+conditions, each condition read from its own source for the column; only the Match cell of
+"All noises" has a dedicated model (``all``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REGIME_KINDS = ("clean", "matched", "mismatched", "all")
+COLUMNS = ("clean", "mismatch", "match")
+
+
+class RegimeError(ValueError):
+    """A regime or noise type refers to something that is not configured."""
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    kind: str
+    train_conditions: tuple[str, ...] = field(default_factory=tuple)
+    held_out_type: str | None = None
+
+
+def perception_of(config: dict, conditions: dict) -> dict[str, str]:
+    """Perception class per condition id: the config entry's ``perception`` or its class default."""
+    result = {}
+    for cid, condition in conditions.items():
+        result[cid] = getattr(condition, "perception", None) or config["conditions"][cid].get("perception", "retaining")
+    return result
+
+
+def type_of(config: dict) -> dict[str, str]:
+    """Noise type per condition id (conditions in no type are absent)."""
+    owner = {}
+    for noise_type, members in (config.get("noise_types") or {}).items():
+        for cid in members:
+            if cid in owner:
+                raise RegimeError(f"config key noise_types.{noise_type}: condition {cid!r} is already in type {owner[cid]!r}")
+            owner[cid] = noise_type
+    return owner
+
+
+def build_regimes(config: dict, conditions: dict) -> dict[str, Regime]:
+    """All regimes the config asks for, by name (``mismatched`` expands to one per type)."""
+    perception = perception_of(config, conditions)
+    retaining = [cid for cid in conditions if perception[cid] == "retaining"]
+    types = config.get("noise_types") or {}
+    for noise_type, members in types.items():
+        for cid in members:
+            if cid not in conditions:
+                raise RegimeError(f"config key noise_types.{noise_type}: unknown condition {cid!r}")
+    type_of(config)  # checks that no condition has two types
+    regimes: dict[str, Regime] = {}
+    for kind in config["training"]["regimes"]:
+        if kind == "clean":
+            regimes["clean"] = Regime("clean", "clean")
+        elif kind == "matched":
+            regimes["matched"] = Regime("matched", "matched", tuple(retaining))
+        elif kind == "all":
+            regimes["all"] = Regime("all", "all", tuple(conditions))
+        elif kind == "mismatched":
+            if not types:
+                raise RegimeError("config key training.regimes: 'mismatched' needs noise_types")
+            typed = {cid for members in types.values() for cid in members}
+            for noise_type, members in types.items():
+                train = tuple(cid for cid in retaining if cid in typed and cid not in members)
+                regimes[f"mismatched-{noise_type}"] = Regime(f"mismatched-{noise_type}", "mismatched", train, noise_type)
+        else:
+            raise RegimeError(f"config key training.regimes: unknown regime {kind!r}; known: {REGIME_KINDS}")
+    return regimes
+
+
+def column_source(config: dict, regimes: dict[str, Regime], column: str, condition: str | None) -> str | None:
+    """Regime whose predictions fill Table 3's ``column`` for a condition row (None: empty cell).
+
+    ``condition`` None stands for the "No noise" row (clean test speech), "ALL" for the
+    All-noises row (match column only) and a condition id otherwise.
+    """
+    if column == "clean":
+        return "clean" if "clean" in regimes else None
+    if condition is None:
+        return None  # the paper leaves the noisy-training columns empty on clean test data
+    if column == "match":
+        if condition == "ALL":
+            return "all" if "all" in regimes else None
+        matched = regimes.get("matched")
+        return "matched" if matched and condition in matched.train_conditions else None
+    if column == "mismatch":
+        if condition == "ALL":
+            return None  # aggregate rows pool each condition's own mismatch source (see module doc)
+        noise_type = type_of(config).get(condition)
+        if noise_type is not None:
+            name = f"mismatched-{noise_type}"
+            return name if name in regimes else None
+        matched = regimes.get("matched")
+        if matched and condition not in matched.train_conditions:
+            return "matched"
+        return None
+    raise RegimeError(f"unknown Table 3 column {column!r}; known: {COLUMNS}")
