@@ -17,6 +17,10 @@ Notes:
     sernoise conditions draw from its test pool, and AddBackgroundNoise reads the same pool's
     files, written as 16 kHz wav files (one folder per category).  AddBackgroundNoise opens
     and decodes its noise file on every call (no cache since 0.43): measured as it is.
+  * "batched" rows time one ``apply_batch`` call over all clips (one tool process).  For
+    reverb and speed-utt it gives exactly the per-call results, and the augment stage uses it
+    (chunks of ``sernoise.augment.BATCH_SIZE`` utterances); pitch's batch is not exact and is
+    not used there.
   * RAVDESS has no alignment: drop-word, drop-letters and filler run on a synthetic word and
     phone alignment (8 evenly spaced fake words over the voiced part of each clip, with
     'the', 'and', 'uh' and words whose phones match every drop-letters pattern) and a
@@ -351,7 +355,7 @@ def main() -> None:
         for cid, cond in conds.items():
             print(f"timing sernoise {cid} ...", file=sys.stderr, flush=True)
             sern[cid] = time_sernoise(cond, clips, pool, fillers, args.repeat)
-        for cid in ("reverb", "pitch-up"):
+        for cid in ("reverb", "pitch-up", "speed-utt-1.25", "speed-utt-0.75"):
             print(f"timing sernoise {cid} batched ...", file=sys.stderr, flush=True)
             sern[cid + " batched"] = time_sernoise_batch(conds[cid], clips, args.repeat)
 
@@ -394,7 +398,9 @@ def main() -> None:
         ("speed-seg", None, "segment only: no equivalent"),
         ("speed-utt-1.25", "TimeStretch 1.25", "sox tempo vs signalsmith"),
         ("speed-utt-1.25", "TimeStretch 1.25 librosa_pv", "sox tempo vs librosa PV"),
+        ("speed-utt-1.25 batched", "TimeStretch 1.25", "one sox process, a tempo chain per clip"),
         ("speed-utt-0.75", "TimeStretch 0.75", "sox tempo vs signalsmith"),
+        ("speed-utt-0.75 batched", "TimeStretch 0.75", "one sox process, a tempo chain per clip"),
         ("pitch-up", up, "rubberband R3 + formant vs signalsmith"),
         ("pitch-up", up + " librosa_pv", "rubberband R3 + formant vs librosa PV"),
         ("pitch-up batched", up, "one rubberband process"),

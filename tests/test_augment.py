@@ -270,3 +270,40 @@ def test_perception_override_reaches_params_and_status(corpus, tmp_path):
 def test_skip_reasons_are_counted_by_kind():
     assert reason_kind("the first 1.056 s are silent; noise 10 dB under them") == "the first # s are silent; noise # dB under them"
     assert reason_kind("no clip in 20 draws") == reason_kind("no clip in 3 draws")
+
+
+@pytest.mark.parametrize("spec", [{"type": "reverb"}, {"type": "speed_utterance", "factor": 1.25}])
+def test_batched_conditions_give_the_same_bytes(corpus, tmp_path, monkeypatch, spec):
+    """Conditions with an exact batch path (one SoX process per chunk) write exactly what the
+    per-utterance path writes; chunks smaller than the shard included."""
+    import sernoise.augment as augment
+
+    cond = build_condition("c", spec)
+    assert cond.batch_exact
+    monkeypatch.setattr(augment, "BATCH_SIZE", 2)  # 5 utterances: chunks of 2, 2, 1
+    calls = []
+    real = type(cond).apply_batch
+    monkeypatch.setattr(type(cond), "apply_batch", lambda self, *a, **k: calls.append(len(a[0])) or real(self, *a, **k))
+    _run(cond, corpus, tmp_path / "batched", pool="train")
+    assert calls == [2, 2, 1]
+    monkeypatch.setattr(type(cond), "batch_exact", False)
+    _run(cond, corpus, tmp_path / "single", pool="train")
+    assert calls == [2, 2, 1]
+    for name in ("shard-000.h5", "params-000.csv", "status-000.json"):
+        assert filecmp.cmp(tmp_path / "batched" / name, tmp_path / "single" / name, shallow=False), name
+
+
+def test_failed_batch_is_redone_one_by_one(tmp_path, monkeypatch):
+    """A chunk whose batch call fails is applied per utterance, so the error names the utterance."""
+    import sernoise.augment as augment
+
+    rows = []
+    with ShardWriter(tmp_path / "clean.h5") as writer:
+        for i in range(3):
+            x = _speechlike(i, 1.0) if i != 1 else np.zeros(SR, dtype=np.float32)
+            writer.add(f"u{i}", x)
+            rows.append({c: "" for c in MANIFEST_COLUMNS} | {"utt_id": f"u{i}", "speaker": "s0"})
+    corpus = (pd.DataFrame(rows, columns=MANIFEST_COLUMNS), AudioStore([tmp_path / "clean.h5"]))
+    monkeypatch.setattr(augment, "BATCH_SIZE", 4)
+    with pytest.raises(augment.AugmentError, match=r"utterance u1: .*silent"):
+        _run(build_condition("reverb", {"type": "reverb"}), corpus, tmp_path / "out", pool="train")

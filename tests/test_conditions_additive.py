@@ -403,3 +403,137 @@ def test_silent_or_poolless_input_rejected(test_pool):
         cond(x, SR, np.random.default_rng(0), Context(utt_id="u"))
     with pytest.raises(ConditionError, match="laugh.*silent"):
         InsertClip("laugh", category="laugh")(np.zeros(SR, dtype=np.float32), SR, np.random.default_rng(0), _ctx(test_pool))
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def test_energy_profile_matches_direct_power(test_pool):
+    """The pool's cached per-file energy profile gives every stretch's power as power() does."""
+    from sernoise.conditions.snr import EnergyProfile, sum_squares
+
+    rng = np.random.default_rng(0)
+    for cat in ("nat", "hum", "int", "laugh"):
+        key = test_pool.files(cat)[0]
+        clip = test_pool.read(key)
+        profile = test_pool.energy_profile(key)
+        assert test_pool.energy_profile(key) is profile  # cached
+        assert profile.power == power(clip)  # the whole clip: bit for bit
+        for _ in range(50):
+            a = int(rng.integers(clip.size))
+            b = int(rng.integers(a, clip.size + 1))
+            direct = power(clip[a:b])
+            assert profile.segment_power(clip, a, b) == pytest.approx(direct, rel=1e-12, abs=1e-300)
+            assert profile.energy(clip, a, b) == pytest.approx(sum_squares(clip[a:b]), rel=1e-12, abs=1e-300)
+    # edge stretches, silence, and a clip that is not the profiled one
+    z = np.zeros(1000, dtype=np.float32)
+    z[600:] = 0.5
+    prof = EnergyProfile(z)
+    assert prof.energy(z, 0, 600) == 0.0 and prof.energy(z, 5, 5) == 0.0
+    assert prof.energy(z, 0, 1000) == pytest.approx(400 * 0.25)
+    with pytest.raises(ValueError):
+        prof.energy(z[:999], 0, 10)
+
+
+def test_power_is_mean_of_squares_bit_for_bit():
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 1000, 123457):
+        x = (rng.standard_normal(n) * 0.3).astype(np.float32)
+        x64 = x.astype(np.float64)
+        assert power(x) == float(np.mean(x64 * x64))
+        assert power(x64[::3]) == float(np.mean(x64[::3] * x64[::3]))
+    assert power(np.zeros(0, dtype=np.float32)) == 0.0
+
+
+def test_loop_float32_and_looped_power():
+    """A float32 clip loops to exactly the float64 loop rounded to float32; looped_power's power
+    (from the clip's profile) is that of the looped signal up to float rounding."""
+    from sernoise.conditions.env import looped_power
+    from sernoise.conditions.snr import EnergyProfile
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        size = int(rng.integers(1, 4000))
+        clip = (rng.standard_normal(size) * rng.uniform(1e-3, 1.0)).astype(np.float32)
+        offset, length, c = int(rng.integers(size)), int(rng.integers(1, 20000)), int(rng.integers(0, 900))
+        ref = loop_to_length(clip.astype(np.float64), offset, length, c)
+        y32 = loop_to_length(clip, offset, length, c)
+        assert y32.dtype == np.float32 and ref.dtype == np.float64
+        np.testing.assert_array_equal(y32, ref.astype(np.float32))
+        y, p = looped_power(clip, offset, length, c, EnergyProfile(clip))
+        np.testing.assert_array_equal(y, y32)
+        assert p == pytest.approx(power(y), rel=1e-12)
+
+
+class _NoProfiles:
+    """The test pool seen through the bare NoiseSource protocol (no energy_profile method)."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def files(self, category):
+        return self.pool.files(category)
+
+    def read(self, key):
+        return self.pool.read(key)
+
+    def draw(self, category, rng):
+        return self.pool.draw(category, rng)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "env", "category": "nat", "position": "cont", "snr_db": 5},
+        {"type": "env", "category": "hum", "position": "cont", "snr_db": 5},
+        {"type": "env", "category": "int", "position": "start"},
+        {"type": "insert", "category": "laugh"},
+    ],
+)
+def test_cached_profiles_change_nothing(spec, test_pool, speech, long_speech):
+    """A noise source without cached profiles (profiles computed per draw) gives the same bytes."""
+    cond = build_condition("c", spec)
+    for x in (speech[1], long_speech):
+        a = cond(x, SR, rng_for(9, "c", x.size), _ctx(test_pool))
+        b = cond(x, SR, rng_for(9, "c", x.size), _ctx(_NoProfiles(test_pool)))
+        assert a.audio.tobytes() == b.audio.tobytes() and a.params == b.params
+        np.testing.assert_array_equal(a.noise, b.noise)
+        assert abs(additive_snr(x, a.audio, a.span) - a.snr_target) < 1e-4
+
+
+def test_float32_mix_matches_float64_mix(test_pool, speech):
+    """The float32 mix is within float32 rounding (2 ulp of the largest term) of the float64 sum
+    rounded once, and the measured SNR does not move."""
+    x = speech[2]
+    for spec in ({"type": "env", "category": "nat", "position": "cont", "snr_db": 0},
+                 {"type": "env", "category": "int", "position": "cont", "snr_db": 20}):
+        cond = build_condition("m", spec)
+        res = cond(x, SR, rng_for(4, "m", "u"), _ctx(test_pool))
+        clip = test_pool.read(res.params["noise_file"])
+        offset = int(round(res.params["noise_offset_s"] * SR))
+        if res.params["looped"]:
+            seg = loop_to_length(clip.astype(np.float64), offset, x.size, int(round(0.05 * SR)))
+        else:
+            seg = clip[offset : offset + x.size].astype(np.float64)
+        exact = (x.astype(np.float64) + res.params["gain"] * seg).astype(np.float32)
+        scaled = res.params["gain"] * seg
+        ulp = np.spacing(np.maximum.reduce([np.abs(exact), np.abs(x), np.abs(scaled).astype(np.float32)]))
+        # three float32 roundings at most (looped segment's seams, the product, the sum)
+        assert np.all(np.abs(res.audio.astype(np.float64) - exact) <= 2 * ulp)
+        assert abs(additive_snr(x, res.audio) - additive_snr(x, exact)) < 1e-5
+
+
+def test_input_checks_single_pass():
+    from sernoise.conditions.base import finite_peak
+
+    assert finite_peak(np.array([-0.5, 0.25], dtype=np.float32)) == (True, 0.5)
+    assert finite_peak(np.array([-0.5, -0.75], dtype=np.float32)) == (True, 0.75)
+    for bad in (np.nan, np.inf, -np.inf):
+        assert finite_peak(np.array([0.1, bad, 0.2], dtype=np.float32))[0] is False
+    cond = EnvironmentalNoise("env-nat-cont-snr10", category="nat", position="cont", snr_db=10)
+    x = np.full(100, 0.1, dtype=np.float32)
+    x[50] = np.nan
+    with pytest.raises(ConditionError, match="NaN/Inf"):
+        cond(x, SR, np.random.default_rng(0), Context(utt_id="u"))
+    with pytest.raises(ConditionError, match="silent"):
+        cond(np.full(100, -1e-7, dtype=np.float32), SR, np.random.default_rng(0), Context(utt_id="u"))

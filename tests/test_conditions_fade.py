@@ -90,3 +90,25 @@ def test_fade_registry_and_silence():
     }
     with pytest.raises(ConditionError, match="fade-in.*silent"):
         cond(np.zeros(SR, dtype=np.float32), SR, np.random.default_rng(0), Context(utt_id="u"))
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_cached_ramp_is_fade_gain_in_float32(speech, direction):
+    """The cached float32 ramp is fade_gain rounded to float32 (up to one step), for any length
+    and after the cache has grown; the output is float32(x·g) within float32 rounding."""
+    from sernoise.conditions.fade import _RAMPS, gain_ramp
+
+    _RAMPS.clear()
+    for n in (1, 2, 1000, speech.size, 40 * SR, 3 * SR):  # 40 s grows the cache past its first size
+        ramp = gain_ramp(n, SR, direction, 0.02)
+        assert ramp.dtype == np.float32 and ramp.size == n and not ramp.flags.writeable
+        ref = fade_gain(n, SR, direction, 0.02)
+        np.testing.assert_allclose(ramp, ref, rtol=1.2e-7, atol=0)
+        assert ramp[-1 if direction == "in" else 0] == 1.0
+    cond = Fade(f"fade-{direction}", direction=direction, rate_per_second=0.2)
+    res = cond(speech, SR, None, Context(utt_id="u"))
+    exact = (speech.astype(np.float64) * fade_gain(speech.size, SR, direction, 0.2)).astype(np.float32)
+    ulp = np.spacing(np.abs(speech))
+    assert np.all(np.abs(res.audio.astype(np.float64) - exact) <= ulp)
+    g = fade_gain(speech.size, SR, direction, 0.2)
+    assert res.params["gain_start"] == float(g[0]) and res.params["gain_end"] == float(g[-1])

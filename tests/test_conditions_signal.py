@@ -85,6 +85,32 @@ def test_speed_utterance_duration_and_pitch(speech, factor):
     assert median_f0(y) / median_f0(speech) == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.parametrize("factor", [1.25, 0.75, 1.9, 0.55])
+def test_speed_utterance_batch_is_bit_identical(speech, speech2, factor):
+    """One SoX process, one tempo chain per utterance: every output equals its separate call."""
+    cond = SpeedUtterance(f"speed-utt-{factor}", factor=factor)
+    assert cond.batch_exact
+    noise = (0.1 * np.random.default_rng(0).standard_normal(12345)).astype(np.float32)
+    xs = [speech, speech2, speech[: SR // 3], noise, speech2[101:4000], speech[:640]]
+    singles = [cond(x, SR, rng(i), ctx(f"u{i}")) for i, x in enumerate(xs)]
+    batch = cond.apply_batch(xs, SR, [rng(i) for i in range(len(xs))], [ctx(f"u{i}") for i in range(len(xs))])
+    assert len(batch) == len(xs)
+    for x, s, b in zip(xs, singles, batch):
+        assert b.params == s.params
+        assert b.audio.dtype == np.float32 and b.audio.size == round(x.size / factor)
+        assert s.audio.tobytes() == b.audio.tobytes()
+    assert cond.apply_batch([], SR) == []
+    with pytest.raises(ConditionError, match="u1.*silent"):
+        cond.apply_batch([speech, np.zeros(SR, dtype=np.float32)], SR, None, [ctx("u0"), ctx("u1")])
+
+
+def test_sox_batch_checks_output_lengths(speech):
+    with pytest.raises(ConditionError, match="expected total"):
+        tools.run_sox_batch([speech, speech], SR, [["tempo", "-s", "1.25"]] * 2, out_lengths=[10, 10])
+    with pytest.raises(ConditionError, match="input's total"):
+        tools.run_sox_batch([speech], SR, [["tempo", "-s", "1.25"]])
+
+
 # --------------------------------------------------------------------------- speed (segment)
 def test_speed_segment_bounds_splice_and_duration(speech):
     cond = build_condition("speed-seg", {"type": "speed_segment"})

@@ -66,6 +66,9 @@ PARAM_PREFIX = "p_"
 
 DEFAULT_QUALITY = {"stoi": True, "pesq": True, "pools": ["test"]}
 
+# Utterances per apply_batch call for conditions with an exact batch path (Condition.batch_exact).
+BATCH_SIZE = 32
+
 
 class AugmentError(RuntimeError):
     """Applying a condition failed; the message names the condition, pool and utterance."""
@@ -304,16 +307,16 @@ def augment_shard(
     n_ok = 0
     progress_log = _Progress(f"{condition.id}/{pool}", len(rows), progress)
 
-    with ShardWriter(out_shard, compression=compression, compression_level=compression_level) as writer:
-        for i, row in enumerate(rows.to_dict("records")):
-            utt_id = str(row["utt_id"])
-            seed = utterance_seed(global_seed, condition.id, pool, utt_id)
-            x = store.read(utt_id)
-            record = {"utt_id": utt_id, "seed": seed, "status": "ok", "note": "", **base,
-                      "snr_target": math.nan, "snr_measured": math.nan,
-                      "duration_in": x.size / SAMPLE_RATE, "duration_out": math.nan,
-                      "stoi": math.nan, "pesq": math.nan}
-            try:
+    def process(row: dict, x: np.ndarray, result) -> bool:
+        """One utterance: apply (unless ``result`` came from a batch), store, measure; True when ok."""
+        utt_id = str(row["utt_id"])
+        seed = utterance_seed(global_seed, condition.id, pool, utt_id)
+        record = {"utt_id": utt_id, "seed": seed, "status": "ok", "note": "", **base,
+                  "snr_target": math.nan, "snr_measured": math.nan,
+                  "duration_in": x.size / SAMPLE_RATE, "duration_out": math.nan,
+                  "stoi": math.nan, "pesq": math.nan}
+        try:
+            if result is None:
                 words = phones = None
                 if needs_alignment:
                     if not _has_alignment(row.get("alignment")):
@@ -322,47 +325,75 @@ def augment_shard(
                         words, phones = _read_alignment(row)
                     except (OSError, ValueError) as error:
                         raise SkipUtterance(f"alignment unreadable ({error})") from None
-                context = Context(utt_id=utt_id, speaker=str(row.get("speaker", "")), words=words, phones=phones,
-                                  noise=noise, fillers=fillers)
+                context = _context(row, words, phones)
                 result = condition(x, SAMPLE_RATE, np.random.default_rng(seed), context)
-            except SkipUtterance as skip:
-                reason_text = str(skip) or "condition does not apply"
-                if reason_text.startswith(utt_id + ": "):
-                    reason_text = reason_text[len(utt_id) + 2:]
-                record["status"] = f"skipped: {reason_text}"
-                skip_reasons[reason_kind(reason_text)] += 1
-                params_rows.append(record)
-                progress_log.update(i + 1)
-                continue
-            except ConditionError as error:
-                raise AugmentError(f"condition {condition.id}, pool {pool}, utterance {utt_id}: {error}") from error
-            except Exception as error:  # anything else: still say where it happened
-                raise AugmentError(
-                    f"condition {condition.id}, pool {pool}, utterance {utt_id}: {type(error).__name__}: {error}"
-                ) from error
-
-            writer.add(utt_id, result.audio)
-            y = _stored(result.audio)
-            notes = []
-            record["snr_target"] = _float(result.snr_target)
-            record["duration_out"] = y.size / SAMPLE_RATE
-            if condition.additive and y.shape == x.shape:
-                record["snr_measured"] = snr_mod.additive_snr(x, y, result.span)
-            else:
-                record["snr_measured"] = snr_mod.difference_snr(x, y)
-            if y.shape == x.shape:
-                if do_stoi:
-                    record["stoi"], note = measure_stoi(x, y)
-                    notes.append(note)
-                if do_pesq:
-                    record["pesq"], note = measure_pesq(x, y)
-                    notes.append(note)
-            record["note"] = "; ".join(n for n in notes if n)
-            for key, value in result.params.items():
-                record[PARAM_PREFIX + str(key)] = _scalar(value)
+        except SkipUtterance as skip:
+            reason_text = str(skip) or "condition does not apply"
+            if reason_text.startswith(utt_id + ": "):
+                reason_text = reason_text[len(utt_id) + 2:]
+            record["status"] = f"skipped: {reason_text}"
+            skip_reasons[reason_kind(reason_text)] += 1
             params_rows.append(record)
-            n_ok += 1
-            progress_log.update(i + 1)
+            return False
+        except ConditionError as error:
+            raise AugmentError(f"condition {condition.id}, pool {pool}, utterance {utt_id}: {error}") from error
+        except Exception as error:  # anything else: still say where it happened
+            raise AugmentError(
+                f"condition {condition.id}, pool {pool}, utterance {utt_id}: {type(error).__name__}: {error}"
+            ) from error
+
+        writer.add(utt_id, result.audio)
+        y = _stored(result.audio)
+        notes = []
+        record["snr_target"] = _float(result.snr_target)
+        record["duration_out"] = y.size / SAMPLE_RATE
+        if condition.additive and y.shape == x.shape:
+            record["snr_measured"] = snr_mod.additive_snr(x, y, result.span)
+        else:
+            record["snr_measured"] = snr_mod.difference_snr(x, y)
+        if y.shape == x.shape:
+            if do_stoi:
+                record["stoi"], note = measure_stoi(x, y)
+                notes.append(note)
+            if do_pesq:
+                record["pesq"], note = measure_pesq(x, y)
+                notes.append(note)
+        record["note"] = "; ".join(n for n in notes if n)
+        for key, value in result.params.items():
+            record[PARAM_PREFIX + str(key)] = _scalar(value)
+        params_rows.append(record)
+        return True
+
+    def _context(row: dict, words=None, phones=None) -> Context:
+        return Context(utt_id=str(row["utt_id"]), speaker=str(row.get("speaker", "")), words=words, phones=phones,
+                       noise=noise, fillers=fillers)
+
+    def apply_batch(chunk: list[dict], xs: list[np.ndarray]) -> list | None:
+        """The chunk's results from one ``apply_batch`` call, or None (any failure: the
+        utterances are then applied one by one, which names the utterance in errors)."""
+        rngs = [np.random.default_rng(utterance_seed(global_seed, condition.id, pool, str(row["utt_id"])))
+                for row in chunk]
+        try:
+            results = condition.apply_batch(xs, SAMPLE_RATE, rngs, [_context(row) for row in chunk])
+        except Exception as error:  # noqa: BLE001 - redone per utterance, where it is reported
+            log.info("condition %s: batch of %d failed (%s); applying one by one", condition.id, len(chunk), error)
+            return None
+        return list(results) if len(results) == len(chunk) else None
+
+    # Conditions whose batch path gives exactly the per-utterance results (one SoX process
+    # for many utterances: reverb, speed_utterance) get BATCH_SIZE utterances at a time.
+    batchable = getattr(condition, "batch_exact", False) and hasattr(condition, "apply_batch") and not needs_alignment
+    batch_size = BATCH_SIZE if batchable else 1
+    records = rows.to_dict("records")
+    with ShardWriter(out_shard, compression=compression, compression_level=compression_level) as writer:
+        for first in range(0, len(records), batch_size):
+            chunk = records[first : first + batch_size]
+            xs = [store.read(str(row["utt_id"])) for row in chunk]
+            results = apply_batch(chunk, xs) if batch_size > 1 else None
+            for j, (row, x) in enumerate(zip(chunk, xs)):
+                if process(row, x, None if results is None else results[j]):
+                    n_ok += 1
+                progress_log.update(first + j + 1)
 
     _write_params(params_rows, out_params)
     status = _status(condition, pool, skipped=False, reason=None, n_ok=n_ok, n_skipped=len(rows) - n_ok,

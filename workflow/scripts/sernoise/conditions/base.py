@@ -87,6 +87,10 @@ class Condition:
     default_perception: str = "retaining"
     requires: frozenset = frozenset()
     additive: bool = False
+    # True when the class has ``apply_batch(xs, sr, rngs, contexts) -> list[Result]`` whose results
+    # equal, utterance by utterance and bit for bit, what __call__ gives (input and output checks
+    # included); the augment stage then feeds it several utterances at a time.
+    batch_exact: bool = False
 
     def __init__(self, condition_id: str, *, perception: str | None = None):
         if not condition_id:
@@ -128,18 +132,37 @@ class Condition:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
+        x = self.checked_input(x, sr, context.utt_id)
+        return self.checked_result(self.apply(x, sr, rng, context), context.utt_id)
+
+    def checked_input(self, x: np.ndarray, sr: int, utt_id: str) -> np.ndarray:
+        """``x`` as contiguous float32 after the input checks of :meth:`__call__` (ConditionError)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if sr != SAMPLE_RATE:
-            raise ConditionError(f"condition {self.id}: {context.utt_id}: expected {SAMPLE_RATE} Hz audio, got {sr}")
+            raise ConditionError(f"condition {self.id}: {utt_id}: expected {SAMPLE_RATE} Hz audio, got {sr}")
         if x.ndim != 1 or x.size == 0:
-            raise ConditionError(f"condition {self.id}: {context.utt_id}: expected non-empty mono audio")
-        if not np.all(np.isfinite(x)):
-            raise ConditionError(f"condition {self.id}: {context.utt_id}: input has NaN/Inf samples")
-        if float(np.max(np.abs(x))) < 1e-6:
-            raise ConditionError(f"condition {self.id}: {context.utt_id}: input is silent; no condition is defined on silence")
-        result = self.apply(x, sr, rng, context)
+            raise ConditionError(f"condition {self.id}: {utt_id}: expected non-empty mono audio")
+        finite, peak = finite_peak(x)
+        if not finite:
+            raise ConditionError(f"condition {self.id}: {utt_id}: input has NaN/Inf samples")
+        if peak < 1e-6:
+            raise ConditionError(f"condition {self.id}: {utt_id}: input is silent; no condition is defined on silence")
+        return x
+
+    def checked_result(self, result: Result, utt_id: str) -> Result:
+        """``result`` with its audio as contiguous float32, after the output checks of :meth:`__call__`."""
         audio = np.ascontiguousarray(result.audio, dtype=np.float32)
-        if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
-            raise ConditionError(f"condition {self.id}: {context.utt_id}: produced empty or non-finite audio")
+        if audio.ndim != 1 or audio.size == 0 or not finite_peak(audio)[0]:
+            raise ConditionError(f"condition {self.id}: {utt_id}: produced empty or non-finite audio")
         result.audio = audio
         return result
+
+
+def finite_peak(x: np.ndarray) -> tuple[bool, float]:
+    """``(all samples finite, max |x|)`` of a non-empty array, from its max and min.
+
+    Two reductions and no temporary array: a NaN propagates into both, and an infinite sample
+    is the maximum or the minimum, so both are finite exactly when every sample is.
+    """
+    hi, lo = float(np.maximum.reduce(x, axis=None)), float(np.minimum.reduce(x, axis=None))
+    return math.isfinite(hi) and math.isfinite(lo), max(hi, -lo)

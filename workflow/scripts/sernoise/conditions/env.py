@@ -46,17 +46,26 @@ ESC-50 clip, a soundscape's own fade-in, the pause between two knocks), is redra
 offset), up to :data:`MAX_ATTEMPTS` times, from the same generator, so the outcome stays
 deterministic: scaling such a stretch up to the target SNR would add amplified background hiss
 instead of the intended sound.
+
+Computation (float rounding apart, the same as summing everything in float64): powers are
+float64 (numpy's pairwise sums, never a BLAS dot, so they do not depend on the machine); a
+clip's power and the power of any stretch of it come from its
+:class:`~sernoise.conditions.snr.EnergyProfile`, which :class:`~sernoise.conditions.pool.NoisePool`
+keeps per file (a 60 s soundscape is not re-squared for every draw); a looped segment's power
+comes from the same profile and its seams; the gain is computed in float64 and the mix done in
+float32 (:func:`mix_at_snr`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
 import numpy as np
 
 from .base import Condition, ConditionError, Context, NoiseSource, Result, SkipUtterance
-from .snr import gain_for_snr, power
+from .snr import EnergyProfile, gain_for_powers, power, scratch, sum_squares
 
 CATEGORIES = ("nat", "hum", "int", "laugh", "cry")
 POSITIONS = ("start", "cont")
@@ -101,54 +110,183 @@ def require_noise(cond: Condition, context: Context) -> NoiseSource:
 
 def audible(segment: np.ndarray, clip: np.ndarray) -> bool:
     """Whether a stretch of ``clip`` carries the sound: not silent, not 30 dB under the clip's power."""
-    p = power(segment)
-    return p >= SILENCE_POWER and p >= QUIET_RATIO * power(clip)
+    return audible_power(power(segment), power(clip))
+
+
+def audible_power(segment_power: float, clip_power: float) -> bool:
+    """:func:`audible` from the two mean powers (e.g. from a :func:`clip_profile`)."""
+    return segment_power >= SILENCE_POWER and segment_power >= QUIET_RATIO * clip_power
+
+
+def clip_profile(noise: NoiseSource, key: str, clip: np.ndarray) -> EnergyProfile:
+    """The :class:`~sernoise.conditions.snr.EnergyProfile` of a drawn clip: the pool's cached one
+    when the source keeps them (:meth:`NoisePool.energy_profile`), else computed for this draw."""
+    get = getattr(noise, "energy_profile", None)
+    if get is not None:
+        profile = get(key)
+        if profile.size == clip.size:
+            return profile
+    return EnergyProfile(clip)
 
 
 def speech_supports(speech: np.ndarray, snr_db: float) -> bool:
     """Whether noise ``snr_db`` under ``speech`` would be at least :data:`MIN_NOISE_POWER` (survives 16-bit storage)."""
-    return power(speech) * 10.0 ** (-snr_db / 10.0) >= MIN_NOISE_POWER
+    return power_supports(power(speech), snr_db)
 
 
-def mix_at_snr(x: np.ndarray, segment: np.ndarray, start: int, snr_db: float) -> tuple[np.ndarray, np.ndarray, float]:
+def power_supports(speech_power: float, snr_db: float) -> bool:
+    """:func:`speech_supports` from the speech's mean power."""
+    return speech_power * 10.0 ** (-snr_db / 10.0) >= MIN_NOISE_POWER
+
+
+def mix_at_snr(
+    x: np.ndarray,
+    segment: np.ndarray,
+    start: int,
+    snr_db: float,
+    *,
+    speech_power: float | None = None,
+    noise_power: float | None = None,
+    x_span64: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Add ``segment`` to ``x`` from sample ``start`` at ``snr_db`` over the segment's span.
 
     Returns ``(y, noise, gain)``: ``y`` float32, ``noise = y − x`` in float64 (zero outside the
     span), ``gain`` the amplitude factor applied to ``segment``.
+
+    The gain comes from float64 powers: ``speech_power`` (of ``x`` on the span) and
+    ``noise_power`` (of ``segment``) when the caller has them, else computed here (``x_span64``:
+    ``x[start:stop]`` as float64, if the caller has it).  The mix is
+    float32: ``y = x + float32(gain·segment)`` on the span (the product in float32 for a float32
+    segment, in float64 then rounded for a float64 one), ``y = x`` exactly outside it.  Against
+    the float64 sum rounded once this differs by float32 rounding only (≤ 2 ulp of the larger
+    term, relative ~1e-7 of the noise), which moves the SNR by < 1e-5 dB; ``noise`` is still
+    exactly what ``y`` holds beyond ``x``.
     """
-    x64 = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float32)
     stop = start + segment.size
-    gain = gain_for_snr(x64[start:stop], segment, snr_db)
-    added = np.zeros_like(x64)
-    added[start:stop] = gain * np.asarray(segment, dtype=np.float64)
-    y = (x64 + added).astype(np.float32)
-    return y, y.astype(np.float64) - x64, gain
+    if x_span64 is None:
+        x_span64 = _as_float64(x[start:stop])
+    if speech_power is None:
+        speech_power = power(x_span64)
+    if noise_power is None:
+        noise_power = power(segment)
+    gain = gain_for_powers(speech_power, noise_power, snr_db)
+    scaled = scratch(segment.size, np.float32, "mix")
+    if segment.dtype == np.float32:
+        np.multiply(segment, np.float32(gain), out=scaled)
+    else:
+        product = scratch(segment.size, np.float64, "mix")
+        np.multiply(segment, gain, out=product)
+        np.copyto(scaled, product, casting="same_kind")
+    if start == 0 and stop == x.size:
+        y = np.add(x, scaled)
+    else:
+        y = x.copy()
+        y[start:stop] += scaled
+    if start == 0 and stop == x.size:
+        added = y.astype(np.float64)
+        added -= x_span64
+    else:
+        added = np.zeros(x.size)  # y == x outside the span
+        span = added[start:stop]
+        span[...] = y[start:stop]
+        span -= x_span64
+    return y, added, gain
 
 
-def loop_to_length(clip: np.ndarray, offset: int, length: int, crossfade: int) -> np.ndarray:
-    """``clip`` repeated (equal-power crossfade of ``crossfade`` samples at the seams), from ``offset``, ``length`` long."""
-    w = np.asarray(clip, dtype=np.float64)
-    c = min(int(crossfade), w.size // 4)
-    total = offset + length
-    if c < 1:
-        reps = -(-total // w.size)
-        return np.tile(w, reps)[offset:total]
+def _as_float64(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64 in this thread's scratch space (valid until the condition returns)."""
+    out = scratch(x.size, np.float64, "x64")
+    np.copyto(out, x)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _seam_ramps(c: int) -> tuple[np.ndarray, np.ndarray]:
     # sin/cos ramps sampled at half-sample points: fade_in² + fade_out² = 1 across the seam,
     # which keeps the power of uncorrelated material constant through it.
     phase = (np.arange(c) + 0.5) / c * (np.pi / 2)
     fade_in, fade_out = np.sin(phase), np.cos(phase)
-    first = w.copy()
-    first[-c:] *= fade_out
-    middle = first.copy()
-    middle[:c] *= fade_in
+    fade_in.setflags(write=False)
+    fade_out.setflags(write=False)
+    return fade_in, fade_out
+
+
+def loop_to_length(clip: np.ndarray, offset: int, length: int, crossfade: int) -> np.ndarray:
+    """``clip`` repeated (equal-power crossfade of ``crossfade`` samples at the seams), from ``offset``, ``length`` long.
+
+    Copy ``k`` starts at ``k·(len − c)``; its first ``c`` samples fade in (except the first
+    copy's) over the previous copy's last ``c``, which fade out.  So the looped signal is the
+    first copy's ``clip[:len − c]`` followed by one repeating period: the seam, then
+    ``clip[c:len − c]``; the result is written straight into one array.  A float32 clip gives
+    float32 (its samples copied, the seams computed in float64 and rounded once, i.e. exactly
+    the float64 result rounded to float32); anything else gives float64.
+    """
+    return _loop(clip, offset, length, crossfade)[0]
+
+
+def looped_power(clip: np.ndarray, offset: int, length: int, crossfade: int, profile: EnergyProfile) -> tuple[np.ndarray, float]:
+    """:func:`loop_to_length` and the mean power of its result, the latter from the clip's energy
+    ``profile`` and the seam (equal to :func:`power` of the result up to float rounding)."""
+    return _loop(clip, offset, length, crossfade, profile)
+
+
+def _loop(clip, offset: int, length: int, crossfade: int, profile: EnergyProfile | None = None):
+    clip = np.asarray(clip)
+    dtype = np.float32 if clip.dtype == np.float32 else np.float64
+    w = clip.astype(dtype, copy=False)
+    c = min(int(crossfade), w.size // 4)
+    total = offset + length
+    if c < 1:
+        reps = -(-total // w.size)
+        out = np.tile(w, reps)[offset:total]
+        return out, (None if profile is None else power(out))
+    fade_in, fade_out = _seam_ramps(c)
     period = w.size - c
-    out = np.zeros(total + w.size)
-    pos, piece = 0, first
-    while pos < total:
-        # The last copy's faded tail starts at pos + period >= total, i.e. outside the result.
-        out[pos : pos + w.size] += piece
-        pos, piece = pos + period, middle
-    return out[offset:total]
+    cell = np.empty(period, dtype=dtype)
+    seam = w[period:] * fade_out  # float64 (the ramps are)
+    seam += w[:c] * fade_in
+    cell[:c] = seam
+    cell[c:] = w[c:period]
+    out = np.empty(length, dtype=dtype)
+    done = 0
+    if offset < period:  # starts inside the first copy
+        done = min(period - offset, length)
+        out[:done] = w[offset : offset + done]
+        phase = 0
+    else:
+        phase = (offset - period) % period
+    if done < length:
+        # one full period from `phase`, then doubling copies of the periodic part
+        head = min(period - phase, length - done)
+        out[done : done + head] = cell[phase : phase + head]
+        tail = min(phase, length - done - head)
+        out[done + head : done + head + tail] = cell[:tail]
+        base, filled = done, head + tail
+        while base + filled < length:
+            k = min(filled, length - base - filled)
+            out[base + filled : base + filled + k] = out[base : base + k]
+            filled += k
+    if profile is None:
+        return out, None
+
+    def cell_energy(a: int, b: int) -> float:  # energy of cell[a:b], 0 <= a <= b <= period
+        e = sum_squares(cell[a : min(b, c)]) if a < c else 0.0
+        return e + (profile.energy(clip, max(a, c), b) if b > max(a, c) else 0.0)
+
+    energy = profile.energy(clip, offset, offset + done) if done else 0.0
+    rest = length - done
+    if rest:
+        full, rem = divmod(rest, period)
+        if full:
+            energy += full * cell_energy(0, period)
+        if rem:  # the last partial period: cell[phase:], wrapping to cell[:...]
+            first = min(rem, period - phase)
+            energy += cell_energy(phase, phase + first)
+            if rem > first:
+                energy += cell_energy(0, rem - first)
+    return out, energy / length
 
 
 def fade_envelope(length: int, fade_out_fraction: float) -> np.ndarray:
@@ -246,7 +384,9 @@ class EnvironmentalNoise(Condition):
         n = x.size
         drawn = float(rng.uniform(*self.fade_seconds))
         env_len = min(n, max(1, int(round(drawn * sr))))
-        if not speech_supports(x[:env_len], self.snr_db):
+        x_span64 = _as_float64(x[:env_len])
+        speech_power = power(x_span64)
+        if not power_supports(speech_power, self.snr_db):
             raise SkipUtterance(
                 f"{context.utt_id}: the first {env_len / sr:.3f} s are (near) silent; "
                 f"an onset noise {self.snr_db:g} dB under them would vanish in 16-bit storage"
@@ -260,16 +400,18 @@ class EnvironmentalNoise(Condition):
             key, clip = noise.draw(self.category, rng)
             used = min(env_len, clip.size)
             offset = int(rng.integers(clip.size - used + 1))
-            raw = clip[offset : offset + used]
-            if audible(raw, clip) and audible(raw[:head_len], clip):
+            profile = clip_profile(noise, key, clip)
+            if audible_power(profile.segment_power(clip, offset, offset + used), profile.power) and audible_power(
+                profile.segment_power(clip, offset, offset + min(head_len, used)), profile.power
+            ):
                 break
         else:
             raise SkipUtterance(f"{context.utt_id}: no audible {self.category} noise onset in {MAX_ATTEMPTS} draws")
         # The window, not just the clip, is the span: a short clip's silent remainder is part of
         # the onset noise as added (see the module docstring).
         segment = np.zeros(env_len)
-        segment[:used] = np.asarray(raw, dtype=np.float64) * envelope[:used]
-        y, added, gain = mix_at_snr(x, segment, 0, self.snr_db)
+        np.multiply(clip[offset : offset + used], envelope[:used], out=segment[:used])
+        y, added, gain = mix_at_snr(x, segment, 0, self.snr_db, speech_power=speech_power, x_span64=x_span64)
         params = {
             "noise_file": key,
             "noise_offset_s": offset / sr,
@@ -284,25 +426,31 @@ class EnvironmentalNoise(Condition):
 
     def _apply_cont(self, x, sr, rng, context, noise) -> Result:
         n = x.size
-        if not speech_supports(x, self.snr_db):
+        x64 = _as_float64(x)
+        speech_power = power(x64)
+        if not power_supports(speech_power, self.snr_db):
             raise SkipUtterance(
                 f"{context.utt_id}: utterance too quiet; noise {self.snr_db:g} dB under it would vanish in 16-bit storage"
             )
         crossfade = int(round(LOOP_CROSSFADE_SECONDS * sr))
         for _ in range(MAX_ATTEMPTS):
             key, clip = noise.draw(self.category, rng)
+            profile = clip_profile(noise, key, clip)
             looped = clip.size < n
             if looped:
                 offset = int(rng.integers(clip.size))
-                segment = loop_to_length(clip, offset, n, crossfade)
+                segment, noise_power = looped_power(clip, offset, n, crossfade, profile)
             else:
                 offset = int(rng.integers(clip.size - n + 1))
-                segment = np.asarray(clip[offset : offset + n], dtype=np.float64)
-            if audible(segment, clip):
+                segment = clip[offset : offset + n]  # float32 view, mixed in float32
+                noise_power = profile.segment_power(clip, offset, offset + n)
+            if audible_power(noise_power, profile.power):
                 break
         else:
             raise SkipUtterance(f"{context.utt_id}: no audible {self.category} noise segment found in {MAX_ATTEMPTS} draws")
-        y, added, gain = mix_at_snr(x, segment, 0, self.snr_db)
+        y, added, gain = mix_at_snr(
+            x, segment, 0, self.snr_db, speech_power=speech_power, noise_power=noise_power, x_span64=x64
+        )
         params = {
             "noise_file": key,
             "noise_offset_s": offset / sr,

@@ -11,6 +11,14 @@ The gain is floored at 0 (it would only go negative for utterances longer than `
 50 s at the default rate).  The transform is deterministic; ``rng`` is accepted for the common
 signature and not used.  It is not additive: ``snr_target`` is NaN and the caller measures the
 difference-signal SNR.
+
+Computation: the gain is evaluated in float64 as above, rounded once to float32 and the product
+``x·g`` taken in float32 (one rounding, as before; the gain's own rounding changes it by at most
+6e-8 relative, i.e. < 1e-6 dB).  The fade-out gain does not depend on the utterance length, and
+the fade-in gain is the fade-out gain read backwards from the last sample
+(``1 − r·(T − t) = 1 − r·((n−1−k)/sr)``), so one ramp per (direction, rate) is computed once,
+grown on demand and sliced for every utterance (:func:`gain_ramp`).  ``gain_start`` and
+``gain_end`` in params are the float64 values of the formulas above.
 """
 
 from __future__ import annotations
@@ -35,6 +43,26 @@ def fade_gain(n: int, sr: int, direction: str, rate_per_second: float) -> np.nda
     else:
         g = 1.0 - rate_per_second * (t[-1] - t)
     return np.maximum(g, 0.0)
+
+
+# (direction, rate, sr) -> float32 ramp; for "in" stored reversed, so every slice is contiguous.
+_RAMPS: dict[tuple[str, float, int], np.ndarray] = {}
+_RAMP_CHUNK = 16 * 16000  # grow in steps of 16 s of audio (at 16 kHz)
+
+
+def gain_ramp(n: int, sr: int, direction: str, rate_per_second: float) -> np.ndarray:
+    """:func:`fade_gain` as float32 (read-only view of a cached ramp; one float32 rounding apart)."""
+    key = (direction, float(rate_per_second), int(sr))
+    ramp = _RAMPS.get(key)
+    if ramp is None or ramp.size < n:
+        size = max(n, 0 if ramp is None else 2 * ramp.size)
+        size = -(-size // _RAMP_CHUNK) * _RAMP_CHUNK
+        ramp = np.maximum(1.0 - rate_per_second * (np.arange(size, dtype=np.float64) / sr), 0.0).astype(np.float32)
+        if direction == "in":
+            ramp = ramp[::-1].copy()
+        ramp.setflags(write=False)
+        _RAMPS[key] = ramp
+    return ramp[:n] if direction == "out" else ramp[ramp.size - n :]
 
 
 class Fade(Condition):
@@ -72,12 +100,14 @@ class Fade(Condition):
         return {"direction": self.direction, "rate_per_second": self.rate_per_second}
 
     def apply(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
-        g = fade_gain(x.size, sr, self.direction, self.rate_per_second)
-        y = (np.asarray(x, dtype=np.float64) * g).astype(np.float32)
+        n = x.size
+        y = np.multiply(np.asarray(x, dtype=np.float32), gain_ramp(n, sr, self.direction, self.rate_per_second))
+        # The float64 gains at the first and last sample, by the formulas of fade_gain.
+        ramp_end = max(1.0 - self.rate_per_second * ((n - 1) / sr), 0.0)
         params = {
             "direction": self.direction,
             "rate_per_second": self.rate_per_second,
-            "gain_start": float(g[0]),
-            "gain_end": float(g[-1]),
+            "gain_start": 1.0 if self.direction == "out" else ramp_end,
+            "gain_end": ramp_end if self.direction == "out" else 1.0,
         }
         return Result(y, params)

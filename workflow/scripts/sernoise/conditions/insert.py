@@ -17,7 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Condition, Context, Result, SkipUtterance
-from .env import MAX_ATTEMPTS, audible, check_category, check_snr, mix_at_snr, require_noise, speech_supports
+from .env import (
+    MAX_ATTEMPTS,
+    audible_power,
+    check_category,
+    check_snr,
+    clip_profile,
+    mix_at_snr,
+    power_supports,
+    require_noise,
+)
+from .snr import power
 
 CATEGORIES = ("laugh", "cry")
 DEFAULT_SNR_DB = 5.0
@@ -54,18 +64,23 @@ class InsertClip(Condition):
             key, clip = noise.draw(self.category, rng)
             cropped = clip.size > n
             if cropped:
-                start, segment = 0, np.asarray(clip[:n], dtype=np.float64)
+                start, segment = 0, clip[:n]
             else:
                 start = int(rng.integers(n - clip.size + 1))
-                segment = np.asarray(clip, dtype=np.float64)
+                segment = clip
             stop = start + segment.size
-            if audible(segment, clip) and speech_supports(x[start:stop], self.snr_db):
+            profile = clip_profile(noise, key, clip)
+            noise_power = profile.segment_power(clip, 0, n) if cropped else profile.power
+            if not audible_power(noise_power, profile.power):
+                continue
+            speech_power = power(x[start:stop])
+            if power_supports(speech_power, self.snr_db):
                 break
         else:
             raise SkipUtterance(
                 f"{context.utt_id}: no {self.category} clip placement with audible clip over loud enough speech in {MAX_ATTEMPTS} draws"
             )
-        y, added, gain = mix_at_snr(x, segment, start, self.snr_db)
+        y, added, gain = mix_at_snr(x, segment, start, self.snr_db, speech_power=speech_power, noise_power=noise_power)
         params = {
             "clip_file": key,
             "clip_seconds": clip.size / sr,

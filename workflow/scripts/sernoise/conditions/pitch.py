@@ -20,6 +20,16 @@ Rubber Band options, chosen for speech:
   with a content-dependent lower gain.
 
 Rubber Band is deterministic, so no random number is drawn (``rng`` is accepted and unused).
+
+Backend: the ``rubberband`` CLI only.  In-process Rubber Band (the ``pylibrb`` 0.1.2 wheel) was
+measured and not adopted: its bundled library is built with FFTW and libsamplerate, while the
+Debian CLI (3.1.2) uses Rubber Band's built-in FFT and BQResampler, so its outputs differ from
+the CLI's by ~40 dB SNR even when fed in the CLI's 1024-sample blocks (whole-buffer calls
+differ completely in phase); results would then depend on which Python modules happen to be
+installed.  And it would save little: on 3.5 s RAVDESS clips the R3 engine itself costs
+~90 ms in process against ~100 ms through the CLI (R2: ~35 against ~45-55 ms).  R3 stays the
+default: R2 halves the time but is still several times slower than simple PV/WSOLA shifters,
+so speed is not a reason to give up R3's better voice quality.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from sernoise.audio_store import AudioShard
 from sernoise.noise.bank import CATEGORIES, SPLITS, NoiseBankError, check_split, read_bank
 
 from .base import ConditionError
+from .snr import EnergyProfile
 
 # Noise clips are re-read for every utterance; keep the most recent ones in memory, but bounded:
 # a full ESC-50 bank decoded to float32 is ~0.6 GB.
@@ -87,6 +88,9 @@ class NoisePool:
         self._files_of_key = dict(zip(self.frame["key"], zip(self.frame["bank"], self.frame["file"])))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cached_bytes = 0
+        # Energy profiles are ~1/256 of a float64 clip (1.9 kB per minute of audio): kept for
+        # every file used, independently of the clip cache.
+        self._profiles: dict[str, EnergyProfile] = {}
 
     # -- pickling: workers reopen shards, and start with an empty cache -----------------------
     def __getstate__(self) -> dict:
@@ -124,9 +128,19 @@ class NoisePool:
             self._cached_bytes -= old.nbytes
         return x
 
+    def energy_profile(self, key: str) -> EnergyProfile:
+        """The clip's :class:`~sernoise.conditions.snr.EnergyProfile` (its power, and any stretch's
+        energy without a pass over the stretch), computed on first use and kept."""
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = EnergyProfile(self.read(key))
+        return profile
+
     def draw(self, category: str, rng: np.random.Generator) -> tuple[str, np.ndarray]:
         """A file of ``category``, uniformly over the pool's files: ``(key, audio)``."""
-        keys = self.files(category)
+        if category not in CATEGORIES:
+            self.files(category)  # raises the unknown-category error
+        keys = self._by_category[category]
         if not keys:
             raise ConditionError(f"noise pool ({self.split}) has no files for category {category!r}")
         key = keys[int(rng.integers(len(keys)))]

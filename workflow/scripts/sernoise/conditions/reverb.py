@@ -58,6 +58,7 @@ class Reverb(Condition):
     type_name = "reverb"
     family = "distortion"
     default_perception = "retaining"
+    batch_exact = True  # apply_batch returns, utterance by utterance, exactly what __call__ returns
 
     def __init__(
         self,
@@ -157,4 +158,4 @@ class Reverb(Condition):
         xs = [check_input(self, x, sr, utt) for x, utt in zip(xs, ids)]
         drawn = [self.draw(rng) for rng in rngs]
         ys = run_sox_batch(xs, sr, [self.effect(p) for p in drawn])
-        return [Result(y, p) for y, p in zip(ys, drawn)]
+        return [self.checked_result(Result(y, p), utt) for y, p, utt in zip(ys, drawn, ids)]

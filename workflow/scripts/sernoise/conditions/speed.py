@@ -12,26 +12,50 @@ for speech by ``-s``).  Chosen over a Rubber Band time stretch because:
 
 A factor above 1 speeds up (shorter output), below 1 slows down.  Outputs are fitted to
 exactly ``round(len / factor)`` samples (a guard: a deviation beyond 1 % is an error).
+
+Batches: :meth:`SpeedUtterance.apply_batch` runs many utterances through one SoX process, each
+with its own ``tempo`` chain (:func:`.tools.run_sox_batch`); outputs are bit-identical to
+separate calls.  SoX's ``tempo`` drains every chain to exactly ``⌊n/factor + ½⌋`` samples
+(its own rounding of the expected length), which is where the joined output is split.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 
 from .base import Condition, ConditionError, Context, Result, SkipUtterance
-from .tools import fit_length, run_sox
+from .tools import check_input, fit_length, run_sox, run_sox_batch
 
 FACTOR_RANGE = (0.5, 2.0)
 MIN_SEGMENT_S = 0.05  # WSOLA needs some material: shorter segments are skipped
 
 
-def tempo(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
-    """``x`` played ``factor`` times faster with its pitch kept; exactly ``round(len/factor)`` samples."""
-    target = int(round(x.size / factor))
-    y = run_sox(x, sr, ["tempo", "-s", repr(float(factor))])
+def _tempo_effect(factor: float) -> list[str]:
+    return ["tempo", "-s", repr(float(factor))]
+
+
+def _fitted(y: np.ndarray, n: int, factor: float) -> np.ndarray:
+    target = int(round(n / factor))
     if abs(y.size - target) > max(2, 0.01 * target):
         raise ConditionError(f"sox tempo {factor}: produced {y.size} samples, expected about {target}")
     return fit_length(y, target)
+
+
+def tempo(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times faster with its pitch kept; exactly ``round(len/factor)`` samples."""
+    return _fitted(run_sox(x, sr, _tempo_effect(factor)), x.size, factor)
+
+
+def tempo_batch(xs: Sequence[np.ndarray], sr: int, factor: float) -> list[np.ndarray]:
+    """:func:`tempo` of every ``xs[i]``, with ONE SoX process; identical to separate calls."""
+    xs = [np.asarray(x, dtype=np.float32) for x in xs]
+    # SoX tempo's own output length: floor(n / factor + 0.5), computed in double as SoX does.
+    lengths = [math.floor(x.size / float(factor) + 0.5) for x in xs]
+    ys = run_sox_batch(xs, sr, [_tempo_effect(factor)] * len(xs), out_lengths=lengths)
+    return [_fitted(y, x.size, factor) for x, y in zip(xs, ys)]
 
 
 def _check_factor(condition: Condition, factor) -> float:
@@ -63,16 +87,34 @@ class SpeedUtterance(Condition):
     def args(self) -> dict:
         return {"factor": self.factor}
 
+    # apply_batch returns, utterance by utterance, exactly what __call__ returns.
+    batch_exact = True
+
+    def _result(self, x: np.ndarray, y: np.ndarray, sr: int) -> Result:
+        return Result(y, {"factor": self.factor, "duration_in_s": x.size / sr, "duration_out_s": y.size / sr})
+
     def apply(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
-        y = tempo(x, sr, self.factor)
-        return Result(
-            y,
-            {
-                "factor": self.factor,
-                "duration_in_s": x.size / sr,
-                "duration_out_s": y.size / sr,
-            },
-        )
+        return self._result(x, tempo(x, sr, self.factor), sr)
+
+    def apply_batch(
+        self,
+        xs: Sequence[np.ndarray],
+        sr: int,
+        rngs: Sequence[np.random.Generator] | None = None,
+        contexts: Sequence[Context] | None = None,
+    ) -> list[Result]:
+        """:meth:`apply` for many utterances with ONE SoX process; identical results.
+
+        Every utterance gets its own ``tempo`` chain (:func:`tempo_batch`), so each output
+        equals the separate call bit for bit.  ``rngs`` is accepted for the common batch
+        signature and unused (nothing is drawn); ``contexts`` only name utterances in errors.
+        """
+        if rngs is not None and len(rngs) != len(xs):
+            raise ValueError(f"{len(xs)} utterances but {len(rngs)} generators")
+        ids = [c.utt_id for c in contexts] if contexts is not None else [f"#{i}" for i in range(len(xs))]
+        xs = [check_input(self, x, sr, utt) for x, utt in zip(xs, ids)]
+        ys = tempo_batch(xs, sr, self.factor)
+        return [self.checked_result(self._result(x, y, sr), utt) for x, y, utt in zip(xs, ys, ids)]
 
 
 class SpeedSegment(Condition):

@@ -25,8 +25,12 @@ utterance with SoX; the batch variants run one process for many utterances:
 
 * :func:`run_sox_batch` gives every utterance its own SoX *effects chain* (``trim 0 Ns
   <effects> : trim 0 Ms <effects> : ...``).  SoX starts each chain with fresh effect state
-  on the input where the previous chain stopped, so each utterance's output is bit-identical
-  to a separate call; this needs length-preserving effects, which is checked.
+  on the input where the previous chain stopped and drains it at the chain's end, so each
+  utterance's output is bit-identical to a separate call.  The outputs arrive back to back
+  on one pipe, so their lengths must be known: the inputs' (length-preserving effects such
+  as ``reverb``), or given by the caller (``tempo`` writes exactly ``⌊n/factor + ½⌋``
+  samples, see :func:`sernoise.conditions.speed.tempo_batch`); a total that differs is an
+  error.
 * :func:`run_rubberband_batch` concatenates the utterances with silent gaps, runs one
   Rubber Band process and cuts the result at the same offsets (pitch shifting preserves
   the timeline).  The gaps must be longer than the tool's analysis window so no utterance
@@ -112,25 +116,34 @@ def run_sox(x: np.ndarray, sr: int, effects: Sequence[str], *, headroom_db: floa
     x = _as_float32(x)
     g = _gain(headroom_db)
     what = "sox " + " ".join(effects)
-    proc = _run([*_sox_argv(sr), *effects], what, stdin=(x * g).astype("<f4").tobytes())
+    proc = _run([*_sox_argv(sr), *effects], what, stdin=(x * g).astype("<f4", copy=False).tobytes())
     _check_sox_clipping(proc, what)
-    return (np.frombuffer(proc.stdout, dtype="<f4") / g).astype(np.float32)
+    return np.frombuffer(proc.stdout, dtype="<f4") / np.float32(g)
 
 
 def run_sox_batch(
-    xs: Sequence[np.ndarray], sr: int, chains: Sequence[Sequence[str]], *, headroom_db: float = DEFAULT_HEADROOM_DB
+    xs: Sequence[np.ndarray],
+    sr: int,
+    chains: Sequence[Sequence[str]],
+    *,
+    out_lengths: Sequence[int] | None = None,
+    headroom_db: float = DEFAULT_HEADROOM_DB,
 ) -> list[np.ndarray]:
     """Each ``xs[i]`` through its own effects chain ``chains[i]``, in ONE SoX process.
 
-    Only for length-preserving chains (e.g. ``reverb``, whose tail SoX cuts at the input's
-    end): outputs are split at the input boundaries, and a length mismatch is an error.
-    Each output equals :func:`run_sox` on that utterance alone, bit for bit.
+    The output is split into ``out_lengths[i]`` samples per chain (default: the input lengths,
+    for length-preserving chains such as ``reverb``, whose tail SoX cuts at the input's end);
+    a total length that differs is an error.  Each output equals :func:`run_sox` on that
+    utterance alone, bit for bit.
     """
     if len(xs) != len(chains):
         raise ValueError(f"{len(xs)} signals but {len(chains)} effect chains")
+    if out_lengths is not None and len(out_lengths) != len(xs):
+        raise ValueError(f"{len(xs)} signals but {len(out_lengths)} output lengths")
     if not xs:
         return []
     xs = [_as_float32(x) for x in xs]
+    lengths = [x.size for x in xs] if out_lengths is None else [int(n) for n in out_lengths]
     g = _gain(headroom_db)
     argv = _sox_argv(sr)
     for i, (x, chain) in enumerate(zip(xs, chains)):
@@ -139,14 +152,16 @@ def run_sox_batch(
         # trim ends this chain after exactly this utterance; the next chain resumes there.
         argv += ["trim", "0", f"{x.size}s", *chain]
     what = f"sox batch of {len(xs)} ({' '.join(chains[0])} ...)"
-    joined = np.concatenate(xs) * g
-    proc = _run(argv, what, stdin=joined.astype("<f4").tobytes())
+    joined = np.concatenate(xs)
+    joined *= g
+    proc = _run(argv, what, stdin=joined.astype("<f4", copy=False).tobytes())
     _check_sox_clipping(proc, what)
-    y = (np.frombuffer(proc.stdout, dtype="<f4") / g).astype(np.float32)
-    if y.size != joined.size:
-        raise ConditionError(f"{what}: output has {y.size} samples, expected {joined.size} (effects must keep the length)")
-    bounds = np.cumsum([0] + [x.size for x in xs])
-    return [y[bounds[i] : bounds[i + 1]].copy() for i in range(len(xs))]
+    y = np.frombuffer(proc.stdout, dtype="<f4") / np.float32(g)
+    if y.size != sum(lengths):
+        expected = "the input's" if out_lengths is None else "the expected"
+        raise ConditionError(f"{what}: output has {y.size} samples, {expected} total is {sum(lengths)}")
+    bounds = np.cumsum([0] + lengths)
+    return [y[bounds[i] : bounds[i + 1]] for i in range(len(xs))]
 
 
 def run_rubberband(
@@ -223,15 +238,4 @@ def fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def check_input(condition, x: np.ndarray, sr: int, utt_id: str) -> np.ndarray:
     """The input checks of :meth:`Condition.__call__`, for batch paths that bypass it."""
-    from .base import SAMPLE_RATE
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if sr != SAMPLE_RATE:
-        raise ConditionError(f"condition {condition.id}: {utt_id}: expected {SAMPLE_RATE} Hz audio, got {sr}")
-    if x.ndim != 1 or x.size == 0:
-        raise ConditionError(f"condition {condition.id}: {utt_id}: expected non-empty mono audio")
-    if not np.all(np.isfinite(x)):
-        raise ConditionError(f"condition {condition.id}: {utt_id}: input has NaN/Inf samples")
-    if float(np.max(np.abs(x))) < 1e-6:
-        raise ConditionError(f"condition {condition.id}: {utt_id}: input is silent; no condition is defined on silence")
-    return x
+    return condition.checked_input(x, sr, utt_id)
