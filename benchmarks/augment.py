@@ -48,6 +48,7 @@ from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+import yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
@@ -63,44 +64,18 @@ from sernoise.seeds import rng_for  # noqa: E402
 SR = 16000
 SEED = 1234
 
-# The shared noise folder mapped to the paper's categories (DCASE "laughter" left out: the
-# laugh pool is the nonverbal laughing set, as in the tests).
-NOISE_ENTRIES = [
-    {"glob": "dcase2016_task2/*.wav", "class_from": "stem_alpha", "source_from": "file"},
-    {"glob": "nonverbal/*/*.wav", "class_from": "parent", "source_from": "stem_prefix"},
-    {"glob": "soundscapes_cc0/*.wav", "class_from": "stem", "source_from": "file"},
-]
-CLASS_TO_CATEGORY = {
-    **{c: "int" for c in ("knock", "doorslam", "drawer", "keyboard", "keysDrop", "pageturn", "phone")},
-    **{c: "hum" for c in ("cough", "clearthroat", "coughing", "sneezing", "throat-clearing")},
-    **{c: "nat" for c in ("rain", "wind", "waves", "thunder", "forest", "fireplace", "city")},
-    "laughing": "laugh",
-    "crying": "cry",
-}
-
-# Paper defaults (config.yaml); env at 10 dB.
-CONDITIONS = {
-    "env-nat-start": {"type": "env", "category": "nat", "position": "start", "snr_db": 10, "fade_seconds": [1, 2]},
-    "env-hum-start": {"type": "env", "category": "hum", "position": "start", "snr_db": 10, "fade_seconds": [1, 2]},
-    "env-int-start": {"type": "env", "category": "int", "position": "start", "snr_db": 10, "fade_seconds": [1, 2]},
-    "env-nat-cont-snr10": {"type": "env", "category": "nat", "position": "cont", "snr_db": 10},
-    "env-hum-cont-snr10": {"type": "env", "category": "hum", "position": "cont", "snr_db": 10},
-    "env-int-cont-snr10": {"type": "env", "category": "int", "position": "cont", "snr_db": 10},
-    "laugh": {"type": "insert", "category": "laugh"},
-    "cry": {"type": "insert", "category": "cry"},
-    "fade-in": {"type": "fade", "direction": "in", "rate_per_second": 0.02},
-    "fade-out": {"type": "fade", "direction": "out", "rate_per_second": 0.02},
-    "speed-seg": {"type": "speed_segment", "factor": 1.25, "max_fraction": 0.25},
-    "speed-utt-1.25": {"type": "speed_utterance", "factor": 1.25},
-    "speed-utt-0.75": {"type": "speed_utterance", "factor": 0.75},
-    "pitch-up": {"type": "pitch", "factor": 1.25},
-    "pitch-down": {"type": "pitch", "factor": 0.75},
-    "reverb": {"type": "reverb"},
-    "drop-word": {"type": "drop_words"},
-    "drop-letters": {"type": "drop_letters"},
-    "filler-short": {"type": "filler", "pause": "short"},
-    "filler-long": {"type": "filler", "pause": "long"},
-}
+# The conditions (paper defaults) and the shared noise bank come from the project's own config
+# files, so the benchmark measures exactly what the workflow runs.
+_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+_SHARED = yaml.safe_load((REPO / "tests" / "configs" / "shared_data.yaml").read_text())["noise_banks"]["shared"]
+NOISE_ENTRIES = _SHARED["entries"]
+CLASS_TO_CATEGORY = _SHARED["class_to_category"]
+BENCHMARKED = (
+    "env-nat-start", "env-hum-start", "env-int-start", "env-nat-cont-snr10", "env-hum-cont-snr10",
+    "env-int-cont-snr10", "laugh", "cry", "fade-in", "fade-out", "speed-seg", "speed-utt-1.25",
+    "speed-utt-0.75", "pitch-up", "pitch-down", "reverb", "drop-word", "drop-letters", "filler-short", "filler-long",
+)
+CONDITIONS = {cid: _CONFIG["conditions"][cid] for cid in BENCHMARKED}
 ALIGNMENT_CONDITIONS = ("drop-word", "drop-letters", "filler-short", "filler-long")
 
 # Fake words for the synthetic alignment: (word, ARPAbet phones).  Together they contain the

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import soundfile as sf
 
 from sernoise.audio_store import AudioShard, ShardWriter
@@ -35,11 +36,10 @@ BANK_FILES = (
     + [f"nonverbal/laughing/{n}.wav" for n in ("3S0D_12_8_0_16_0_0_0", "4NEJ_12_1_0_16_0_0_0", "6HOK_12_3_0_27_0_0_0", "82GZ_12_7_0_36_0_0_0")]
     + [f"nonverbal/crying/{n}.wav" for n in ("71OW_11_8_0_22_0_0_0", "80EY_11_10_0_48_0_0_0", "8M8F_11_2_1_50_0_0_0", "A8AF_11_5_0_20_0_0_0")]
 )
-ENTRIES = [
-    {"glob": "dcase2016_task2/*.wav", "class_from": "stem_alpha", "source_from": "file"},
-    {"glob": "nonverbal/*/*.wav", "class_from": "parent", "source_from": "stem_prefix"},
-    {"glob": "soundscapes_cc0/*.wav", "class_from": "stem", "source_from": "file"},
-]
+# How classes and sources are read from the shared folder: the project's overlay, not a copy.
+ENTRIES = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "tests" / "configs" / "shared_data.yaml").read_text()
+)["noise_banks"]["shared"]["entries"]
 CLASS_TO_CATEGORY = {
     **{c: "int" for c in ("knock", "doorslam", "keyboard", "phone", "drawer")},
     **{c: "hum" for c in ("cough", "clearthroat")},

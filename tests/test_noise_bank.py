@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import soundfile as sf
 
 from sernoise.noise.bank import (
@@ -23,29 +24,12 @@ from sernoise.noise.bank import (
     scan_folder,
 )
 
-# The mappings the project config uses too.
-ESC50_CLASS_TO_CATEGORY = {
-    "thunderstorm": "nat", "rain": "nat", "sea_waves": "nat", "crackling_fire": "nat", "crickets": "nat",
-    "chirping_birds": "nat", "water_drops": "nat", "wind": "nat", "pouring_water": "nat",
-    "coughing": "hum", "sneezing": "hum", "breathing": "hum", "clapping": "hum", "footsteps": "hum",
-    "laughing": "hum", "brushing_teeth": "hum", "snoring": "hum", "drinking_sipping": "hum", "crying_baby": "hum",
-    "door_wood_knock": "int", "mouse_click": "int", "keyboard_typing": "int", "door_wood_creaks": "int",
-    "can_opening": "int", "washing_machine": "int", "vacuum_cleaner": "int", "clock_alarm": "int",
-    "clock_tick": "int", "glass_breaking": "int", "toilet_flush": "int",
-}
-
-FOLDER_ENTRIES = [
-    {"glob": "dcase2016_task2/*.wav", "class_from": "stem_alpha", "source_from": "file"},
-    {"glob": "nonverbal/*/*.wav", "class_from": "parent", "source_from": "stem_prefix"},
-    {"glob": "soundscapes_cc0/*.wav", "class_from": "stem", "source_from": "file"},
-]
-FOLDER_CLASS_TO_CATEGORY = {
-    **{c: "int" for c in ("knock", "doorslam", "drawer", "keyboard", "keysDrop", "pageturn", "phone")},
-    **{c: "hum" for c in ("cough", "clearthroat", "coughing", "sneezing", "throat-clearing", "laughter")},
-    "laughing": "laugh",
-    "crying": "cry",
-    **{c: "nat" for c in ("rain", "wind", "waves", "thunder", "forest", "fireplace")},
-}
+# The mappings the project uses: ESC-50's from config.yaml, the shared folder's from the overlay.
+_REPO = Path(__file__).resolve().parents[1]
+ESC50_CLASS_TO_CATEGORY = yaml.safe_load((_REPO / "config.yaml").read_text())["noise_banks"]["esc50"]["class_to_category"]
+_SHARED = yaml.safe_load((_REPO / "tests" / "configs" / "shared_data.yaml").read_text())["noise_banks"]["shared"]
+FOLDER_ENTRIES = _SHARED["entries"]
+FOLDER_CLASS_TO_CATEGORY = _SHARED["class_to_category"]
 
 
 def _write_wav(path: Path, x: np.ndarray, sr: int = 16000) -> None:
