@@ -9,11 +9,17 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/noise.smk"
 include: "rules/augment.smk"
 include: "rules/perception.smk"
+include: "rules/features.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 localrules:

@@ -241,10 +241,117 @@ def perception_targets(corpus):
     return targets
 
 
+# Training and prediction (rules/train.smk). Regimes cover the conditions augmentation builds:
+# noise_types are restricted to the built conditions (a type with none built gives no mismatched
+# regime), and a noisy regime left without any condition is dropped (it would be clean renamed).
+from sernoise.regimes import RegimeError, build_regimes  # noqa: E402
+
+
+def _training_regimes():
+    built = {cid: CONDITIONS[cid] for cid in augment_conditions()}
+    types = {t: [c for c in members if c in built] for t, members in (config.get("noise_types") or {}).items()}
+    types = {t: members for t, members in types.items() if members}
+    try:
+        regimes = build_regimes(dict(config, noise_types=types), built)
+    except RegimeError as error:
+        raise WorkflowError(f"invalid configuration: {error}") from None
+    return {name: r for name, r in regimes.items() if r.kind == "clean" or r.train_conditions}
+
+
+TRAIN_REGIMES = _training_regimes()
+TRAIN_GPU = 1 if config["training"]["device"] == "cuda" else 0
+TRAIN_WILDCARDS = {
+    "model": "|".join(config["training"]["models"]),
+    "regime": "|".join(re.escape(r) for r in sorted(TRAIN_REGIMES)) or "(?!)",
+    "fold": r"\d+",
+    "rep": r"\d+",
+    "task": "|".join(config["training"]["tasks"]),
+}
+
+
+def training_regime(wc):
+    try:
+        return TRAIN_REGIMES[wc.regime]
+    except KeyError:
+        raise WorkflowError(f"unknown regime {wc.regime!r}; configured: {sorted(TRAIN_REGIMES)}") from None
+
+
+def train_inputs(wc):
+    """Input function of train_tdnn: manifest, folds, clean features and the regime's TRAIN-pool features."""
+    regime = training_regime(wc)
+    if regime.train_conditions and "train" not in config["augment"]["pools"]:
+        raise WorkflowError(f"config key augment.pools: regime {regime.name} needs the train pool")
+    return {
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "folds": f"results/{wc.corpus}/folds.csv",
+        "clean": f"results/{wc.corpus}/features/clean.h5",
+        "conditions": [f"results/{wc.corpus}/features/{c}/train.h5" for c in regime.train_conditions],
+    }
+
+
+def test_conditions():
+    """Conditions every model is tested on: the built ones, when the test pool is built."""
+    return augment_conditions() if "test" in config["augment"]["pools"] else []
+
+
+def predict_inputs(wc):
+    """Input function of predict_tdnn: the trained model, the fold's data, clean and TEST-pool features."""
+    folder = f"results/{wc.corpus}/models/{wc.model}/{wc.regime}/fold{wc.fold}/rep{wc.rep}/{wc.task}"
+    return {
+        "model": f"{folder}/model.pt",
+        "hparams": f"{folder}/hparams.yaml",
+        "norm": f"{folder}/norm.npz",
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "folds": f"results/{wc.corpus}/folds.csv",
+        "clean": f"results/{wc.corpus}/features/clean.h5",
+        "conditions": [f"results/{wc.corpus}/features/{c}/test.h5" for c in test_conditions()],
+    }
+
+
+def prediction_targets(corpus):
+    """One predictions file per (model, regime, fold, repetition, task)."""
+    return expand(
+        "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
+        corpus=corpus,
+        model=config["training"]["models"],
+        regime=list(TRAIN_REGIMES),
+        fold=range(1, config["folds"]["n_folds"] + 1),
+        rep=range(1, config["training"]["repetitions"] + 1),
+        task=config["training"]["tasks"],
+    )
+
+
+# Evaluation (rules/evaluate.smk): metrics of the prediction files, Table 3, plots.
+def evaluation_settings():
+    """What the evaluation scripts need of config: the regimes as train.smk builds them (noise types
+    restricted to the built conditions), the built conditions with their classes, the tested ones."""
+    built = augment_conditions()
+    types = {t: [c for c in members if c in built] for t, members in (config.get("noise_types") or {}).items()}
+    info = [
+        {"id": c, "family": CONDITIONS[c].family, "perception": CONDITIONS[c].perception,
+         "category": getattr(CONDITIONS[c], "category", None), "position": getattr(CONDITIONS[c], "position", None),
+         "snr_db": getattr(CONDITIONS[c], "snr_db", None)}
+        for c in built
+    ]
+    evaluation_config = {
+        "training": config["training"],
+        "noise_types": {t: members for t, members in types.items() if members},
+        "conditions": {c: config["conditions"][c] for c in built},
+    }
+    return {"config": evaluation_config, "conditions": info, "tested": test_conditions(), "regimes": list(TRAIN_REGIMES)}
+
+
+def evaluation_targets():
+    tables = [f"results/tables/table3.{ext}" for ext in ("csv", "md", "tex", "html")]
+    return tables + ["results/plots/uar_vs_snr.png", "results/plots/uar_per_condition.png"]
+
+
 def all_targets():
     return (
         corpus_targets(CORPUS)
         + noise_targets(NOISE_BANKS)
         + augment_targets(CORPUS)
         + perception_targets(CORPUS)
+        + prediction_targets(CORPUS)  # rules/train.smk
+        + evaluation_targets()  # rules/evaluate.smk
     )

@@ -1,0 +1,82 @@
+"""Feature extraction throughput on one core (T-DNN features: 40-d log Mel, 25 ms / 10 ms).
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/features.py [--data ../shared/data] [--limit N] [--repeat 3]
+
+Cases, on the shared RAVDESS utterances (actors 01-10, 16 kHz):
+  (a) ``log_mel_fbank`` alone on audio already in memory;
+  (b) the whole job of rule extract_clean_features: ``extract_store`` reading a prepared audio
+      shard (written untimed beforehand) and writing the feature archive (float16, gzip).
+"x RT" = seconds of audio per wall second; the best of ``--repeat`` passes is reported
+(one untimed warm-up pass first: librosa import, Mel matrix, FFT plans).
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: pin BLAS/OpenMP pools before numpy loads (see benchmarks/prepare.py).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+from sernoise.audio_store import AudioStore  # noqa: E402
+from sernoise.features import extract_store, log_mel_fbank  # noqa: E402
+from sernoise.prepare import prepare_shard  # noqa: E402
+
+
+def best_of(repeat: int, fn) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        tick = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tick)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N files")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    paths = sorted((args.data / "ravdess" / "Audio_Speech_Actors_01-24").glob("Actor_*/*.wav"))[: args.limit]
+    if not paths:
+        raise SystemExit(f"no RAVDESS files under {args.data}")
+    audio = [sf.read(p, dtype="float32")[0] for p in paths]
+    seconds = sum(len(x) for x in audio) / 16000
+    print(f"{len(paths)} utterances, {seconds:.0f} s of audio; 1 core (OMP/BLAS threads pinned to 1)")
+
+    fbank = best_of(args.repeat, lambda: [log_mel_fbank(x) for x in audio])
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = pd.DataFrame({"utt_id": [p.stem for p in paths], "path": [str(p) for p in paths]})
+        prepare_shard(rows, tmp / "shard.h5", tmp / "index.csv", tmp / "rejects.csv", compression="gzip",
+                      progress=False)
+        store = AudioStore([tmp / "shard.h5"])
+        job = best_of(args.repeat, lambda: extract_store(store, tmp / "features.h5"))
+        size = (tmp / "features.h5").stat().st_size / 1e6
+
+    print(f"\n{'case':<44}{'s':>8}{'utt/s':>10}{'x RT':>9}")
+    for name, t in (("(a) log_mel_fbank (audio in memory)", fbank),
+                    ("(b) extract_store: shard -> archive", job)):
+        print(f"{name:<44}{t:>8.2f}{len(paths) / t:>10.0f}{seconds / t:>9.0f}")
+    print(f"archive: {size:.1f} MB ({size * 1e6 / len(paths) / 1e3:.0f} kB per utterance)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""T-DNN training speed: seconds per epoch and utterances per second.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/train.py [--data ../shared/data] [--fold 1] [--epochs 3] [--threads 1 2]
+
+Data: the clean TRAIN-role utterances of one fold of the shared RAVDESS (actors 01-10, five
+speaker-independent folds as the workflow builds them), activation labels; features are
+computed untimed with sernoise.features.log_mel_fbank and z-normalised.  Model: the smallest
+point of the default grid (config.yaml tdnn.grid: fewest kernels, units, layers).  Timed:
+``--epochs`` epochs of sernoise.training.loop.train_one (length-bucketed batches, RMSprop,
+validation pass on the fold's clean validation utterances included), once per thread count on
+the CPU and once on CUDA when a GPU is available.  "epoch s" = wall seconds per epoch
+(training + validation); "train utt/s" = training utterances per second of an epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+from sernoise.corpora.ravdess import scan  # noqa: E402
+from sernoise.features import log_mel_fbank  # noqa: E402
+from sernoise.folds import make_folds, split_of  # noqa: E402
+from sernoise.training.data import LABEL_INDEX, norm_stats, normalise  # noqa: E402
+from sernoise.training.loop import SequenceData, TrainSettings, grid_points, train_one  # noqa: E402
+
+
+def smallest_point(grid: dict):
+    return min(grid_points(grid), key=lambda c: (c.conv_channels * c.conv_layers, c.gru_units * c.gru_layers,
+                                                  c.dense_layers, -c.pool_width))
+
+
+def load_split(rows) -> tuple[list, list[int]]:
+    arrays = []
+    for path in rows["path"]:
+        x, sr = sf.read(path, dtype="float32")
+        arrays.append(log_mel_fbank(x if x.ndim == 1 else x.mean(axis=1), sr))
+    return arrays, [LABEL_INDEX[b] for b in rows["activation_bin"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--fold", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    tdnn = config["tdnn"]
+    point = smallest_point(tdnn["grid"])
+    manifest = scan(args.data / "ravdess" / "Audio_Speech_Actors_01-24")
+    folds = make_folds(manifest["group"], config["folds"]["n_folds"])
+    tick = time.perf_counter()
+    train_raw, train_y = load_split(split_of(manifest, folds, args.fold, "train"))
+    val_raw, val_y = load_split(split_of(manifest, folds, args.fold, "val"))
+    mean, std = norm_stats(train_raw)
+    train = SequenceData(normalise(train_raw, mean, std), train_y)
+    val = SequenceData(normalise(val_raw, mean, std), val_y)
+    print(f"features of {len(train)} train + {len(val)} val utterances in {time.perf_counter() - tick:.1f} s "
+          f"(untimed); mean {train.lengths.mean():.0f} frames per utterance")
+    print(f"model: {point.as_dict()}; batch {tdnn['batch_size']}, {args.epochs} epochs; "
+          f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+
+    cases = [("cpu", t) for t in args.threads]
+    if torch.cuda.is_available():
+        cases.append(("cuda", 1))
+    print(f"\n{'device':<8}{'threads':>8}{'epoch s':>10}{'train utt/s':>13}{'val UAR':>9}")
+    for device, threads in cases:
+        torch.set_num_threads(threads)
+        settings = TrainSettings.from_config({**tdnn, "max_epochs": args.epochs, "patience": args.epochs},
+                                             device=device)
+        train_one(point, train, val, settings, seed=0) if device == "cuda" else None  # CUDA warm-up
+        result = train_one(point, train, val, settings, seed=0)
+        per_epoch = result.seconds / result.epochs_run
+        name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+        print(f"{name:<8}{threads:>8}{per_epoch:>10.2f}{len(train) / per_epoch:>13.1f}"
+              f"{result.curve[-1]['val_uar']:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()

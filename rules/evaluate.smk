@@ -1,0 +1,79 @@
+# Evaluation and reporting (paper §7.2.3, §8.2-8.3, Table 3; SPEC §8, §10): prediction files ->
+# metrics (UAR, per-class recall, weighted F1, confusion counts) -> Table 3 (paired t-test over
+# (fold, repetition) pairs, Bonferroni) and plots, registered for `snakemake --report report.html`.
+# Input functions: rules/common.smk (prediction_targets, evaluation_settings).
+# Code: sernoise.evaluation.
+
+
+rule compute_metrics:
+    input:
+        predictions=lambda wc: prediction_targets(wc.corpus),
+    output:
+        metrics="results/{corpus}/metrics/metrics.csv",
+        confusion="results/{corpus}/metrics/confusion.csv",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/{corpus}/evaluate/compute_metrics.log",
+    script:
+        "../workflow/scripts/compute_metrics.py"
+
+
+rule make_table3:
+    input:
+        confusion=f"results/{CORPUS}/metrics/confusion.csv",
+        statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in test_conditions()],
+    output:
+        csv=report(
+            "results/tables/table3.csv",
+            caption="../report/table3.rst",
+            category="Tables",
+            labels={"table": "Table 3", "format": "CSV (one row per cell)"},
+        ),
+        markdown="results/tables/table3.md",
+        latex="results/tables/table3.tex",
+        html=report(
+            "results/tables/table3.html",
+            caption="../report/table3.rst",
+            category="Tables",
+            labels={"table": "Table 3", "format": "paper layout"},
+        ),
+    params:
+        settings=evaluation_settings(),
+        corpus=CORPUS,
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/evaluate/make_table3.log",
+    script:
+        "../workflow/scripts/make_table3.py"
+
+
+rule plot_uar:
+    input:
+        metrics=f"results/{CORPUS}/metrics/metrics.csv",
+    output:
+        snr=report(
+            "results/plots/uar_vs_snr.png",
+            caption="../report/uar_vs_snr.rst",
+            category="Plots",
+            labels={"plot": "UAR against SNR"},
+        ),
+        conditions=report(
+            "results/plots/uar_per_condition.png",
+            caption="../report/uar_per_condition.rst",
+            category="Plots",
+            labels={"plot": "UAR per condition"},
+        ),
+    params:
+        settings=evaluation_settings(),
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/evaluate/plot_uar.log",
+    script:
+        "../workflow/scripts/plot_uar.py"

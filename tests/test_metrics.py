@@ -1,0 +1,102 @@
+"""Metrics of prediction files on hand-computed examples (sernoise.evaluation.metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from sernoise.evaluation.metrics import (
+    CONFUSION_COLUMNS,
+    METRIC_COLUMNS,
+    PredictionError,
+    compute_metrics,
+    condition_metrics,
+    confusion,
+    parse_prediction_path,
+    uar,
+    uar_from_confusion,
+)
+
+
+def write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["condition", "utt_id", "true", "predicted"])
+    for label in ("low", "mid", "high"):
+        frame[f"score_{label}"] = 1 / 3
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_uar_imbalanced_classes():
+    # 6 low (5 right), 3 mid (1 right), 1 high (1 right)
+    true = ["low"] * 6 + ["mid"] * 3 + ["high"]
+    predicted = ["low"] * 5 + ["mid"] + ["mid", "low", "low"] + ["high"]
+    expected = (5 / 6 + 1 / 3 + 1) / 3
+    assert uar(true, predicted) == pytest.approx(expected)
+    assert uar(true, predicted) == pytest.approx(balanced_accuracy_score(true, predicted))
+    assert np.mean(np.array(true) == np.array(predicted)) == pytest.approx(0.7)  # accuracy differs
+    m = condition_metrics(true, predicted)
+    assert (m["recall_low"], m["recall_mid"], m["recall_high"]) == pytest.approx((5 / 6, 1 / 3, 1))
+    assert m["n"] == 10
+
+
+def test_missing_class():
+    # no "high" in true; a wrong "high" prediction still costs the true class its recall
+    true = ["low", "low", "mid", "mid"]
+    predicted = ["low", "high", "mid", "mid"]
+    m = condition_metrics(true, predicted)
+    assert m["uar"] == pytest.approx((1 / 2 + 1) / 2)
+    assert np.isnan(m["recall_high"])
+    assert m["recall_low"] == pytest.approx(0.5)
+    # weighted F1: low F1 = 2*(1*0.5)/(1.5) = 2/3 (weight 2), mid F1 = 1 (weight 2), high weight 0
+    assert m["f1_weighted"] == pytest.approx((2 / 3 * 2 + 1 * 2) / 4)
+
+
+def test_weighted_f1_matches_sklearn():
+    rng = np.random.default_rng(3)
+    true = rng.choice(["low", "mid", "high"], size=200, p=[0.6, 0.3, 0.1])
+    predicted = rng.choice(["low", "mid", "high"], size=200)
+    m = condition_metrics(true, predicted)
+    assert m["f1_weighted"] == pytest.approx(f1_score(true, predicted, average="weighted"))
+    assert m["uar"] == pytest.approx(balanced_accuracy_score(true, predicted))
+    # a class present but never predicted: precision 0/0 counted as F1 0
+    m = condition_metrics(["low", "mid", "high"], ["low", "low", "low"])
+    assert m["f1_weighted"] == pytest.approx((2 * 1 * (1 / 3) / (1 + 1 / 3)) / 3)
+
+
+def test_uar_from_confusion_pools_predictions():
+    a_true, a_pred = ["low", "low", "mid"], ["low", "mid", "mid"]
+    b_true, b_pred = ["high", "high", "low", "mid"], ["high", "low", "low", "low"]
+    pooled = uar_from_confusion(confusion(a_true, a_pred) + confusion(b_true, b_pred))
+    assert pooled == pytest.approx(balanced_accuracy_score(a_true + b_true, a_pred + b_pred))
+    assert np.isnan(uar_from_confusion(np.zeros((3, 3))))
+
+
+def test_compute_metrics_files(tmp_path):
+    root = tmp_path / "results/ravdess/predictions/tdnn/matched/fold2/rep3"
+    p = write(root / "valence.csv", [
+        ("clean", "u1", "low", "low"), ("clean", "u2", "mid", "low"),
+        ("fade-in", "u1", "low", "low"), ("fade-in", "u2", "mid", "mid"), ("fade-in", "u3", "high", "mid"),
+    ])
+    metrics, cm = compute_metrics([p])
+    assert list(metrics.columns) == METRIC_COLUMNS and list(cm.columns) == CONFUSION_COLUMNS
+    row = metrics.set_index("condition").loc["fade-in"]
+    assert (row["model"], row["regime"], row["fold"], row["rep"], row["task"]) == ("tdnn", "matched", 2, 3, "valence")
+    assert row["uar"] == pytest.approx(2 / 3) and row["n"] == 3
+    clean = metrics.set_index("condition").loc["clean"]
+    assert clean["uar"] == pytest.approx(0.5) and np.isnan(clean["recall_high"])
+    assert cm.set_index("condition").loc["fade-in", "cm_high_mid"] == 1
+
+
+def test_bad_prediction_files_name_the_file(tmp_path):
+    root = tmp_path / "results/x/predictions/tdnn/clean/fold1/rep1"
+    bad = write(root / "activation.csv", [("clean", "u1", "low", "LOW")])
+    with pytest.raises(PredictionError, match=r"activation\.csv.*'predicted'.*LOW"):
+        compute_metrics([bad])
+    root.joinpath("valence.csv").write_text("condition,utt_id,true\nclean,u1,low\n")
+    with pytest.raises(PredictionError, match=r"valence\.csv: missing column"):
+        compute_metrics([root / "valence.csv"])
+    with pytest.raises(PredictionError, match="not a prediction file path"):
+        parse_prediction_path(tmp_path / "elsewhere.csv")

@@ -1,0 +1,298 @@
+"""Table 3 and the plots from synthetic prediction files (sernoise.evaluation.table3, .plots).
+
+The synthetic predictions are built so that the outcome is known: every model is right with
+probability 0.8 on clean speech and 0.78 on noisy speech, except the clean model on
+env-nat-cont-snr0 (0.35: clearly worse -> ↓ in the Clean column) while the matched model is
+good there (0.75 -> ↑ against the Clean column).  Conditions needing alignments or fillers are
+skipped (no prediction rows), as on RAVDESS.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+from sernoise.conditions import build_conditions
+from sernoise.config import load_config
+from sernoise.evaluation.metrics import LABELS, compute_metrics
+from sernoise.evaluation.plots import plot_uar_per_condition, plot_uar_vs_snr
+from sernoise.evaluation.table3 import (
+    EMPTY,
+    ConditionInfo,
+    build_table3,
+    table3_rows,
+    to_html,
+    to_latex,
+    to_markdown,
+    write_table3,
+)
+from sernoise.regimes import build_regimes
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDS = (1, 2, 3)
+REPS = (1, 2)
+N_UTT = 60
+SKIPPED = {
+    "drop-letters": "needs phone alignments, which the corpus lacks",
+    "filler-short": "needs alignments and the filler bank",
+    "filler-long": "needs alignments and the filler bank",
+}
+EXPECTED_ROWS = [
+    "No noise", "All noises**", "Perception-retaining",
+    "Nature: At start", "Nature: Cont. 20 dB", "Nature: Cont. 10 dB", "Nature: Cont. 0 dB",
+    "Interior: At start", "Interior: Cont. 20 dB", "Interior: Cont. 10 dB", "Interior: Cont. 0 dB",
+    "Human: At start", "Human: Cont. 20 dB", "Human: Cont. 10 dB", "Human: Cont. 0 dB",
+    "Speed segment", "Fade in", "Fade out", "Drop word", "Drop letters", "Reverb",
+]
+
+
+def synthetic_config() -> dict:
+    config = load_config([REPO / "config.yaml"], REPO / "schemas" / "config.schema.yaml")
+    config = copy.deepcopy(config)
+    config["training"].update(models=["tdnn"], regimes=["clean", "matched", "mismatched", "all"], repetitions=len(REPS))
+    config["folds"]["n_folds"] = len(FOLDS)
+    return config
+
+
+def accuracy(regime: str, condition: str) -> float:
+    if condition == "clean":
+        return 0.8
+    if condition == "env-nat-cont-snr0":
+        return {"clean": 0.35, "matched": 0.75}.get(regime, 0.6)
+    return 0.78
+
+
+def predictions_frame(regime: str, fold: int, rep: int, task: str, conditions, *, model="tdnn") -> pd.DataFrame:
+    """One prediction file's rows: imbalanced true labels, right with probability accuracy()."""
+    rng = np.random.default_rng(zlib.crc32(f"{model}/{regime}/{fold}/{rep}/{task}".encode()))
+    true = rng.choice(LABELS, size=N_UTT, p=[0.5, 0.3, 0.2])
+    frames = []
+    for condition in ["clean", *conditions]:
+        right = rng.random(N_UTT) < accuracy(regime, condition)
+        wrong = np.array([rng.choice([x for x in LABELS if x != t]) for t in true])
+        predicted = np.where(right, true, wrong)
+        scores = rng.dirichlet(np.ones(3), size=N_UTT)
+        frames.append(pd.DataFrame({
+            "condition": condition, "utt_id": [f"u{i:03d}" for i in range(N_UTT)], "true": true,
+            "predicted": predicted, "score_low": scores[:, 0], "score_mid": scores[:, 1], "score_high": scores[:, 2],
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_synthetic_predictions(root: Path, config: dict, *, corpus="ravdess", model="tdnn", regimes=None,
+                                tested=None, folds=FOLDS, reps=REPS) -> list[Path]:
+    """Prediction files of every regime, fold, rep and task under root/results/{corpus}/predictions."""
+    conditions = build_conditions(config["conditions"])
+    regimes = list(build_regimes(config, conditions)) if regimes is None else regimes
+    tested = [c for c in (tested or conditions) if c not in SKIPPED]
+    paths = []
+    for regime in regimes:
+        for fold in folds:
+            for rep in reps:
+                for task in config["training"]["tasks"]:
+                    path = root / f"results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    predictions_frame(regime, fold, rep, task, tested, model=model).to_csv(path, index=False)
+                    paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table3")
+    config = synthetic_config()
+    conditions = build_conditions(config["conditions"])
+    paths = write_synthetic_predictions(root, config)
+    predictions = pd.concat([
+        pd.read_csv(p).assign(regime=p.parts[-4], fold=int(p.parts[-3][4:]), rep=int(p.parts[-2][3:]), task=p.stem)
+        for p in paths
+    ], ignore_index=True)
+    metrics, confusion = compute_metrics(paths)
+    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess")
+    return {"root": root, "config": config, "conditions": conditions, "paths": paths, "predictions": predictions,
+            "metrics": metrics, "confusion": confusion, "table": table}
+
+
+def expected_cell(predictions, sources, task) -> tuple[float, int]:
+    """Mean over (fold, rep) of sklearn's balanced accuracy on the pooled rows of the sources."""
+    values = []
+    for fold in FOLDS:
+        for rep in REPS:
+            parts = [predictions[(predictions.regime == regime) & (predictions.condition == condition)
+                                 & (predictions.fold == fold) & (predictions.rep == rep) & (predictions.task == task)]
+                     for condition, regime in sources]
+            pooled = pd.concat(parts)
+            values.append(balanced_accuracy_score(pooled["true"], pooled["predicted"]))
+    return float(np.mean(values)), len(values)
+
+
+def test_rows_in_paper_order(setup):
+    assert [row.name for row in setup["table"].rows] == EXPECTED_ROWS
+    table = setup["table"]
+    assert list(table.cells.drop_duplicates("row_order")["row"]) == EXPECTED_ROWS
+    all_row = table.rows[1]
+    assert set(all_row.conditions) == set(setup["conditions"])
+    retaining = {c for c, cond in setup["conditions"].items() if cond.perception == "retaining"}
+    assert set(table.rows[2].conditions) == retaining
+
+
+def test_rows_follow_config_snr_and_distortions():
+    conditions = [
+        ConditionInfo("b-hum-0", "environmental", "retaining", "hum", "cont", 0),
+        ConditionInfo("b-hum-15", "environmental", "retaining", "hum", "cont", 15),
+        ConditionInfo("b-nat-5", "environmental", "retaining", "nat", "cont", 5),
+        ConditionInfo("b-nat-start", "environmental", "retaining", "nat", "start", 10),
+        ConditionInfo("b-nat-loud", "environmental", "altering", "nat", "cont", -5),
+        ConditionInfo("reverb", "distortion", "retaining"),
+        ConditionInfo("pitch-up", "distortion", "altering"),
+        ConditionInfo("my-dist", "distortion", "retaining"),
+    ]
+    names = [row.name for row in table3_rows(conditions)]
+    assert names == ["No noise", "All noises**", "Perception-retaining", "Nature: At start", "Nature: Cont. 5 dB",
+                     "Human: Cont. 15 dB", "Human: Cont. 0 dB", "Reverb", "my-dist"]
+
+
+def test_cells_equal_hand_computed_means(setup):
+    table, predictions = setup["table"], setup["predictions"]
+    for task in ("activation", "valence"):
+        mean, n = expected_cell(predictions, [("clean", "clean")], task)
+        cell = table.cell("clean", "tdnn", "clean", task)
+        assert cell["mean"] == pytest.approx(mean, abs=1e-12) and cell["n_pairs"] == n == 6
+        for column, regime in (("clean", "clean"), ("mismatch", "mismatched-nat"), ("match", "matched")):
+            mean, _ = expected_cell(predictions, [("env-nat-cont-snr0", regime)], task)
+            assert table.cell("env-nat-cont-snr0", "tdnn", column, task)["mean"] == pytest.approx(mean, abs=1e-12)
+        mean, _ = expected_cell(predictions, [("reverb", "mismatched-reverb")], task)
+        assert table.cell("reverb", "tdnn", "mismatch", task)["mean"] == pytest.approx(mean, abs=1e-12)
+
+
+def test_aggregate_rows_pool_each_condition_from_its_source(setup):
+    table, predictions, config = setup["table"], setup["predictions"], setup["config"]
+    conditions = setup["conditions"]
+    types = {c: t for t, members in config["noise_types"].items() for c in members}
+    tested = [c for c in conditions if c not in SKIPPED]
+    retaining = [c for c in tested if conditions[c].perception == "retaining"]
+    # Perception-retaining, Mismatch: each typed condition from mismatched-<type>; the untyped
+    # retaining drop-word has no source (drop-letters is skipped).
+    sources = [(c, f"mismatched-{types[c]}") for c in retaining if c in types]
+    mean, _ = expected_cell(predictions, sources, "valence")
+    cell = table.cell("RETAINING", "tdnn", "mismatch", "valence")
+    assert cell["mean"] == pytest.approx(mean, abs=1e-12)
+    # the pooled UAR is not the mean of the per-condition UARs
+    per_condition = np.mean([expected_cell(predictions, [s], "valence")[0] for s in sources])
+    assert cell["mean"] != pytest.approx(per_condition, abs=1e-9)
+    # All noises**, Mismatch: typed -> mismatched-<type>, never-seen (altering) -> matched
+    altering = [c for c in tested if conditions[c].perception == "altering"]
+    mean, _ = expected_cell(predictions, sources + [(c, "matched") for c in altering], "activation")
+    assert table.cell("ALL", "tdnn", "mismatch", "activation")["mean"] == pytest.approx(mean, abs=1e-12)
+    # All noises**, Match: the dedicated `all` model on every condition
+    mean, _ = expected_cell(predictions, [(c, "all") for c in tested], "activation")
+    assert table.cell("ALL", "tdnn", "match", "activation")["mean"] == pytest.approx(mean, abs=1e-12)
+    assert table.cell("ALL", "tdnn", "match", "activation")["sources"] == "all"
+    mean, _ = expected_cell(predictions, [(c, "clean") for c in tested], "activation")
+    assert table.cell("ALL", "tdnn", "clean", "activation")["mean"] == pytest.approx(mean, abs=1e-12)
+
+
+def test_empty_cells_and_skip_notes(setup):
+    table = setup["table"]
+    for task in ("activation", "valence"):
+        for column in ("mismatch", "match"):
+            assert table.cell("clean", "tdnn", column, task)["value"] == EMPTY
+        # drop-word: retaining but of no noise type, so no model held it out: no Mismatch source
+        assert table.cell("drop-word", "tdnn", "mismatch", task)["value"] == EMPTY
+        assert table.cell("drop-word", "tdnn", "match", task)["value"] != EMPTY
+        # drop-letters: skipped on this corpus, no predictions at all
+        for column in ("clean", "mismatch", "match"):
+            assert table.cell("drop-letters", "tdnn", column, task)["value"] == EMPTY
+    assert any("drop-letters" in n and "skipped" in n and "phone alignments" in n for n in table.notes)
+    assert "All noises** / Clean+Noise Mismatch: pooled without drop-word (no model held them out of training: " \
+        "no mismatched source)." in table.notes
+    assert not any(n.startswith("All noises** / Clean+Noise Match") for n in table.notes)
+
+
+def test_significance_marks(setup):
+    table = setup["table"]
+    cells = table.cells
+    tested = cells[cells["p"].notna()]
+    assert table.m == len(tested) > 100
+    assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
+    for task in ("activation", "valence"):
+        worse = table.cell("env-nat-cont-snr0", "tdnn", "clean", task)
+        assert worse["significant"] and worse["direction"] == "down" and worse["value"].endswith("↓")
+        assert worse["comparison"] == "vs No noise, Clean column"
+        better = table.cell("env-nat-cont-snr0", "tdnn", "match", task)
+        assert better["significant"] and better["direction"] == "up" and better["value"].endswith("↑")
+        assert better["comparison"] == "vs Clean column, same row"
+        assert better["reference_mean"] == pytest.approx(worse["mean"])
+        control = table.cell("reverb", "tdnn", "clean", task)
+        assert not control["significant"] and control["value"][-1].isdigit()
+    assert not table.cell("clean", "tdnn", "clean", "activation")["comparison"]
+
+
+def test_renderings(setup, tmp_path):
+    table = setup["table"]
+    write_table3(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert len(back) == len(EXPECTED_ROWS) * 3 * 2
+    assert {"mean", "std", "n_pairs", "p", "p_adjusted", "significant", "comparison"} <= set(back.columns)
+    md = (tmp_path / "t.md").read_text()
+    assert "m = " in md and "vs No noise" in md and "| T-DNN |" in md and "Clean+Noise" in md
+    body = [line for line in md.splitlines() if line.startswith("| ")]
+    labels = [line.split("|")[1].strip() for line in body]
+    assert labels.index("No noise") < labels.index("All noises**") < labels.index("Perception-retaining") \
+        < labels.index("Nature") < labels.index("Interior") < labels.index("Human") < labels.index("Reverb")
+    assert "| Nature | At start | " in md and "|  | Cont. 0 dB | " in md
+    tex = (tmp_path / "t.tex").read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex and r"\multicolumn{6}{c}{T-DNN}" in tex
+    assert r"$\downarrow$" in tex and "↓" not in tex and "–" not in tex
+    rows = [line for line in tex.splitlines() if line.endswith(r"\\") and "&" in line]
+    assert all(line.count("&") == 2 + 6 - 1 for line in rows if not line.startswith(" &") and "multicolumn" not in line)
+    assert "<table>" in to_html(table)
+    assert to_markdown(table) == md and to_latex(table) == tex
+
+
+def test_missing_pairs_are_dropped(setup):
+    config, conditions = setup["config"], setup["conditions"]
+    confusion = setup["confusion"]
+    keep = ~((confusion.regime == "clean") & (confusion.condition == "reverb") & (confusion.fold == 2)
+             & (confusion.rep == 1) & (confusion.task == "valence"))
+    table = build_table3(confusion[keep], config, conditions.values(), skipped=SKIPPED)
+    cell = table.cell("reverb", "tdnn", "clean", "valence")
+    assert cell["n_pairs"] == 5 and "dropped" in cell["note"]
+    pooled = table.cell("RETAINING", "tdnn", "clean", "valence")
+    assert pooled["n_pairs"] == 5 and "missing for some pooled condition" in pooled["note"]
+
+
+def test_extra_model_appears_without_code_change(setup, tmp_path):
+    config, conditions = setup["config"], setup["conditions"]
+    paths = write_synthetic_predictions(tmp_path, config, model="ednn", regimes=["clean"])
+    _, extra = compute_metrics(paths)
+    confusion = pd.concat([setup["confusion"], extra], ignore_index=True)
+    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED)
+    assert table.models == ["tdnn", "ednn"]
+    assert table.cell("clean", "ednn", "clean", "activation")["value"] != EMPTY
+    assert table.cell("env-nat-cont-snr0", "ednn", "match", "activation")["value"] == EMPTY
+    md = to_markdown(table)
+    assert "| T-DNN |" in md and "E-DNN" in md
+    assert r"\multicolumn{6}{c}{E-DNN}" in to_latex(table)
+    # configured but without predictions: columns kept, all empty
+    config2 = copy.deepcopy(config)
+    config2["training"]["models"] = ["tdnn", "ednn_nr"]
+    table2 = build_table3(setup["confusion"], config2, conditions.values())
+    assert table2.models == ["tdnn", "ednn_nr"]
+    assert set(table2.cells[table2.cells.model == "ednn_nr"]["value"]) == {EMPTY}
+
+
+def test_plots_are_written(setup, tmp_path):
+    config, conditions, metrics = setup["config"], setup["conditions"], setup["metrics"]
+    tested = [c for c in conditions if c not in SKIPPED] + list(SKIPPED)
+    plot_uar_vs_snr(metrics, config, conditions.values(), tmp_path / "snr.png", tested=tested)
+    plot_uar_per_condition(metrics, config, conditions.values(), tmp_path / "bars.png", tested=tested)
+    for name in ("snr.png", "bars.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

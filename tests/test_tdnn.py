@@ -1,0 +1,76 @@
+"""The T-DNN (paper §7.2): output shape, masked mean pooling, padding invariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sernoise.models.tdnn import TDNN, TDNNConfig, length_mask, masked_mean, pooled_lengths
+
+SMALL = dict(conv_channels=8, conv_width=2, conv_layers=5, pool_width=2, gru_layers=1, gru_units=6, dense_layers=1)
+
+
+def _model(**overrides) -> TDNN:
+    torch.manual_seed(0)
+    return TDNN(TDNNConfig(**{**SMALL, **overrides})).eval()
+
+
+def test_output_shape_and_finite():
+    model = _model()
+    x = torch.randn(4, 50, 40)
+    out = model(x, torch.tensor([50, 31, 7, 1]))
+    assert out.shape == (4, 3) and torch.isfinite(out).all()
+
+
+def test_layer_counts_follow_the_config():
+    model = _model(conv_layers=3, gru_layers=2, dense_layers=2)
+    assert len(model.convs) == 3 and model.gru.num_layers == 2
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.dense) == 2
+    assert model.convs[0].in_channels == 40 and all(c.out_channels == 8 for c in model.convs)
+    assert model.output.out_features == 3
+
+
+def test_masked_mean_ignores_padding():
+    values = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [-50.0], [7.0]]])
+    out = masked_mean(values, torch.tensor([2, 1]))
+    assert torch.allclose(out, torch.tensor([[2.0], [2.0]]))
+    assert length_mask(torch.tensor([2, 1]), 3).tolist() == [[True, True, False], [True, False, False]]
+
+
+def test_pooled_lengths_keep_a_partial_window():
+    assert pooled_lengths(torch.tensor([1, 2, 3, 300, 301]), 4).tolist() == [1, 1, 1, 75, 76]
+
+
+@pytest.mark.parametrize("pool_width, conv_width", [(2, 2), (4, 2), (3, 3), (1, 1)])
+def test_output_does_not_depend_on_padding(pool_width, conv_width):
+    model = _model(pool_width=pool_width, conv_width=conv_width)
+    torch.manual_seed(1)
+    sequences = [torch.randn(n, 40) for n in (37, 12, 5, 1, 64)]
+    alone = torch.cat([model(s[None], torch.tensor([len(s)])) for s in sequences])
+    # One padded batch, padding filled with garbage: the padded values must not matter.
+    batch = torch.full((len(sequences), 90, 40), 1e3)
+    for i, s in enumerate(sequences):
+        batch[i, : len(s)] = s
+    together = model(batch, torch.tensor([len(s) for s in sequences]))
+    assert torch.allclose(alone, together, atol=1e-5), (alone - together).abs().max()
+
+
+def test_lengths_are_kept_through_the_convolutions():
+    model = _model(conv_width=2, pool_width=1)
+    x = torch.randn(1, 9, 40)
+    h = x.transpose(1, 2)
+    for conv in model.convs:
+        h = conv(torch.nn.functional.pad(h, model._pad))
+    assert h.shape[-1] == 9
+
+
+def test_bad_input_is_a_clear_error():
+    model = _model()
+    with pytest.raises(ValueError, match="40"):
+        model(torch.randn(2, 10, 13), torch.tensor([10, 10]))
+    with pytest.raises(ValueError, match="lengths"):
+        model(torch.randn(2, 10, 40), torch.tensor([11, 3]))
+    with pytest.raises(ValueError, match="gru_units"):
+        TDNNConfig(gru_units=0)
+    with pytest.raises(ValueError, match="unknown"):
+        TDNNConfig.from_dict({"gru_unit": 3})

@@ -1,0 +1,16 @@
+"""Rule plot_uar: UAR against SNR per noise category and regime column; UAR per test condition."""
+
+from sernoise.evaluation.metrics import read_metrics
+from sernoise.evaluation.plots import plot_uar_per_condition, plot_uar_vs_snr
+from sernoise.evaluation.table3 import ConditionInfo
+from sernoise.runlog import rule_log
+
+with rule_log(snakemake) as log:
+    settings = snakemake.params.settings
+    metrics = read_metrics(snakemake.input.metrics)
+    conditions = [ConditionInfo.of(c) for c in settings["conditions"]]
+    plot_uar_vs_snr(metrics, settings["config"], conditions, snakemake.output.snr, tested=settings["tested"],
+                    regimes=settings["regimes"])
+    plot_uar_per_condition(metrics, settings["config"], conditions, snakemake.output.conditions,
+                           tested=settings["tested"])
+    log.info("plots written: %s, %s", snakemake.output.snr, snakemake.output.conditions)

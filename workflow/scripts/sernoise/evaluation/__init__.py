@@ -1,0 +1,9 @@
+"""Evaluation (paper §7.2.3, §8.2–8.3, Table 3; SPEC §8, §10): prediction files -> metrics ->
+Table 3 with paired t-tests and Bonferroni correction -> plots.
+
+* :mod:`.metrics` UAR, per-class recall, weighted F1 and confusion counts per prediction file
+  and test condition (``results/{corpus}/metrics/metrics.csv`` and ``confusion.csv``);
+* :mod:`.stats`   paired t-test over (fold, repetition) pairs, Bonferroni over a table;
+* :mod:`.table3`  Table 3 in the paper's layout (CSV, Markdown, LaTeX, HTML);
+* :mod:`.plots`   UAR against SNR, UAR per condition.
+"""

@@ -1,0 +1,588 @@
+"""Table 3 (paper §8.2–8.3, Table 3; SPEC §8, §10): UAR per noise row, model, regime column and task.
+
+Layout (the paper's):
+
+* rows, in order: "No noise" (clean test speech); "All noises**" (every tested condition,
+  perception-altering ones included: uncertain ground truth, hence the stars);
+  "Perception-retaining" (every perception-retaining condition); then, per environmental
+  category (Nature, Interior, Human, then any other configured category), "At start" and one
+  "Cont. <SNR> dB" row per SNR, highest SNR first (perception-retaining conditions only); then
+  each perception-retaining signal distortion in config order;
+* columns: model (``training.models`` order, then any other model that has predictions) x
+  regime column (Clean, Clean+Noise Mismatch, Clean+Noise Match) x task (A, V).
+
+A cell is the mean over (fold, repetition) of the UAR of the predictions of the cell's source
+regime (:func:`sernoise.regimes.column_source`) on the row's condition(s).  For a row of several
+conditions (All noises**, Perception-retaining, an environmental row built from more than one
+condition), the UAR of each (fold, rep) is the UAR of the *pooled* predictions of the row's
+conditions, each condition read from its own source regime for the column (All noises** in the
+Match column reads every condition from the ``all`` model); conditions without a source in the
+column, or without any prediction, are left out of the pool (said in the notes).  The per-pair
+UAR comes from summed confusion counts (``confusion.csv``), which equals the UAR of the pooled
+prediction rows.  A (fold, rep) pair that some pooled condition lacks is dropped.
+
+Significance (paper §7.2.3): paired t-test over (fold, rep) pairs, Bonferroni over all
+comparisons of the table (all models and tasks), significant at adjusted p <= 0.05:
+
+* (a) Clean column: each row against "No noise" in the same column (does noise hurt the model
+  trained on clean speech?);
+* (b) Mismatch and Match columns: each row against the Clean column of the same row (does
+  training with noise help?).
+
+Significant cells are marked ↑ (higher than the reference) or ↓ (lower).  An empty cell is "–".
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sernoise.regimes import build_regimes, column_source
+
+from .metrics import CLEAN, CM_COLUMNS, uar_from_confusion
+from .stats import ALPHA, bonferroni, direction, paired_ttest
+
+COLUMNS = ("clean", "mismatch", "match")
+COLUMN_LABELS = {"clean": "Clean", "mismatch": "Clean+Noise Mismatch", "match": "Clean+Noise Match"}
+MODEL_LABELS = {"tdnn": "T-DNN", "ednn": "E-DNN", "tdnn_nr": "T-DNN-NR", "ednn_nr": "E-DNN-NR"}
+TASK_LABELS = {"activation": "A", "valence": "V", "dominance": "D"}
+CATEGORY_LABELS = {"nat": "Nature", "int": "Interior", "hum": "Human"}
+CATEGORY_ORDER = ("nat", "int", "hum")
+DISTORTION_LABELS = {
+    "speed-seg": "Speed segment",
+    "fade-in": "Fade in",
+    "fade-out": "Fade out",
+    "drop-word": "Drop word",
+    "drop-letters": "Drop letters",
+    "reverb": "Reverb",
+}
+EMPTY = "–"
+MARKS = {"up": "↑", "down": "↓"}
+SECTION_ENV = "Environmental category"
+SECTION_DIST = "Signal distortion"
+CSV_COLUMNS = [
+    "row_order", "row", "row_key", "section", "group", "label", "model", "model_label", "column",
+    "column_label", "task", "task_label", "value", "mean", "std", "n_pairs", "sources", "conditions",
+    "comparison", "reference_mean", "t", "p", "p_adjusted", "significant", "direction", "note",
+]
+
+
+@dataclass(frozen=True)
+class ConditionInfo:
+    """What Table 3 needs of a configured condition (built condition objects or test stand-ins)."""
+
+    id: str
+    family: str
+    perception: str
+    category: str | None = None
+    position: str | None = None
+    snr_db: float | None = None
+
+    @classmethod
+    def of(cls, condition) -> "ConditionInfo":
+        if isinstance(condition, dict):
+            return cls(**{k: condition.get(k) for k in ("id", "family", "perception", "category", "position", "snr_db")})
+        return cls(
+            id=condition.id,
+            family=condition.family,
+            perception=condition.perception,
+            category=getattr(condition, "category", None),
+            position=getattr(condition, "position", None),
+            snr_db=getattr(condition, "snr_db", None),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    kind: str  # clean | all | retaining | condition
+    label: str
+    conditions: tuple[str, ...] = ()
+    section: str = ""
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}: {self.label}" if self.group and self.label else (self.group or self.label)
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def task_label(task: str) -> str:
+    return TASK_LABELS.get(task, task)
+
+
+def condition_label(cid: str) -> str:
+    return DISTORTION_LABELS.get(cid, cid)
+
+
+def _snr_text(snr) -> str:
+    return f"{float(snr):g}"
+
+
+def table3_rows(conditions) -> list[Row]:
+    """The rows of Table 3 for the tested conditions (ConditionInfo, in config order)."""
+    conditions = [c if isinstance(c, ConditionInfo) else ConditionInfo.of(c) for c in conditions]
+    retaining = [c for c in conditions if c.perception == "retaining"]
+    rows = [
+        Row(CLEAN, "clean", "No noise"),
+        Row("ALL", "all", "All noises**", tuple(c.id for c in conditions)),
+        Row("RETAINING", "retaining", "Perception-retaining", tuple(c.id for c in retaining)),
+    ]
+    environmental = [c for c in retaining if c.family == "environmental"]
+    seen = list(dict.fromkeys(c.category for c in environmental))
+    categories = [k for k in CATEGORY_ORDER if k in seen] + [k for k in seen if k not in CATEGORY_ORDER]
+    for category in categories:
+        members = [c for c in environmental if c.category == category]
+        group = CATEGORY_LABELS.get(category, str(category))
+        start = [c for c in members if c.position == "start"]
+        start_snrs = list(dict.fromkeys(c.snr_db for c in start))
+        if len(start_snrs) <= 1:
+            if start:
+                rows.append(_condition_row(start, "At start", SECTION_ENV, group))
+        else:
+            for snr in sorted(start_snrs, key=lambda s: -math.inf if s is None else s, reverse=True):
+                label = "At start" if snr is None else f"At start {_snr_text(snr)} dB"
+                rows.append(_condition_row([c for c in start if c.snr_db == snr], label, SECTION_ENV, group))
+        cont = [c for c in members if c.position != "start"]
+        for snr in sorted(dict.fromkeys(c.snr_db for c in cont), key=lambda s: -math.inf if s is None else s,
+                          reverse=True):
+            label = "Cont." if snr is None else f"Cont. {_snr_text(snr)} dB"
+            rows.append(_condition_row([c for c in cont if c.snr_db == snr], label, SECTION_ENV, group))
+    for c in retaining:
+        if c.family == "distortion":
+            rows.append(Row(c.id, "condition", condition_label(c.id), (c.id,), SECTION_DIST, ""))
+    return rows
+
+
+def _condition_row(members, label, section, group) -> Row:
+    ids = tuple(c.id for c in members)
+    return Row("+".join(ids), "condition", label, ids, section, group)
+
+
+def evaluation_regimes(config: dict, infos: dict, names=None) -> dict:
+    """The regimes of ``config`` (built as :func:`sernoise.regimes.build_regimes` does), restricted to
+    ``names`` when given (the regimes the workflow trains; a regime left out makes its cells empty)."""
+    regimes = build_regimes(config, infos)
+    if names is not None:
+        regimes = {name: regime for name, regime in regimes.items() if name in set(names)}
+    return regimes
+
+
+def cell_sources(config: dict, regimes: dict, row: Row, column: str) -> list[tuple[str, str]]:
+    """(condition, regime) pairs whose predictions fill a cell; [] for an empty cell."""
+    if row.kind == "clean":
+        source = column_source(config, regimes, column, None)
+        return [(CLEAN, source)] if source else []
+    if row.kind == "all":
+        source = column_source(config, regimes, column, "ALL")
+        if source:
+            return [(c, source) for c in row.conditions]
+        if column != "mismatch":
+            return []
+    pairs = [(c, column_source(config, regimes, column, c)) for c in row.conditions]
+    return [(c, s) for c, s in pairs if s]
+
+
+class _ConfusionIndex:
+    """Confusion counts by (model, task, regime, condition) -> frame indexed by (fold, rep)."""
+
+    def __init__(self, confusion: pd.DataFrame):
+        self.groups = {}
+        for key, group in confusion.groupby(["model", "task", "regime", "condition"], sort=False):
+            frame = group.set_index(["fold", "rep"])[CM_COLUMNS].astype(np.int64)
+            self.groups[key] = frame.groupby(level=["fold", "rep"]).sum()
+        self.conditions_with_data = {key[3] for key in self.groups}
+
+    def pair_uars(self, model, task, sources) -> tuple[pd.Series, list[str], list[str], str]:
+        """Per-(fold, rep) UAR of the pooled sources, the conditions pooled, those without data, a note."""
+        frames, used, missing = [], [], []
+        for condition, regime in sources:
+            frame = self.groups.get((model, task, regime, condition))
+            if frame is None or frame.empty:
+                missing.append(condition)
+            else:
+                frames.append(frame)
+                used.append(condition)
+        if not frames:
+            return pd.Series(dtype=float), used, missing, ""
+        common = frames[0].index
+        union = frames[0].index
+        for frame in frames[1:]:
+            common = common.intersection(frame.index)
+            union = union.union(frame.index)
+        note = ""
+        if len(union) > len(common):
+            note = f"{len(union) - len(common)} (fold, rep) pair(s) missing for some pooled condition dropped"
+        total = sum(frame.loc[common].to_numpy() for frame in frames)
+        values = [uar_from_confusion(cm) for cm in total] if len(common) else []
+        index = pd.MultiIndex.from_tuples(list(common), names=["fold", "rep"]) if len(common) else common
+        return pd.Series(values, index=index, dtype=float).sort_index(), used, missing, note
+
+
+@dataclass
+class Table3:
+    rows: list[Row]
+    models: list[str]
+    tasks: list[str]
+    cells: pd.DataFrame
+    pairs: dict = field(default_factory=dict)  # (row_key, model, column, task) -> Series of UAR per (fold, rep)
+    notes: list[str] = field(default_factory=list)
+    m: int = 0
+    corpus: str = ""
+
+    def cell(self, row_key: str, model: str, column: str, task: str) -> pd.Series:
+        c = self.cells
+        hit = c[(c["row_key"] == row_key) & (c["model"] == model) & (c["column"] == column) & (c["task"] == task)]
+        if len(hit) != 1:
+            raise KeyError((row_key, model, column, task))
+        return hit.iloc[0]
+
+
+def _ordered(configured, present) -> list[str]:
+    configured = list(configured or [])
+    return configured + sorted(set(present) - set(configured))
+
+
+def build_table3(
+    confusion: pd.DataFrame,
+    config: dict,
+    conditions,
+    *,
+    tested=None,
+    skipped: dict | None = None,
+    corpus: str = "",
+    regimes=None,
+) -> Table3:
+    """Table 3 from confusion counts (metrics.compute_metrics) and the configuration.
+
+    ``conditions``: every configured condition (objects with id/family/perception/..., or
+    ConditionInfo); ``tested``: the condition ids that were tested (rows; default: all);
+    ``skipped``: condition id -> reason, for conditions skipped on this corpus; ``regimes``: the
+    names of the regimes trained (default: every regime the config asks for).
+    """
+    infos = {c.id: c for c in (x if isinstance(x, ConditionInfo) else ConditionInfo.of(x) for x in conditions)}
+    tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
+    regimes = evaluation_regimes(config, infos, regimes)
+    rows = table3_rows([infos[c] for c in tested])
+    training = config.get("training", {})
+    models = _ordered(training.get("models"), confusion["model"].unique())
+    tasks = _ordered(training.get("tasks"), confusion["task"].unique())
+    index = _ConfusionIndex(confusion)
+
+    records, pairs = [], {}
+    pooled_out: dict[tuple[str, str], set] = {}
+    for model in models:
+        for task in tasks:
+            for order, row in enumerate(rows):
+                for column in COLUMNS:
+                    sources = cell_sources(config, regimes, row, column)
+                    series, used, missing, note = index.pair_uars(model, task, sources)
+                    if row.kind in ("all", "retaining") and sources:
+                        # conditions with predictions that this column has no source model for
+                        left = set(row.conditions) - {c for c, _ in sources}
+                        left &= index.conditions_with_data
+                        if left:
+                            pooled_out.setdefault((row.label, column), set()).update(left)
+                    pairs[(row.key, model, column, task)] = series
+                    mean = float(series.mean()) if len(series) else math.nan
+                    std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
+                    records.append({
+                        "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
+                        "group": row.group, "label": row.label, "model": model, "model_label": model_label(model),
+                        "column": column, "column_label": COLUMN_LABELS[column], "task": task,
+                        "task_label": task_label(task), "mean": mean, "std": std, "n_pairs": int(len(series)),
+                        "sources": ";".join(dict.fromkeys(s for _, s in sources)),
+                        "conditions": ";".join(used), "note": note,
+                    })
+    cells = pd.DataFrame(records)
+    _compare(cells, pairs, rows)
+    cells["value"] = [_value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
+    m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
+    notes = _notes(rows, infos, index, skipped or {}, pooled_out, cells, m)
+    return Table3(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus)
+
+
+def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
+    """Add comparison, t, p, p_adjusted, significant and direction columns (in place)."""
+    comparison, reference_mean, t, p = [], [], [], []
+    means = {(r.row_key, r.model, r.column, r.task): r.mean for r in cells.itertuples()}
+    notes = list(cells["note"])
+    for i, r in enumerate(cells.itertuples()):
+        if r.column == "clean":
+            ref_key = (CLEAN, r.model, "clean", r.task)
+            text = "vs No noise, Clean column"
+        else:
+            ref_key = (r.row_key, r.model, "clean", r.task)
+            text = "vs Clean column, same row"
+        mine = pairs[(r.row_key, r.model, r.column, r.task)]
+        if r.row_key == CLEAN and r.column == "clean" or not len(mine) or not len(pairs[ref_key]):
+            comparison.append("")
+            reference_mean.append(math.nan)
+            t.append(math.nan)
+            p.append(math.nan)
+            continue
+        result = paired_ttest(mine, pairs[ref_key])
+        comparison.append(text)
+        reference_mean.append(means[ref_key])
+        t.append(result.statistic)
+        p.append(result.p)
+        if result.note:
+            notes[i] = "; ".join(x for x in (notes[i], f"t-test: {result.note}") if x)
+    cells["comparison"] = comparison
+    cells["reference_mean"] = reference_mean
+    cells["t"] = t
+    cells["p"] = p
+    adjusted, significant, _ = bonferroni(cells["p"].to_numpy(dtype=float))
+    cells["p_adjusted"] = adjusted
+    cells["significant"] = significant
+    cells["direction"] = [
+        direction(mean, ref) if sig else "" for mean, ref, sig in zip(cells["mean"], cells["reference_mean"], significant)
+    ]
+    cells["note"] = notes
+
+
+def _value_text(mean: float, significant: bool, direction_: str) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return EMPTY
+    return f"{mean:.2f}" + (MARKS.get(direction_, "") if significant else "")
+
+
+def _notes(rows, infos, index, skipped, pooled_out, cells, m) -> list[str]:
+    notes = []
+    tested = [c for row in rows if row.kind == "all" for c in row.conditions]
+    for cid in tested:
+        name = condition_label(cid) + (f" ({cid})" if condition_label(cid) != cid else "")
+        if cid in skipped and skipped[cid].startswith("partial: "):
+            notes.append(f"{name}: {skipped[cid][len('partial: '):]}; its cells use the others.")
+        elif cid in skipped:
+            notes.append(f"{name}: skipped on this corpus ({skipped[cid]}); its cells are empty and the "
+                         "aggregate rows pool without it.")
+        elif cid not in index.conditions_with_data:
+            notes.append(f"{name}: no predictions; its cells are empty and the aggregate rows pool without it.")
+    for (label, column), left in pooled_out.items():
+        left_sorted = [c for c in tested if c in left]
+        notes.append(
+            f"{label} / {COLUMN_LABELS[column]}: pooled without {', '.join(left_sorted)} "
+            "(no model held them out of training: no mismatched source)."
+            if column == "mismatch" else
+            f"{label} / {COLUMN_LABELS[column]}: pooled without {', '.join(left_sorted)} (no source model)."
+        )
+    dropped = cells["note"].astype(str).str.len().gt(0).sum()
+    if dropped:
+        notes.append(f"{int(dropped)} cell(s) with dropped (fold, rep) pairs or undefined t-tests: see the note "
+                     "column of table3.csv.")
+    if m == 0:
+        notes.append("No comparison could be tested (fewer than 2 (fold, rep) pairs per cell).")
+    return notes
+
+
+def caption(table: Table3) -> str:
+    models = ", ".join(f"{model_label(m)}" for m in table.models)
+    tasks = ", ".join(f"{task_label(t)}: {t}" for t in table.tasks)
+    corpus = f" on {table.corpus}" if table.corpus else ""
+    return (
+        f"Table 3: UAR{corpus} (mean over folds × repetitions) of {models}. "
+        "No noise: clean test speech. All noises**: every test condition, perception-altering ones included "
+        "(uncertain ground truth). Perception-retaining: the perception-retaining conditions pooled; "
+        "the environmental and signal distortion rows show perception-retaining conditions only. "
+        "Clean: trained on clean speech; Clean+Noise Mismatch: trained with noise, tested on the noise type "
+        "held out of training; Clean+Noise Match: trained with every perception-retaining noise type "
+        "(All noises**: with every noise). Aggregate rows pool the predictions of their conditions, each from "
+        f"its own source model. {tasks}. Chance UAR is 0.33. "
+        "Significance: paired t-test over (fold, repetition) pairs, Bonferroni correction over the "
+        f"m = {table.m} comparisons of this table, significant when adjusted p ≤ {ALPHA:g}. "
+        "Comparisons: (a) Clean column: each row vs No noise (does noise hurt the model trained on clean speech?); "
+        "(b) Mismatch and Match columns: each row vs the Clean column of the same row (does training with noise "
+        "help?). ↑/↓: significantly higher/lower than that reference. –: no model for this cell (the paper "
+        "leaves the noisy-training columns of No noise empty) or no predictions."
+    )
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+
+def _value_grid(table: Table3):
+    """Per row: list of cell texts in column order (model, column, task)."""
+    values = {(r.row_key, r.model, r.column, r.task): r.value for r in table.cells.itertuples()}
+    grid = []
+    for row in table.rows:
+        grid.append([values[(row.key, m, c, t)] for m in table.models for c in COLUMNS for t in table.tasks])
+    return grid
+
+
+def _label_cells(table: Table3):
+    """(section header or None, first label, second label) per row, paper style (group shown once)."""
+    out, last_section, last_group = [], "", None
+    for row in table.rows:
+        section = row.section if row.section != last_section else None
+        last_section = row.section
+        if row.group:
+            first = row.group if row.group != last_group else ""
+            second = row.label
+        else:
+            first, second = row.label, ""
+        last_group = row.group or None
+        out.append((section, first, second))
+    return out
+
+
+def write_csv(table: Table3, path) -> None:
+    table.cells.to_csv(path, index=False, lineterminator="\n")
+
+
+def to_markdown(table: Table3) -> str:
+    n_tasks = len(table.tasks)
+    width = len(table.models) * len(COLUMNS) * n_tasks
+    head_models = []
+    for m in table.models:
+        head_models += [model_label(m)] + [""] * (len(COLUMNS) * n_tasks - 1)
+    head_regime = []
+    head_sub = []
+    for _ in table.models:
+        head_regime += ["Clean"] + [""] * (n_tasks - 1) + ["Clean+Noise"] + [""] * (2 * n_tasks - 1)
+        head_sub += [""] * n_tasks + ["Mismatch"] + [""] * (n_tasks - 1) + ["Match"] + [""] * (n_tasks - 1)
+    head_tasks = [task_label(t) for _ in table.models for _ in COLUMNS for t in table.tasks]
+    lines = [caption(table), ""]
+    lines.append("| Noise | | " + " | ".join(head_models) + " |")
+    lines.append("|---|---|" + "---:|" * width)
+    lines.append("| | | " + " | ".join(head_regime) + " |")
+    lines.append("| | | " + " | ".join(head_sub) + " |")
+    lines.append("| | | " + " | ".join(head_tasks) + " |")
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            lines.append(f"| *{section}* | | " + " | ".join([""] * width) + " |")
+        lines.append(f"| {first} | {second} | " + " | ".join(values) + " |")
+    if table.notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_UNICODE = {"–": "--", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≤": r"$\le$", "×": r"$\times$",
+                "∞": r"$\infty$", "·": r"$\cdot$", "δ": r"$\delta$"}
+
+
+def tex_escape(text: str) -> str:
+    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return "".join(_TEX_UNICODE.get(ch, ch) for ch in out)
+
+
+def to_latex(table: Table3) -> str:
+    n_tasks = len(table.tasks)
+    block = len(COLUMNS) * n_tasks
+    ncols = 2 + len(table.models) * block
+    lines = [
+        r"% Table 3 (sernoise). Needs \usepackage{booktabs}.",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\caption{" + tex_escape(caption(table)) + "}",
+        r"\label{tab:table3}",
+        r"\begin{tabular}{ll" + ("c" * block) * len(table.models) + "}",
+        r"\toprule",
+    ]
+    models = " & ".join(rf"\multicolumn{{{block}}}{{c}}{{{tex_escape(model_label(m))}}}" for m in table.models)
+    lines.append(f" & & {models} \\\\")
+    lines.append("".join(rf"\cmidrule(lr){{{3 + i * block}-{2 + (i + 1) * block}}}" for i in range(len(table.models))))
+    regime = " & ".join(
+        rf"\multicolumn{{{n_tasks}}}{{c}}{{Clean}} & \multicolumn{{{2 * n_tasks}}}{{c}}{{Clean+Noise}}" for _ in table.models
+    )
+    lines.append(f" & & {regime} \\\\")
+    rules = []
+    for i in range(len(table.models)):
+        start = 3 + i * block
+        rules.append(rf"\cmidrule(lr){{{start + n_tasks}-{start + block - 1}}}")
+    lines.append("".join(rules))
+    sub = " & ".join(
+        " & ".join([""] * n_tasks)
+        + rf" & \multicolumn{{{n_tasks}}}{{c}}{{Mismatch}} & \multicolumn{{{n_tasks}}}{{c}}{{Match}}"
+        for _ in table.models
+    )
+    lines.append(f" & & {sub} \\\\")
+    tasks = " & ".join(task_label(t) for _ in table.models for _ in COLUMNS for t in table.tasks)
+    lines.append(f" & & {tasks} \\\\")
+    lines.append(r"\midrule")
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            lines.append(r"\addlinespace")
+            lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{tex_escape(section)}}}}} \\")
+        cells = [tex_escape(first), tex_escape(second)] + [tex_escape(v) for v in values]
+        lines.append(" & ".join(cells) + r" \\")
+    lines.append(r"\bottomrule")
+    lines.append(r"\end{tabular}")
+    if table.notes:
+        lines.append(r"\par\smallskip")
+        lines.append(r"{\footnotesize " + r" \\ ".join(tex_escape(n) for n in table.notes) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(table: Table3) -> str:
+    """A standalone HTML page of the table (for the Snakemake report)."""
+    n_tasks = len(table.tasks)
+    block = len(COLUMNS) * n_tasks
+    e = html.escape
+    head = ["<tr><th rowspan='4' colspan='2'>Noise</th>"
+            + "".join(f"<th colspan='{block}'>{e(model_label(m))}</th>" for m in table.models) + "</tr>"]
+    head.append("<tr>" + "".join(
+        f"<th colspan='{n_tasks}' rowspan='2'>Clean</th><th colspan='{2 * n_tasks}'>Clean+Noise</th>"
+        for _ in table.models) + "</tr>")
+    head.append("<tr>" + "".join(
+        f"<th colspan='{n_tasks}'>Mismatch</th><th colspan='{n_tasks}'>Match</th>" for _ in table.models) + "</tr>")
+    head.append("<tr>" + "".join(f"<th>{e(task_label(t))}</th>" for _ in table.models for _ in COLUMNS
+                                 for t in table.tasks) + "</tr>")
+    body = []
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            body.append(f"<tr class='section'><td colspan='{2 + len(values)}'><em>{e(section)}</em></td></tr>")
+        tds = "".join(f"<td class='{'sig' if v[-1:] in MARKS.values() else ''}'>{e(v)}</td>" for v in values)
+        body.append(f"<tr><th>{e(first)}</th><th>{e(second)}</th>{tds}</tr>")
+    notes = "".join(f"<li>{e(n)}</li>" for n in table.notes)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Table 3</title><style>"
+        "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
+        "th,td{padding:2px 8px;text-align:center;border-bottom:1px solid #ddd} tbody th{text-align:left;font-weight:normal}"
+        "td.sig{font-weight:bold} tr.section td{text-align:left;background:#f4f4f4}"
+        "caption{caption-side:top;text-align:left;max-width:70em;margin-bottom:8px}</style></head><body>"
+        f"<table><caption>{e(caption(table))}</caption><thead>{''.join(head)}</thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+        + (f"<p>Notes:</p><ul>{notes}</ul>" if notes else "")
+        + "</body></html>\n"
+    )
+
+
+def write_table3(table: Table3, csv=None, markdown=None, latex=None, html_path=None) -> None:
+    if csv:
+        write_csv(table, csv)
+    for path, render in ((markdown, to_markdown), (latex, to_latex), (html_path, to_html)):
+        if path:
+            Path(path).write_text(render(table), encoding="utf-8")
+
+
+def skipped_from_statuses(paths) -> dict[str, str]:
+    """Condition id -> reason, from the augmented test sets' status.json: the whole condition
+    skipped (``skipped``), or some of its utterances (``n_skipped`` > 0; the reason says how many)."""
+    skipped = {}
+    for path in paths:
+        status = json.loads(Path(path).read_text(encoding="utf-8"))
+        cid = status.get("condition") or Path(path).parent.parent.name
+        if status.get("skipped"):
+            skipped[cid] = status.get("reason") or "no reason given"
+        elif status.get("n_skipped"):
+            total = int(status.get("n_ok", 0)) + int(status["n_skipped"])
+            reasons = ", ".join(sorted(status.get("skip_reasons") or {})) or "no reason given"
+            skipped[cid] = f"partial: {status['n_skipped']} of {total} utterances skipped ({reasons})"
+    return skipped
