@@ -98,9 +98,12 @@ def write_feature_archive(path, items, *, compression_level: int = 4) -> int:
     tmp = Path(str(path) + ".tmp")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_times=False) as f:
-            chunks = (min(max(data.shape[0], 1), 8192), N_MELS)
-            f.create_dataset("features", data=data, chunks=chunks, compression="gzip",
-                             compression_opts=compression_level, shuffle=True, track_times=False)
+            if data.shape[0]:
+                chunks = (min(data.shape[0], 8192), N_MELS)
+                f.create_dataset("features", data=data, chunks=chunks, compression="gzip",
+                                 compression_opts=compression_level, shuffle=True, track_times=False)
+            else:  # a condition skipped for the whole corpus: HDF5 cannot chunk an empty dataset
+                f.create_dataset("features", data=data, track_times=False)
             f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), track_times=False)
             f.create_dataset("utt_ids", data=np.asarray(utt_ids, dtype=object), shape=(len(utt_ids),),
                              dtype=h5py.string_dtype("utf-8"), track_times=False)
