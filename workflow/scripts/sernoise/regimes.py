@@ -11,6 +11,11 @@ Regimes (``training.regimes`` in config):
   perception-retaining conditions of the other types and is tested on ``t``.
 * ``all``: clean data plus every condition, perception-altering ones included: the "All
   noises" row, whose ground truth is uncertain.
+* ``fraction-<p>`` (``training.sweep``, paper §8.4): the augmentation-fraction sweep. p % of
+  the clean training (and validation) utterances get ONE augmented copy each, drawn from the
+  perception-retaining conditions (train pool); the other utterances stay clean only.  Built
+  by :func:`sweep_regimes`, trained only for ``training.sweep.model``; see
+  :func:`sernoise.training.data.assemble`.
 
 Perception classes come from the config (the defaults of the paper, or a study's
 partition copied into config), so the job graph is known before anything runs.
@@ -35,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 REGIME_KINDS = ("clean", "matched", "mismatched", "all")
+SWEEP_PREFIX = "fraction-"
 COLUMNS = ("clean", "mismatch", "match")
 
 
@@ -48,6 +54,7 @@ class Regime:
     kind: str
     train_conditions: tuple[str, ...] = field(default_factory=tuple)
     held_out_type: str | None = None
+    fraction: float | None = None  # fraction regimes: share of clean training utterances augmented (0, 1]
 
 
 def perception_of(config: dict, conditions: dict) -> dict[str, str]:
@@ -96,6 +103,36 @@ def build_regimes(config: dict, conditions: dict) -> dict[str, Regime]:
                 regimes[f"mismatched-{noise_type}"] = Regime(f"mismatched-{noise_type}", "mismatched", train, noise_type)
         else:
             raise RegimeError(f"config key training.regimes: unknown regime {kind!r}; known: {REGIME_KINDS}")
+    return regimes
+
+
+def fraction_name(percent: float) -> str:
+    """Regime name of a sweep point: 10 -> 'fraction-10', 12.5 -> 'fraction-12.5'."""
+    return f"{SWEEP_PREFIX}{float(percent):g}"
+
+
+def sweep_regimes(config: dict, conditions: dict) -> dict[str, Regime]:
+    """The ``fraction-<p>`` regimes of ``training.sweep`` (empty when absent or without fractions).
+
+    Each trains on the perception-retaining conditions of ``conditions`` (the built ones);
+    ``p`` is a percentage in (0, 100].
+    """
+    sweep = (config.get("training") or {}).get("sweep") or {}
+    fractions = list(sweep.get("fractions") or [])
+    if not fractions:
+        return {}
+    perception = perception_of(config, conditions)
+    retaining = tuple(cid for cid in conditions if perception[cid] == "retaining")
+    if not retaining:
+        raise RegimeError("config key training.sweep: the sweep needs perception-retaining conditions, none is built")
+    regimes = {}
+    for percent in fractions:
+        if not 0 < float(percent) <= 100:
+            raise RegimeError(f"config key training.sweep.fractions: {percent} is not a percentage in (0, 100]")
+        name = fraction_name(percent)
+        if name in regimes:
+            raise RegimeError(f"config key training.sweep.fractions: {percent} is listed twice")
+        regimes[name] = Regime(name, "fraction", retaining, fraction=float(percent) / 100.0)
     return regimes
 
 

@@ -50,7 +50,9 @@ from .stats import ALPHA, bonferroni, direction, paired_ttest
 
 COLUMNS = ("clean", "mismatch", "match")
 COLUMN_LABELS = {"clean": "Clean", "mismatch": "Clean+Noise Mismatch", "match": "Clean+Noise Match"}
-MODEL_LABELS = {"tdnn": "T-DNN", "ednn": "E-DNN", "tdnn_nr": "T-DNN-NR", "ednn_nr": "E-DNN-NR"}
+MODEL_LABELS = {"tdnn": "T-DNN", "ednn": "E-DNN", "tdnn_nr": "NR-T-DNN", "ednn_nr": "NR-E-DNN"}
+# Noise-robust arms (paper §7.4): their columns are Table 4's (sernoise.evaluation.table4), not Table 3's.
+NR_MODELS = ("tdnn_nr", "ednn_nr")
 TASK_LABELS = {"activation": "A", "valence": "V", "dominance": "D"}
 CATEGORY_LABELS = {"nat": "Nature", "int": "Interior", "hum": "Human"}
 CATEGORY_ORDER = ("nat", "int", "hum")
@@ -241,6 +243,13 @@ class Table3:
     notes: list[str] = field(default_factory=list)
     m: int = 0
     corpus: str = ""
+    title: str = "Table 3"
+    caption_text: str | None = None  # None: the Table 3 caption (see caption())
+    labels: dict = field(default_factory=dict)  # model -> column label replacing MODEL_LABELS' (stand-in backbones)
+    model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+
+    def label(self, model: str) -> str:
+        return self.labels.get(model) or model_label(model)
 
     def cell(self, row_key: str, model: str, column: str, task: str) -> pd.Series:
         c = self.cells
@@ -264,22 +273,34 @@ def build_table3(
     skipped: dict | None = None,
     corpus: str = "",
     regimes=None,
+    models=None,
+    model_labels: dict | None = None,
+    model_notes: list[str] | None = None,
+    exclude=(),
 ) -> Table3:
     """Table 3 from confusion counts (metrics.compute_metrics) and the configuration.
 
     ``conditions``: every configured condition (objects with id/family/perception/..., or
     ConditionInfo); ``tested``: the condition ids that were tested (rows; default: all);
     ``skipped``: condition id -> reason, for conditions skipped on this corpus; ``regimes``: the
-    names of the regimes trained (default: every regime the config asks for).
+    names of the regimes trained (default: every regime the config asks for); ``models``: the
+    model columns, in order, kept even without predictions (default: ``training.models`` then
+    any other model with predictions, less ``exclude``: the workflow's Table 3 excludes the
+    noise-robust arms NR_MODELS, which are Table 4's);
+    ``model_labels``: model -> column label overriding MODEL_LABELS (e.g. "E-DNN (tiny random wav2vec2)");
+    ``model_notes``: sentences added to the caption and the notes (what such a label means).
     """
     infos = {c.id: c for c in (x if isinstance(x, ConditionInfo) else ConditionInfo.of(x) for x in conditions)}
     tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
     regimes = evaluation_regimes(config, infos, regimes)
     rows = table3_rows([infos[c] for c in tested])
     training = config.get("training", {})
-    models = _ordered(training.get("models"), confusion["model"].unique())
+    if models is None:
+        models = [m for m in _ordered(training.get("models"), confusion["model"].unique()) if m not in set(exclude)]
+    models = list(models)
     tasks = _ordered(training.get("tasks"), confusion["task"].unique())
     index = _ConfusionIndex(confusion)
+    labels = {m: text for m, text in (model_labels or {}).items() if text}
 
     records, pairs = [], {}
     pooled_out: dict[tuple[str, str], set] = {}
@@ -300,7 +321,7 @@ def build_table3(
                     std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
                     records.append({
                         "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
-                        "group": row.group, "label": row.label, "model": model, "model_label": model_label(model),
+                        "group": row.group, "label": row.label, "model": model, "model_label": labels.get(model) or model_label(model),
                         "column": column, "column_label": COLUMN_LABELS[column], "task": task,
                         "task_label": task_label(task), "mean": mean, "std": std, "n_pairs": int(len(series)),
                         "sources": ";".join(dict.fromkeys(s for _, s in sources)),
@@ -311,7 +332,9 @@ def build_table3(
     cells["value"] = [_value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
     m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
     notes = _notes(rows, infos, index, skipped or {}, pooled_out, cells, m)
-    return Table3(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus)
+    model_notes = [n for n in (model_notes or []) if any(n.startswith(labels[mo]) for mo in models if mo in labels)]
+    return Table3(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, labels=labels,
+                  model_notes=model_notes)
 
 
 def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
@@ -389,7 +412,9 @@ def _notes(rows, infos, index, skipped, pooled_out, cells, m) -> list[str]:
 
 
 def caption(table: Table3) -> str:
-    models = ", ".join(f"{model_label(m)}" for m in table.models)
+    if table.caption_text is not None:
+        return table.caption_text
+    models = ", ".join(f"{table.label(m)}" for m in table.models)
     tasks = ", ".join(f"{task_label(t)}: {t}" for t in table.tasks)
     corpus = f" on {table.corpus}" if table.corpus else ""
     return (
@@ -407,6 +432,7 @@ def caption(table: Table3) -> str:
         "(b) Mismatch and Match columns: each row vs the Clean column of the same row (does training with noise "
         "help?). ↑/↓: significantly higher/lower than that reference. –: no model for this cell (the paper "
         "leaves the noisy-training columns of No noise empty) or no predictions."
+        + "".join(f" {note}" for note in table.model_notes)
     )
 
 
@@ -447,7 +473,7 @@ def to_markdown(table: Table3) -> str:
     width = len(table.models) * len(COLUMNS) * n_tasks
     head_models = []
     for m in table.models:
-        head_models += [model_label(m)] + [""] * (len(COLUMNS) * n_tasks - 1)
+        head_models += [table.label(m)] + [""] * (len(COLUMNS) * n_tasks - 1)
     head_regime = []
     head_sub = []
     for _ in table.models:
@@ -485,16 +511,16 @@ def to_latex(table: Table3) -> str:
     block = len(COLUMNS) * n_tasks
     ncols = 2 + len(table.models) * block
     lines = [
-        r"% Table 3 (sernoise). Needs \usepackage{booktabs}.",
+        rf"% {table.title} (sernoise). Needs \usepackage{{booktabs}}.",
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
         r"\caption{" + tex_escape(caption(table)) + "}",
-        r"\label{tab:table3}",
+        r"\label{tab:" + table.title.lower().replace(" ", "") + "}",
         r"\begin{tabular}{ll" + ("c" * block) * len(table.models) + "}",
         r"\toprule",
     ]
-    models = " & ".join(rf"\multicolumn{{{block}}}{{c}}{{{tex_escape(model_label(m))}}}" for m in table.models)
+    models = " & ".join(rf"\multicolumn{{{block}}}{{c}}{{{tex_escape(table.label(m))}}}" for m in table.models)
     lines.append(f" & & {models} \\\\")
     lines.append("".join(rf"\cmidrule(lr){{{3 + i * block}-{2 + (i + 1) * block}}}" for i in range(len(table.models))))
     regime = " & ".join(
@@ -536,7 +562,7 @@ def to_html(table: Table3) -> str:
     block = len(COLUMNS) * n_tasks
     e = html.escape
     head = ["<tr><th rowspan='4' colspan='2'>Noise</th>"
-            + "".join(f"<th colspan='{block}'>{e(model_label(m))}</th>" for m in table.models) + "</tr>"]
+            + "".join(f"<th colspan='{block}'>{e(table.label(m))}</th>" for m in table.models) + "</tr>"]
     head.append("<tr>" + "".join(
         f"<th colspan='{n_tasks}' rowspan='2'>Clean</th><th colspan='{2 * n_tasks}'>Clean+Noise</th>"
         for _ in table.models) + "</tr>")
@@ -552,7 +578,7 @@ def to_html(table: Table3) -> str:
         body.append(f"<tr><th>{e(first)}</th><th>{e(second)}</th>{tds}</tr>")
     notes = "".join(f"<li>{e(n)}</li>" for n in table.notes)
     return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Table 3</title><style>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(table.title)}</title><style>"
         "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
         "th,td{padding:2px 8px;text-align:center;border-bottom:1px solid #ddd} tbody th{text-align:left;font-weight:normal}"
         "td.sig{font-weight:bold} tr.section td{text-align:left;background:#f4f4f4}"

@@ -10,6 +10,15 @@ therefore trains on the same number of examples, however many conditions it has 
 the VAL-role utterances (same ratio, same conditions, train pool).  Test-role utterances
 never enter either set.
 
+Fraction regimes (``fraction-<p>``, the augmentation-fraction sweep of paper §8.4) work
+differently: ``n = round(p/100 * n_clean)`` distinct utterances of the role each get ONE
+augmented copy, its condition drawn uniformly among the regime's conditions that stored that
+utterance; the others stay clean only.  The draw uses ``derive_seed(seed, "fraction-subsample"
+(validation: "fraction-subsample-val"), fold, rep, task)``, independent of p: one permutation of
+the utterances (and one condition per utterance) is drawn and the first n are taken, so the
+augmented set of a smaller fraction is contained in that of a larger one and the sweep varies
+only the amount of augmentation.  Training sets grow with p (n_clean + n examples).
+
 Conditions with no usable utterance (skipped on this corpus, e.g. drop-word without
 alignments) are left out of the pool and reported in :attr:`TrainingSets.left_out`.
 
@@ -27,6 +36,7 @@ in the config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +161,33 @@ def draw_pairs(pool: list[tuple[str, str]], n: int, rng: np.random.Generator) ->
     return [pool[i] for i in chosen]
 
 
+def fraction_count(fraction: float, n_clean: int) -> int:
+    """Utterances augmented by a fraction regime: round(fraction * n_clean) (half up), within [0, n_clean]."""
+    if not 0 < fraction <= 1:
+        raise TrainingDataError(f"augmentation fraction must be in (0, 1], got {fraction}")
+    return min(n_clean, int(math.floor(fraction * n_clean + 0.5)))
+
+
+def draw_fraction(pool: list[tuple[str, str]], fraction: float, n_clean: int,
+                  rng: np.random.Generator) -> list[tuple[str, str]]:
+    """One (utterance, condition) pair for each of ``fraction_count(fraction, n_clean)`` distinct utterances.
+
+    ``pool``: the usable (utt_id, condition) pairs (see :func:`augmented_pool`).  The
+    utterances of the pool are permuted and each is given one condition (uniform among its
+    usable ones) BEFORE the first n are taken, so with the same ``rng`` state a smaller
+    fraction's pairs are a prefix of a larger one's.  Fewer utterances usable than n: all
+    of them.  Sorted by (utt_id, condition).
+    """
+    options: dict[str, list[str]] = {}
+    for utt_id, condition in pool:
+        options.setdefault(utt_id, []).append(condition)
+    utts = sorted(options)
+    order = rng.permutation(len(utts))
+    picks = rng.integers(0, 1 << 62, size=len(utts))
+    pairs = [(utts[i], sorted(options[utts[i]])[int(picks[k]) % len(options[utts[i]])]) for k, i in enumerate(order)]
+    return sorted(pairs[: min(fraction_count(fraction, n_clean), len(pairs))])
+
+
 def assemble(
     manifest: pd.DataFrame,
     folds: pd.DataFrame,
@@ -180,7 +217,19 @@ def assemble(
         if not labelled:
             raise TrainingDataError(f"fold {fold}: no {role} utterance has a {task} label")
         chosen = [Example(u, CLEAN, labels[u]) for u in labelled]
-        if regime.train_conditions:
+        if getattr(regime, "fraction", None) is not None:
+            pool, skipped = augmented_pool(regime.train_conditions, available, labelled)
+            left_out.update(skipped)
+            if not pool:
+                raise TrainingDataError(
+                    f"regime {regime.name}: none of its conditions {list(regime.train_conditions)} has a usable "
+                    f"{role} utterance in fold {fold} (all skipped?)"
+                )
+            rng = np.random.default_rng(derive_seed(seed, f"fraction-{tag}", fold, rep, task))
+            drawn = draw_fraction(pool, regime.fraction, len(labelled), rng)
+            used.update(c for _, c in drawn)
+            chosen += [Example(u, c, labels[u]) for u, c in drawn]
+        elif regime.train_conditions:
             pool, skipped = augmented_pool(regime.train_conditions, available, labelled)
             left_out.update(skipped)
             if not pool:

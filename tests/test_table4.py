@@ -1,0 +1,74 @@
+"""Table 4 (the noise-robust arms, sernoise.evaluation.table4) from synthetic prediction files:
+the paper layout with fixed NR-T-DNN / NR-E-DNN columns, Table 3's statistics, and Table 3
+without the NR arms."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from sernoise.conditions import build_conditions
+from sernoise.evaluation.metrics import compute_metrics
+from sernoise.evaluation.table3 import EMPTY, NR_MODELS, build_table3
+from sernoise.evaluation.table4 import build_table4, write_table4
+from test_table3 import EXPECTED_ROWS, SKIPPED, synthetic_config, write_synthetic_predictions
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table4")
+    config = synthetic_config()
+    config["training"]["models"] = ["tdnn", "tdnn_nr"]
+    conditions = build_conditions(config["conditions"])
+    paths = write_synthetic_predictions(root, config, model="tdnn_nr")
+    paths += write_synthetic_predictions(root, config, model="tdnn", regimes=["clean"], tested=["fade-in"])
+    _, confusion = compute_metrics(paths)
+    table = build_table4(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess")
+    return {"root": root, "config": config, "conditions": conditions, "confusion": confusion, "table": table}
+
+
+def test_columns_are_the_two_nr_arms_in_paper_order(setup):
+    table = setup["table"]
+    assert table.models == list(NR_MODELS) == ["tdnn_nr", "ednn_nr"]
+    assert [row.name for row in table.rows] == EXPECTED_ROWS
+    assert len(table.cells) == len(EXPECTED_ROWS) * 2 * 3 * 2
+    assert set(table.cells["model_label"]) == {"NR-T-DNN", "NR-E-DNN"}
+
+
+def test_cells_and_statistics_equal_table3s_for_the_same_predictions(setup):
+    table, confusion = setup["table"], setup["confusion"]
+    # Table 3 built for the NR model alone gives the same cells; only m (Bonferroni) is per table
+    alone = build_table3(confusion, setup["config"], setup["conditions"].values(), skipped=SKIPPED,
+                         models=["tdnn_nr"])
+    mine = table.cells[table.cells.model == "tdnn_nr"].reset_index(drop=True)
+    for column in ("row_key", "column", "task", "mean", "std", "n_pairs", "t", "p", "comparison"):
+        pd.testing.assert_series_equal(mine[column], alone.cells[column], check_names=False)
+    assert table.m == alone.m  # NR-E-DNN has no predictions: no comparison
+    worse = table.cell("env-nat-cont-snr0", "tdnn_nr", "clean", "activation")
+    assert worse["significant"] and worse["value"].endswith("↓")
+    better = table.cell("env-nat-cont-snr0", "tdnn_nr", "match", "valence")
+    assert better["significant"] and better["value"].endswith("↑")
+
+
+def test_a_model_without_predictions_keeps_empty_columns(setup):
+    table = setup["table"]
+    assert set(table.cells[table.cells.model == "ednn_nr"]["value"]) == {EMPTY}
+    assert any(n.startswith("NR-E-DNN: no predictions yet") for n in table.notes)
+
+
+def test_table3_of_the_workflow_leaves_the_nr_arms_out(setup):
+    table3 = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), exclude=NR_MODELS)
+    assert table3.models == ["tdnn"]
+
+
+def test_renderings(setup, tmp_path):
+    table = setup["table"]
+    write_table4(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
+    md = (tmp_path / "t.md").read_text()
+    assert md.startswith("Table 4: UAR on ravdess") and "RNNoise" in md and f"m = {table.m}" in md
+    assert "| NR-T-DNN |" in md and "| NR-E-DNN |" in md and "table3.csv" not in md
+    tex = (tmp_path / "t.tex").read_text()
+    assert r"\label{tab:table4}" in tex and r"\multicolumn{6}{c}{NR-T-DNN}" in tex and "% Table 4" in tex
+    html = (tmp_path / "t.html").read_text()
+    assert "<title>Table 4</title>" in html and "NR-E-DNN" in html
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(table.cells)
