@@ -1,0 +1,227 @@
+"""One attack job: Algorithm 1 on every selected test utterance, ``runs`` times, for every budget.
+
+Per (utterance, run):
+
+1. one noise instance per category of the noise set (:func:`~sernoise.attack.perturb.draw_instance`,
+   generator ``derive_seed(seed, "attack-instance", utt_id, run, category)``: the same instance
+   of a category in every noise set, knowledge setting and budget, so that those settings are
+   compared on the same noises); a category none of whose conditions applies to the utterance
+   is left out of that run (``n_noises`` says how many were used);
+2. the order: knowledge ``none``: a permutation drawn from
+   ``derive_seed(seed, "attack-order", utt_id, run, noise_set)``; ``degradation``: by measured
+   UAR drop (:func:`~sernoise.attack.knowledge.degradation_order`), the same for every run;
+3. Algorithm 1 once with the largest budget (∞ when configured), batched as configured, and
+   every smaller budget derived from its answers (:func:`~sernoise.attack.algorithm.derive`,
+   identical to running that budget: tests/test_attack.py).
+
+The reference (clean) labels come from one uncounted model call per chunk of utterances.
+
+Rows (``RESULT_COLUMNS``), one per (utterance, run, budget); ``derived`` marks the budgets
+replayed from the largest one, whose row also carries ``model_calls`` and ``computed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sernoise.conditions.base import Condition, Context
+from sernoise.seeds import derive_seed, rng_for
+
+from .algorithm import AttackResult, algorithm1, check_budget, derive
+from .perturb import NoiseInstance, draw_instance
+
+LABELS = ("low", "mid", "high")
+KNOWLEDGE = ("none", "degradation")
+RESULT_COLUMNS = [
+    "model", "regime", "fold", "rep", "task", "noise_set", "knowledge", "utt_id", "run", "budget", "success",
+    "queries", "queries_to_flip", "category", "condition", "noise_file", "decrease_db", "snr_target",
+    "snr_measured", "knob_name", "knob", "reference", "label", "true", "n_noises", "order", "derived",
+    "model_calls", "computed", "trace",
+]
+
+NUMERIC_COLUMNS = ["queries_to_flip", "decrease_db", "snr_target", "snr_measured", "knob", "model_calls", "computed"]
+
+
+def budget_name(budget) -> str:
+    budget = check_budget(budget)
+    return "inf" if budget is None else str(budget)
+
+
+def budget_sort_key(name) -> float:
+    return float("inf") if str(name) == "inf" else float(name)
+
+
+@dataclass
+class AttackJob:
+    """What one job attacks with (the rule's wildcards and params)."""
+
+    noise_set: str
+    knowledge: str
+    categories: Mapping[str, list[Condition]]  # the noise set's categories, config order
+    budgets: Sequence  # int or "inf"/None
+    runs: int
+    start_snr: float
+    seed: int
+    batched: bool = True
+    knowledge_order: Sequence[str] | None = None  # degradation order (knowledge "degradation")
+
+    def __post_init__(self):
+        if self.knowledge not in KNOWLEDGE:
+            raise ValueError(f"knowledge must be one of {KNOWLEDGE}, got {self.knowledge!r}")
+        if self.knowledge == "degradation" and self.knowledge_order is None:
+            raise ValueError("knowledge 'degradation' needs the measured degradation order")
+        self.budgets = sorted({check_budget(b) for b in self.budgets}, key=lambda b: float("inf") if b is None else b)
+        if not self.budgets:
+            raise ValueError("no query budget given")
+
+    @property
+    def run_budget(self):
+        """The largest budget: the one actually run (the others are derived from it)."""
+        return self.budgets[-1]
+
+
+def usable_categories(categories: Mapping[str, list[Condition]], noise=None) -> tuple[dict, list[str]]:
+    """The categories with the conditions that ``noise`` (a pool) can feed, and notes on what was dropped.
+
+    A condition needing recorded noise of a category the pool has no file of is left out; a
+    category left without conditions is left out of the noise set (said in the notes).
+    """
+    usable, notes = {}, []
+    for category, conditions in categories.items():
+        kept = []
+        for condition in conditions:
+            if "noise" in condition.requires:
+                wanted = getattr(condition, "category", None)
+                if noise is None or not noise.files(wanted):
+                    notes.append(f"category {category}: condition {condition.id} left out: no {wanted} noise in the pool")
+                    continue
+            kept.append(condition)
+        if kept:
+            usable[category] = kept
+        else:
+            notes.append(f"category {category} left out: none of its conditions can be applied")
+    return usable, notes
+
+
+def noise_instances(job: AttackJob, utt_id: str, x: np.ndarray, speaker: str, run: int, noise=None
+                    ) -> tuple[list[NoiseInstance], list[str]]:
+    """The run's instances in attack order, and the reasons of categories left out."""
+    context = Context(utt_id=utt_id, speaker=speaker, noise=noise)
+    drawn, notes = {}, []
+    for category, conditions in job.categories.items():
+        rng = rng_for(job.seed, "attack-instance", utt_id, run, category)
+        instance, reasons = draw_instance(category, conditions, x, context, rng, job.start_snr)
+        if instance is None:
+            notes.append(f"{utt_id} run {run}: no {category} instance ({'; '.join(reasons)})")
+        else:
+            drawn[category] = instance
+    names = list(drawn)
+    if job.knowledge == "none":
+        order = np.random.default_rng(derive_seed(job.seed, "attack-order", utt_id, run, job.noise_set))
+        names = [names[i] for i in order.permutation(len(names))]
+    else:
+        ranked = [c for c in job.knowledge_order if c in drawn]
+        names = ranked + sorted(set(names) - set(ranked))
+    return [drawn[n] for n in names], notes
+
+
+def _row(result: AttackResult, instances: list[NoiseInstance], true: int, derived: bool, direct: AttackResult) -> dict:
+    row = {
+        "budget": "inf" if result.budget is None else str(result.budget),
+        "success": bool(result.success),
+        "queries": result.queries,
+        "queries_to_flip": result.queries_to_flip if result.success else None,
+        "reference": LABELS[int(result.reference)],
+        "label": LABELS[int(result.label)] if result.success else "",
+        "true": LABELS[int(true)],
+        "n_noises": len(instances),
+        "order": "|".join(i.category for i in instances),
+        "derived": derived,
+        "model_calls": None if derived else len(direct.calls),
+        "computed": None if derived else direct.computed,
+        "trace": " ".join(f"{instances[s.query.noise].category}@{s.query.decrease}:{LABELS[int(s.label)]}"
+                          for s in result.steps),
+    }
+    if result.success:
+        instance = instances[result.noise]
+        level = instance.level(result.decrease)
+        row.update(category=instance.category, condition=instance.condition, noise_file=instance.file,
+                   decrease_db=result.decrease, snr_target=level["snr_target"], snr_measured=level["snr_measured"],
+                   knob_name=level["knob_name"], knob=level["knob"])
+    return row
+
+
+def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.ndarray, speaker: str, true: int,
+                     reference: int, noise=None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows of one utterance: every run × every budget."""
+    rows = []
+    for run in range(1, job.runs + 1):
+        instances, notes = noise_instances(job, utt_id, x, speaker, run, noise)
+        for note in notes:
+            if log:
+                log(note)
+
+        def ask(queries, instances=instances):
+            return [int(v) for v in predictor([instances[q.noise].perturb(q.decrease) for q in queries])]
+
+        direct = algorithm1(len(instances), int(reference), ask, job.run_budget, batched=job.batched)
+        for budget in job.budgets:
+            result = direct if budget == job.run_budget else derive(direct, budget)
+            row = {"utt_id": utt_id, "run": run}
+            row.update(_row(result, instances, true, result is not direct, direct))
+            rows.append(row)
+    return rows
+
+
+def run_job(job: AttackJob, predictor: Callable, utterances: Iterable[tuple[str, np.ndarray, str, int]], *,
+            noise=None, meta: Mapping | None = None, chunk: int = 32, log: Callable[[str], None] | None = None
+            ) -> pd.DataFrame:
+    """Attack every (utt_id, audio, speaker, true label) of ``utterances``; ``meta`` fills the job columns."""
+    rows: list[dict] = []
+    items = list(utterances)
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        references = [int(v) for v in predictor([x for _, x, _, _ in part])]  # the reference: not counted
+        for (utt_id, x, speaker, true), reference in zip(part, references):
+            rows += attack_utterance(job, predictor, utt_id, x, speaker, true, reference, noise, log)
+        if log:
+            log(f"{min(start + chunk, len(items))}/{len(items)} utterances attacked")
+    frame = pd.DataFrame(rows)
+    for key, value in {"noise_set": job.noise_set, "knowledge": job.knowledge, **dict(meta or {})}.items():
+        frame[key] = value
+    return frame.reindex(columns=RESULT_COLUMNS)
+
+
+def write_results(frame: pd.DataFrame, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
+    tmp.replace(path)
+
+
+def read_results(path) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"utt_id": str, "budget": str, "category": str, "condition": str,
+                                     "noise_file": str, "order": str, "trace": str, "noise_set": str,
+                                     "knowledge": str, "model": str, "task": str, "regime": str},
+                        keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}")
+    for column in ("success", "derived"):
+        frame[column] = frame[column].astype(str).str.lower().eq("true")
+    return frame
+
+
+def select_utterances(utt_ids: Sequence[str], limit: int | None, seed: int, *parts) -> list[str]:
+    """``utt_ids`` sorted, or a seeded subset of ``limit`` of them (sorted)."""
+    ids = sorted(utt_ids)
+    if limit is None or limit >= len(ids):
+        return ids
+    rng = rng_for(seed, "attack-utterances", *parts)
+    return sorted(ids[i] for i in rng.permutation(len(ids))[:limit])

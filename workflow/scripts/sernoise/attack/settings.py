@@ -1,0 +1,118 @@
+"""The ``attack:`` config section, checked against the rest of the config when the workflow starts.
+
+The schema (schemas/config.schema.yaml) checks types and ranges; this module checks what refers
+to other sections, and resolves the noise sets to categories:
+
+* ``categories``: name -> condition ids whose noise instances the category draws from; every id
+  must be a configured condition of a type usable as attack noise (``env``, ``insert``,
+  ``reverb``, ``fade``: :func:`sernoise.attack.perturb.attack_kind`), and all conditions of a
+  category must share one perception class (it is the category's);
+* ``noise_sets``: name -> ``all`` (every category), ``retaining`` (the perception-retaining
+  categories) or a list of categories;
+* ``models`` within ``training.models`` and with an attack predictor (null: every trained model
+  that has one); ``tasks`` within ``training.tasks`` (null: all of them); ``regime`` one of the
+  regimes being trained;
+* ``budgets``: integers >= 1 and ``inf`` (or null), each once.
+
+Every problem is reported at once, each naming its key.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from .algorithm import check_budget
+from .models import PREDICTORS
+from .perturb import AttackNoiseError, attack_kind
+
+
+class AttackConfigError(ValueError):
+    """The attack section refers to something that does not exist or cannot be attacked with."""
+
+
+def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[str]) -> dict:
+    """The checked attack settings (plain data for rule params); AttackConfigError lists every problem."""
+    problems: list[str] = []
+    categories: dict[str, list[str]] = {}
+    perception: dict[str, str] = {}
+    for category, members in attack["categories"].items():
+        classes = set()
+        for i, cid in enumerate(members):
+            key = f"config key attack.categories.{category}[{i}]"
+            if cid not in conditions:
+                problems.append(f"{key}: unknown condition {cid!r}")
+                continue
+            try:
+                attack_kind(conditions[cid])
+            except AttackNoiseError as error:
+                problems.append(f"{key}: {error}")
+                continue
+            classes.add(conditions[cid].perception)
+        if len(classes) > 1:
+            problems.append(f"config key attack.categories.{category}: conditions of one category must share a "
+                            f"perception class, got {sorted(classes)}")
+        categories[category] = list(members)
+        perception[category] = classes.pop() if len(classes) == 1 else "retaining"
+    noise_sets: dict[str, list[str]] = {}
+    for name, spec in attack["noise_sets"].items():
+        if spec == "all":
+            members = list(categories)
+        elif spec == "retaining":
+            members = [c for c in categories if perception[c] == "retaining"]
+        else:
+            members = list(spec)
+            for i, category in enumerate(members):
+                if category not in categories:
+                    problems.append(f"config key attack.noise_sets.{name}[{i}]: unknown category {category!r}; "
+                                    f"defined under attack.categories: {sorted(categories)}")
+        if not members:
+            problems.append(f"config key attack.noise_sets.{name}: no category in this noise set")
+        noise_sets[name] = members
+    trained = config.get("training", {}).get("models", [])
+    models = attack.get("models")
+    if models is None:  # every trained model that has a predictor
+        models = [m for m in trained if m in PREDICTORS]
+    for i, model in enumerate(models):
+        if model not in trained:
+            problems.append(f"config key attack.models[{i}]: model {model!r} is not trained (training.models: {trained})")
+        elif model not in PREDICTORS:
+            problems.append(f"config key attack.models[{i}]: no attack predictor for model {model!r} "
+                            f"(sernoise.attack.models.PREDICTORS: {sorted(PREDICTORS)})")
+    tasks = config.get("training", {}).get("tasks", [])
+    attack_tasks = tasks if attack.get("tasks") is None else attack["tasks"]
+    for i, task in enumerate(attack_tasks if attack.get("tasks") is not None else []):
+        if task not in tasks:
+            problems.append(f"config key attack.tasks[{i}]: task {task!r} is not trained (training.tasks: {tasks})")
+    regimes = list(regimes)
+    if attack["regime"] not in regimes:
+        problems.append(f"config key attack.regime: regime {attack['regime']!r} is not trained; trained: {regimes}")
+    budgets: list[str] = []
+    for i, budget in enumerate(attack["budgets"]):
+        try:
+            name = "inf" if check_budget(budget) is None else str(check_budget(budget))
+        except (TypeError, ValueError) as error:
+            problems.append(f"config key attack.budgets[{i}]: {error}")
+            continue
+        if name in budgets:
+            problems.append(f"config key attack.budgets[{i}]: budget {name} is listed twice")
+        budgets.append(name)
+    if problems:
+        raise AttackConfigError(f"invalid configuration ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+    budgets.sort(key=lambda b: float(b))
+    return {
+        "regime": attack["regime"],
+        "models": list(models),
+        "tasks": list(attack_tasks),
+        "budgets": budgets,
+        "noise_sets": noise_sets,
+        "noise_set_specs": {name: spec if isinstance(spec, str) else "list" for name, spec in attack["noise_sets"].items()},
+        "knowledge": list(attack["knowledge"]),
+        "runs": int(attack["runs"]),
+        "start_snr": float(attack["start_snr"]),
+        "max_utterances": attack.get("max_utterances"),
+        "knowledge_utterances": attack.get("knowledge_utterances"),
+        "categories": categories,
+        "perception": perception,
+        "batch": bool(attack["batch"]),
+        "threads": int(attack["threads"]),
+    }
