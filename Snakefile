@@ -13,13 +13,18 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_ednn.smk"
 include: "rules/corpus.smk"
 include: "rules/noise.smk"
 include: "rules/augment.smk"
+include: "rules/denoise.smk"
 include: "rules/perception.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
+include: "rules/pretrained.smk"
+include: "rules/ednn.smk"
 include: "rules/evaluate.smk"
+include: "rules/attack.smk"
 
 
 localrules:

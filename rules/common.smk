@@ -177,6 +177,24 @@ def augmented_parts(kind):
     return parts
 
 
+def denoised_parts(kind):
+    """Input function (rules/denoise.smk, features.smk): one per-shard file of a denoised (condition,
+    pool) dataset per clean shard (kind: shard, params or status)."""
+    pattern = {"shard": "shard-{shard}.h5", "params": "params-{shard}.csv", "status": "status-{shard}.json"}[kind]
+
+    def parts(wc):
+        return [f"results/{wc.corpus}/denoised/{wc.condition}/{wc.pool}/{pattern.format(shard=s)}"
+                for s in shard_ids(wc.corpus)]
+
+    return parts
+
+
+def denoised_clean_parts(kind):
+    """Input function (rules/denoise.smk): one per-shard file of the denoised clean corpus per clean shard."""
+    pattern = {"shard": "shard-{shard}.h5", "params": "params-{shard}.csv"}[kind]
+    return lambda wc: [f"results/{wc.corpus}/denoised/clean/{pattern.format(shard=s)}" for s in shard_ids(wc.corpus)]
+
+
 def gallery_inputs(wc):
     """Input function of augment_gallery: the merged outputs of every built condition in GALLERY_POOL."""
     folder = f"results/{wc.corpus}/augmented/{{condition}}/{GALLERY_POOL}/"
@@ -244,7 +262,7 @@ def perception_targets(corpus):
 # Training and prediction (rules/train.smk). Regimes cover the conditions augmentation builds:
 # noise_types are restricted to the built conditions (a type with none built gives no mismatched
 # regime), and a noisy regime left without any condition is dropped (it would be clean renamed).
-from sernoise.regimes import RegimeError, build_regimes  # noqa: E402
+from sernoise.regimes import RegimeError, build_regimes, sweep_regimes  # noqa: E402
 
 
 def _training_regimes():
@@ -259,10 +277,32 @@ def _training_regimes():
 
 
 TRAIN_REGIMES = _training_regimes()
+
+
+def _sweep():
+    """(model, regimes) of the augmentation-fraction sweep (training.sweep); (None, {}) when off."""
+    sweep = config["training"].get("sweep") or {}
+    if not sweep.get("fractions"):
+        return None, {}
+    model = sweep.get("model", "tdnn")
+    if model not in config["training"]["models"]:
+        raise WorkflowError(f"config key training.sweep.model: {model!r} is not in training.models "
+                            f"{config['training']['models']}")
+    if "train" not in config["augment"]["pools"]:
+        raise WorkflowError("config key augment.pools: training.sweep needs the train pool")
+    try:
+        regimes = sweep_regimes(config, {cid: CONDITIONS[cid] for cid in augment_conditions()})
+    except RegimeError as error:
+        raise WorkflowError(f"invalid configuration: {error}") from None
+    return model, regimes
+
+
+SWEEP_MODEL, SWEEP_REGIMES = _sweep()
+ALL_REGIMES = {**TRAIN_REGIMES, **SWEEP_REGIMES}  # what train/predict rules accept
 TRAIN_GPU = 1 if config["training"]["device"] == "cuda" else 0
 TRAIN_WILDCARDS = {
     "model": "|".join(config["training"]["models"]),
-    "regime": "|".join(re.escape(r) for r in sorted(TRAIN_REGIMES)) or "(?!)",
+    "regime": "|".join(re.escape(r) for r in sorted(ALL_REGIMES)) or "(?!)",
     "fold": r"\d+",
     "rep": r"\d+",
     "task": "|".join(config["training"]["tasks"]),
@@ -271,9 +311,25 @@ TRAIN_WILDCARDS = {
 
 def training_regime(wc):
     try:
-        return TRAIN_REGIMES[wc.regime]
+        return ALL_REGIMES[wc.regime]
     except KeyError:
-        raise WorkflowError(f"unknown regime {wc.regime!r}; configured: {sorted(TRAIN_REGIMES)}") from None
+        raise WorkflowError(f"unknown regime {wc.regime!r}; configured: {sorted(ALL_REGIMES)}") from None
+
+
+# Feature variants: T-DNN-NR (tdnn_nr) trains and tests on features of RNNoise-denoised audio
+# (rules/denoise.smk -> results/{corpus}/features/denoised/...); other models on the raw audio's.
+DENOISED_MODELS = ("tdnn_nr",)
+TDNN_MODELS = [m for m in config["training"]["models"] if m in ("tdnn", "tdnn_nr")]
+
+
+def model_variant(model):
+    return "denoised" if model in DENOISED_MODELS else "raw"
+
+
+def feature_file(corpus, variant, condition=None, pool=None):
+    """Feature archive of the clean corpus (condition None) or of a (condition, pool) dataset."""
+    root = f"results/{corpus}/features/" + ("denoised/" if variant == "denoised" else "")
+    return root + ("clean.h5" if condition is None else f"{condition}/{pool}.h5")
 
 
 def train_inputs(wc):
@@ -284,8 +340,8 @@ def train_inputs(wc):
     return {
         "manifest": f"results/{wc.corpus}/manifest.csv",
         "folds": f"results/{wc.corpus}/folds.csv",
-        "clean": f"results/{wc.corpus}/features/clean.h5",
-        "conditions": [f"results/{wc.corpus}/features/{c}/train.h5" for c in regime.train_conditions],
+        "clean": feature_file(wc.corpus, model_variant(wc.model)),
+        "conditions": [feature_file(wc.corpus, model_variant(wc.model), c, "train") for c in regime.train_conditions],
     }
 
 
@@ -303,8 +359,8 @@ def predict_inputs(wc):
         "norm": f"{folder}/norm.npz",
         "manifest": f"results/{wc.corpus}/manifest.csv",
         "folds": f"results/{wc.corpus}/folds.csv",
-        "clean": f"results/{wc.corpus}/features/clean.h5",
-        "conditions": [f"results/{wc.corpus}/features/{c}/test.h5" for c in test_conditions()],
+        "clean": feature_file(wc.corpus, model_variant(wc.model)),
+        "conditions": [feature_file(wc.corpus, model_variant(wc.model), c, "test") for c in test_conditions()],
     }
 
 
@@ -338,12 +394,114 @@ def evaluation_settings():
         "noise_types": {t: members for t, members in types.items() if members},
         "conditions": {c: config["conditions"][c] for c in built},
     }
-    return {"config": evaluation_config, "conditions": info, "tested": test_conditions(), "regimes": list(TRAIN_REGIMES)}
+    return {"config": evaluation_config, "conditions": info, "tested": test_conditions(), "regimes": list(TRAIN_REGIMES),
+            # E-DNN models on a stand-in backbone: table labels and caption notes (rules/pretrained.smk)
+            "model_labels": ednn_model_labels(), "model_notes": ednn_caption_notes()}
+
+
+NR_MODELS = ("tdnn_nr", "ednn_nr")  # the columns of Table 4 (noise-robust arms, paper §7.4)
 
 
 def evaluation_targets():
     tables = [f"results/tables/table3.{ext}" for ext in ("csv", "md", "tex", "html")]
+    if any(m in NR_MODELS for m in config["training"]["models"]):
+        tables += [f"results/tables/table4.{ext}" for ext in ("csv", "md", "tex", "html")]
     return tables + ["results/plots/uar_vs_snr.png", "results/plots/uar_per_condition.png"]
+
+
+# Augmentation-fraction sweep (rules/evaluate.smk, make_sweep).
+def sweep_predictions(corpus):
+    """Prediction files of the sweep: its model under every fraction regime, and under `clean` (the 0 % point)."""
+    if not SWEEP_REGIMES:
+        return []
+    regimes = list(SWEEP_REGIMES) + (["clean"] if "clean" in TRAIN_REGIMES else [])
+    return expand(
+        "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
+        corpus=corpus,
+        model=SWEEP_MODEL,
+        regime=regimes,
+        fold=range(1, config["folds"]["n_folds"] + 1),
+        rep=range(1, config["training"]["repetitions"] + 1),
+        task=config["training"]["tasks"],
+    )
+
+
+def sweep_targets():
+    if not SWEEP_REGIMES:
+        return []
+    return ["results/tables/sweep.csv", "results/tables/sweep.md", "results/plots/sweep.png"]
+
+
+# Black-box noise attack (rules/attack.smk; paper §7.5, Table 5). Optional section, like the
+# perception study: without `attack:` the rules still run on request (schema defaults), but `all`
+# builds no Table 5; `attack: {models: []}` switches it off too. Checked now: sernoise.attack.settings.
+from sernoise.attack.settings import AttackConfigError, resolve as resolve_attack  # noqa: E402
+
+ATTACK_CONFIGURED = "attack" in config
+try:
+    ATTACK = resolve_attack(
+        config["attack"] if ATTACK_CONFIGURED else
+        validate_config(dict(config, attack={}), Path(workflow.basedir) / "schemas" / "config.schema.yaml")["attack"],
+        config, CONDITIONS, TRAIN_REGIMES)
+except AttackConfigError as error:
+    if ATTACK_CONFIGURED:
+        raise WorkflowError(str(error)) from None
+    ATTACK = None  # the defaults do not fit this config; the attack rules then refuse to run
+ATTACK_WILDCARDS = {
+    "model": "|".join(ATTACK["models"]) if ATTACK else "(?!)",
+    "task": "|".join(ATTACK["tasks"]) if ATTACK else "(?!)",
+    "noise_set": _alternatives(ATTACK["noise_sets"]) if ATTACK else "(?!)",
+    "knowledge": "|".join(ATTACK["knowledge"]) if ATTACK else "(?!)",
+}
+
+
+def attack_inputs(wc):
+    """Input function of run_attack / attack_knowledge: the attacked model (attack.regime), the fold's
+    data, the clean audio, the noise banks and, for knowledge 'degradation', the measured order."""
+    if ATTACK is None:
+        raise WorkflowError("config key attack: the attack needs an `attack:` section that fits this config")
+    from sernoise.attack.models import MODEL_FILES
+
+    folder = f"results/{wc.corpus}/models/{wc.model}/{ATTACK['regime']}/fold{wc.fold}/rep{wc.rep}/{wc.task}"
+    inputs = {
+        "model": [f"{folder}/{name}" for name in MODEL_FILES[wc.model]],
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "folds": f"results/{wc.corpus}/folds.csv",
+        "index": f"results/{wc.corpus}/audio/index.csv",
+        "shards": [f"results/{wc.corpus}/audio/shard-{s}.h5" for s in shard_ids(wc.corpus)],
+        "banks": noise_targets(NOISE_BANKS),
+        "bank_audio": [f"results/noise/{bank}/audio.h5" for bank in NOISE_BANKS],
+    }
+    if getattr(wc, "knowledge", None) == "degradation":
+        inputs["knowledge"] = f"results/{wc.corpus}/attack/{wc.model}/fold{wc.fold}/rep{wc.rep}/{wc.task}/knowledge.csv"
+    return inputs
+
+
+def attack_conditions():
+    """Config entries of the conditions the attack categories draw from."""
+    return {cid: config["conditions"][cid] for members in (ATTACK or {}).get("categories", {}).values() for cid in members}
+
+
+def attack_results(corpus):
+    """One result file per (model, fold, repetition, task, noise set, knowledge)."""
+    if not ATTACK or not ATTACK["models"]:
+        return []
+    return expand(
+        "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.csv",
+        corpus=corpus,
+        model=ATTACK["models"],
+        fold=range(1, config["folds"]["n_folds"] + 1),
+        rep=range(1, config["training"]["repetitions"] + 1),
+        task=ATTACK["tasks"],
+        noise_set=list(ATTACK["noise_sets"]),
+        knowledge=ATTACK["knowledge"],
+    )
+
+
+def attack_targets():
+    if not (ATTACK_CONFIGURED and attack_results(CORPUS)):
+        return []
+    return [f"results/tables/table5.{ext}" for ext in ("csv", "md", "tex")] + ["results/plots/attack_budget.png"]
 
 
 def all_targets():
@@ -354,4 +512,6 @@ def all_targets():
         + perception_targets(CORPUS)
         + prediction_targets(CORPUS)  # rules/train.smk
         + evaluation_targets()  # rules/evaluate.smk
+        + sweep_targets()  # rules/evaluate.smk (make_sweep)
+        + attack_targets()  # rules/attack.smk (Table 5)
     )

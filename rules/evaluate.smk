@@ -1,7 +1,8 @@
-# Evaluation and reporting (paper §7.2.3, §8.2-8.3, Table 3; SPEC §8, §10): prediction files ->
+# Evaluation and reporting (paper §7.2.3, §8.2-8.4, Tables 3-4; SPEC §8, §10): prediction files ->
 # metrics (UAR, per-class recall, weighted F1, confusion counts) -> Table 3 (paired t-test over
-# (fold, repetition) pairs, Bonferroni) and plots, registered for `snakemake --report report.html`.
-# Input functions: rules/common.smk (prediction_targets, evaluation_settings).
+# (fold, repetition) pairs, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
+# augmentation-fraction sweep and plots, registered for `snakemake --report report.html`.
+# Input functions: rules/common.smk (prediction_targets, evaluation_settings, sweep_predictions).
 # Code: sernoise.evaluation.
 
 
@@ -77,3 +78,63 @@ rule plot_uar:
         "logs/evaluate/plot_uar.log",
     script:
         "../workflow/scripts/plot_uar.py"
+
+
+rule make_table4:
+    input:
+        confusion=f"results/{CORPUS}/metrics/confusion.csv",
+        statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in test_conditions()],
+    output:
+        csv=report(
+            "results/tables/table4.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+            labels={"table": "Table 4", "format": "CSV (one row per cell)"},
+        ),
+        markdown="results/tables/table4.md",
+        latex="results/tables/table4.tex",
+        html=report(
+            "results/tables/table4.html",
+            caption="../report/table4.rst",
+            category="Tables",
+            labels={"table": "Table 4", "format": "paper layout"},
+        ),
+    params:
+        settings=evaluation_settings(),
+        corpus=CORPUS,
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/evaluate/make_table4.log",
+    script:
+        "../workflow/scripts/make_table4.py"
+
+
+rule make_sweep:
+    input:
+        predictions=sweep_predictions(CORPUS),
+    output:
+        csv=report(
+            "results/tables/sweep.csv",
+            caption="../report/sweep.rst",
+            category="Tables",
+            labels={"table": "Augmentation-fraction sweep", "format": "CSV"},
+        ),
+        markdown="results/tables/sweep.md",
+        plot=report(
+            "results/plots/sweep.png",
+            caption="../report/sweep.rst",
+            category="Plots",
+            labels={"plot": "Augmentation-fraction sweep"},
+        ),
+    params:
+        settings=evaluation_settings(),
+        model=SWEEP_MODEL,
+        fractions=[float(p) for p in (config["training"].get("sweep") or {}).get("fractions") or []],
+        corpus=CORPUS,
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/evaluate/make_sweep.log",
+    script:
+        "../workflow/scripts/make_sweep.py"

@@ -43,3 +43,47 @@ rule extract_features:
         "benchmarks/snakemake/{corpus}/features/{condition}/extract_features-{pool}.tsv"
     script:
         "../workflow/scripts/extract_features.py"
+
+
+# Variant "denoised" (T-DNN-NR, paper §7.4.1): the same features of the RNNoise-denoised datasets
+# (rules/denoise.smk), under results/{corpus}/features/denoised/.
+rule extract_denoised_clean_features:
+    input:
+        index="results/{corpus}/denoised/clean/index.csv",
+        shards=lambda wc: expand("results/{{corpus}}/denoised/clean/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
+    output:
+        "results/{corpus}/features/denoised/clean.h5",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/features/denoised/extract_denoised_clean_features.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/features/denoised/extract_denoised_clean_features.tsv"
+    script:
+        "../workflow/scripts/extract_features.py"
+
+
+rule extract_denoised_features:
+    input:
+        index="results/{corpus}/denoised/{condition}/{pool}/index.csv",
+        params="results/{corpus}/denoised/{condition}/{pool}/params.csv",
+        status="results/{corpus}/denoised/{condition}/{pool}/status.json",
+        shards=denoised_parts("shard"),
+    output:
+        "results/{corpus}/features/denoised/{condition}/{pool}.h5",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/features/denoised/{condition}/extract_denoised_features-{pool}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/features/denoised/{condition}/extract_denoised_features-{pool}.tsv"
+    script:
+        "../workflow/scripts/extract_features.py"

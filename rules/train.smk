@@ -1,6 +1,8 @@
 # Training and prediction (paper §7.1-7.4, SPEC §8): one T-DNN per (model, regime, fold, repetition,
 # task), hyper-parameters chosen on validation from tdnn.grid; each trained model predicts its
-# fold's test-role utterances, clean and in every built condition (test pool).  Regimes and input
+# fold's test-role utterances, clean and in every built condition (test pool).  Model tdnn_nr is
+# the same T-DNN on features of RNNoise-denoised audio (train and test; rules/denoise.smk); the
+# regimes include the augmentation-fraction sweep (fraction-<p>, training.sweep).  Regimes and input
 # functions: rules/common.smk (TRAIN_REGIMES).  Code: sernoise.training, sernoise.models.tdnn.
 
 from dataclasses import asdict
@@ -18,7 +20,7 @@ rule train_tdnn:
         selection="results/{corpus}/models/{model}/{regime}/fold{fold}/rep{rep}/{task}/selection.csv",
         versions="results/{corpus}/models/{model}/{regime}/fold{fold}/rep{rep}/{task}/versions.yaml",
     wildcard_constraints:
-        model=TRAIN_WILDCARDS["model"],
+        model="|".join(TDNN_MODELS) or "(?!)",  # tdnn, tdnn_nr (denoised features: model_variant)
         regime=TRAIN_WILDCARDS["regime"],
         fold=TRAIN_WILDCARDS["fold"],
         rep=TRAIN_WILDCARDS["rep"],
@@ -51,7 +53,7 @@ rule predict_tdnn:
     output:
         "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
     wildcard_constraints:
-        model=TRAIN_WILDCARDS["model"],
+        model="|".join(TDNN_MODELS) or "(?!)",  # tdnn, tdnn_nr (denoised features: model_variant)
         regime=TRAIN_WILDCARDS["regime"],
         fold=TRAIN_WILDCARDS["fold"],
         rep=TRAIN_WILDCARDS["rep"],

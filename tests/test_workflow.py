@@ -35,7 +35,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 pytestmark = pytest.mark.workflow
 
 
-def run_snakemake(workdir: Path, overlay: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, overlay: dict | None, *args: str, check: bool = True,
+                  timeout: int = 600) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's Snakefile in ``workdir`` with config.yaml + ``overlay``."""
     workdir.mkdir(parents=True, exist_ok=True)
     configfiles = [str(REPO / "config.yaml")]
@@ -47,7 +48,7 @@ def run_snakemake(workdir: Path, overlay: dict | None, *args: str, check: bool =
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
            *args, "--configfile", *configfiles]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc

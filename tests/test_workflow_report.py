@@ -31,7 +31,8 @@ EVALUATION_RULES = ["--allowed-rules", "compute_metrics", "make_table3", "plot_u
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("evaluate")
-    overlay = {"folds": {"n_folds": 3}, "training": {"repetitions": 2}, "augment": {"conditions": TESTED}}
+    overlay = {"folds": {"n_folds": 3}, "training": {"repetitions": 2, "models": ["tdnn"]},
+               "augment": {"conditions": TESTED}}
     config = synthetic_config()
     write_synthetic_predictions(workdir, config, regimes=REGIMES, tested=TESTED)
     for condition in TESTED:

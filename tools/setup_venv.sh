@@ -8,7 +8,7 @@
 #     without its dependencies (so it cannot replace torch), and on a CPU-only torch the
 #     removal of torchaudio's CUDA-linked extension libraries, which cannot load there;
 #     the pure-Python parts we use (resampling, Kaldi fbank, transforms) keep working.
-#  4. SpeechBrain and this package (editable).
+#  4. SpeechBrain, transformers (its Hugging Face wav2vec2 wrapper, E-DNN) and this package (editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -16,6 +16,7 @@ VENV=${VENV:-.venv}
 TORCH_VERSION=2.13.0
 TORCHAUDIO_VERSION=2.11.0
 SPEECHBRAIN_VERSION=1.1.2
+TRANSFORMERS_VERSION=5.23.0   # SpeechBrain's Hugging Face wav2vec2 wrapper (E-DNN) needs it
 APT_PACKAGES="sox libsox-fmt-mp3 rubberband-cli espeak-ng"
 
 missing=()
@@ -51,9 +52,9 @@ if "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.version.cuda is not 
     rm -f "$ta_lib"/*.so
   fi
 fi
-$PIP install -q "speechbrain==$SPEECHBRAIN_VERSION" huggingface_hub==2.4.0
+$PIP install -q "speechbrain==$SPEECHBRAIN_VERSION" huggingface_hub==2.4.0 "transformers==$TRANSFORMERS_VERSION"
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" - <<'PY'
-import torch, torchaudio, speechbrain, snakemake, soundfile, h5py  # noqa: F401  (fail here, not in a job)
+import torch, torchaudio, speechbrain, snakemake, soundfile, h5py, transformers  # noqa: F401  (fail here, not in a job)
 print(f"[setup] ok: torch {torch.__version__}, torchaudio {torchaudio.__version__}, speechbrain {speechbrain.__version__}")
 PY

@@ -1,0 +1,98 @@
+# Black-box noise attack (paper §7.5 Algorithm 1, §8.5, Table 5; SPEC §9): one job per (model, fold,
+# repetition, task, noise set, knowledge) attacks the fold's test utterances (attack.regime model);
+# knowledge 'degradation' reads the order measured on the fold's validation role; Table 5 and the
+# success-vs-budget plot.  Settings and input functions: rules/common.smk (ATTACK).
+# Code: sernoise.attack.
+
+
+rule attack_knowledge:
+    input:
+        unpack(attack_inputs),
+    output:
+        "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.csv",
+    wildcard_constraints:
+        model=ATTACK_WILDCARDS["model"],
+        fold=r"\d+",
+        rep=r"\d+",
+        task=ATTACK_WILDCARDS["task"],
+    params:
+        settings=ATTACK,
+        conditions=attack_conditions(),
+        banks=NOISE_BANKS,
+        seed=config["seed"],
+        device=config["training"]["device"],
+    threads: (ATTACK or {}).get("threads", 1)
+    resources:
+        mem_mb=3000,
+        runtime=120,
+        gpu=TRAIN_GPU,
+    conda:
+        "../envs/attack.yaml"
+    log:
+        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.tsv"
+    script:
+        "../workflow/scripts/attack_knowledge.py"
+
+
+rule run_attack:
+    input:
+        unpack(attack_inputs),
+    output:
+        "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.csv",
+    wildcard_constraints:
+        model=ATTACK_WILDCARDS["model"],
+        fold=r"\d+",
+        rep=r"\d+",
+        task=ATTACK_WILDCARDS["task"],
+        noise_set=ATTACK_WILDCARDS["noise_set"],
+        knowledge=ATTACK_WILDCARDS["knowledge"],
+    params:
+        settings=ATTACK,
+        conditions=attack_conditions(),
+        banks=NOISE_BANKS,
+        seed=config["seed"],
+        device=config["training"]["device"],
+    threads: (ATTACK or {}).get("threads", 1)
+    resources:
+        mem_mb=3000,
+        runtime=480,
+        gpu=TRAIN_GPU,
+    conda:
+        "../envs/attack.yaml"
+    log:
+        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.tsv"
+    script:
+        "../workflow/scripts/run_attack.py"
+
+
+rule make_table5:
+    input:
+        results=attack_results(CORPUS),
+    output:
+        csv=report(
+            "results/tables/table5.csv",
+            caption="../report/table5.rst",
+            category="Tables",
+            labels={"table": "Table 5", "format": "CSV (one row per cell)"},
+        ),
+        markdown="results/tables/table5.md",
+        latex="results/tables/table5.tex",
+        plot=report(
+            "results/plots/attack_budget.png",
+            caption="../report/attack_budget.rst",
+            category="Plots",
+            labels={"plot": "Attack success against budget"},
+        ),
+    params:
+        settings=ATTACK,
+        corpus=CORPUS,
+    conda:
+        "../envs/stats.yaml"
+    log:
+        "logs/attack/make_table5.log",
+    script:
+        "../workflow/scripts/make_table5.py"

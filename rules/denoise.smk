@@ -1,0 +1,89 @@
+# RNNoise denoising for the noise-robust T-DNN (tdnn_nr; paper §7.4.1, SPEC §7): ALL audio the
+# arm sees (clean corpus, every condition in both noise pools) is denoised before features, one
+# job per (dataset, clean shard), merged per dataset into index.csv (AudioStore.from_index),
+# params.csv (before/after SNR, STOI, PESQ per utterance) and status.json (a skipped source
+# dataset stays skipped, with its reason).  The feature stage reads them like any other dataset
+# (rules/features.smk, variant "denoised").  Code: sernoise.denoise.
+
+
+rule denoise_clean:
+    input:
+        shard="results/{corpus}/audio/shard-{shard}.h5",
+    output:
+        shard="results/{corpus}/denoised/clean/shard-{shard}.h5",
+        params="results/{corpus}/denoised/clean/params-{shard}.csv",
+    params:
+        quality=config["denoise"]["quality"],
+        prepare=config["prepare"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/denoise/clean/denoise_clean-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/denoise/clean/denoise_clean-{shard}.tsv"
+    script:
+        "../workflow/scripts/denoise_dataset.py"
+
+
+rule merge_denoised_clean:
+    input:
+        shards=denoised_clean_parts("shard"),
+        params=denoised_clean_parts("params"),
+    output:
+        index="results/{corpus}/denoised/clean/index.csv",
+        params="results/{corpus}/denoised/clean/params.csv",
+        status="results/{corpus}/denoised/clean/status.json",
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/denoise/clean/merge_denoised_clean.log",
+    script:
+        "../workflow/scripts/merge_denoised.py"
+
+
+rule denoise_dataset:
+    input:
+        shard="results/{corpus}/augmented/{condition}/{pool}/shard-{shard}.h5",
+        params="results/{corpus}/augmented/{condition}/{pool}/params-{shard}.csv",
+        status="results/{corpus}/augmented/{condition}/{pool}/status-{shard}.json",
+        clean="results/{corpus}/audio/shard-{shard}.h5",
+    output:
+        shard="results/{corpus}/denoised/{condition}/{pool}/shard-{shard}.h5",
+        params="results/{corpus}/denoised/{condition}/{pool}/params-{shard}.csv",
+        status="results/{corpus}/denoised/{condition}/{pool}/status-{shard}.json",
+    params:
+        quality=config["denoise"]["quality"],
+        prepare=config["prepare"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.tsv"
+    script:
+        "../workflow/scripts/denoise_dataset.py"
+
+
+rule merge_denoised:
+    input:
+        shards=denoised_parts("shard"),
+        params=denoised_parts("params"),
+        statuses=denoised_parts("status"),
+    output:
+        index="results/{corpus}/denoised/{condition}/{pool}/index.csv",
+        params="results/{corpus}/denoised/{condition}/{pool}/params.csv",
+        status="results/{corpus}/denoised/{condition}/{pool}/status.json",
+    conda:
+        "../envs/audio.yaml"
+    log:
+        "logs/{corpus}/denoise/{condition}/{pool}/merge_denoised.log",
+    script:
+        "../workflow/scripts/merge_denoised.py"

@@ -1,0 +1,152 @@
+"""Black-box noise attack end to end (train clean T-DNNs -> knowledge -> attacks -> Table 5 + plot),
+at tiny scale on RAVDESS actors 01-06 of ../shared/data (the setup of test_workflow_train)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from sernoise.attack.runner import RESULT_COLUMNS, read_results
+from sernoise.corpora.manifest import read_manifest
+from test_workflow import run_snakemake
+from test_workflow_train import N_FOLDS, _overlay
+
+pytestmark = pytest.mark.workflow
+
+SETS = ["all", "perception_retaining", "reverb"]
+KNOWLEDGE = ["none", "degradation"]
+BUDGETS = ["5", "15", "25", "inf"]
+UTTERANCES, RUNS = 3, 2
+TARGETS = ["results/tables/table5.csv", "results/tables/table5.md", "results/tables/table5.tex",
+           "results/plots/attack_budget.png"]
+
+
+def _attack_overlay(ravdess_root, noise_root) -> dict:
+    overlay = _overlay(ravdess_root, noise_root)
+    overlay["training"].update(regimes=["clean"], models=["tdnn"])
+    overlay["attack"] = {"max_utterances": UTTERANCES, "runs": RUNS, "knowledge_utterances": 8}
+    return overlay
+
+
+def _result(fold, noise_set, knowledge) -> str:
+    return f"results/ravdess/attack/tdnn/fold{fold}/rep1/activation/{noise_set}-{knowledge}.csv"
+
+
+@pytest.fixture(scope="module")
+def attack_run(tmp_path_factory, ravdess_root, noise_root):
+    workdir = tmp_path_factory.mktemp("attack_run")
+    overlay = _attack_overlay(ravdess_root, noise_root)
+    run_snakemake(workdir, overlay, *TARGETS)
+    return workdir, overlay
+
+
+def test_dry_run_job_counts(attack_run):
+    workdir, overlay = attack_run
+    proc = run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "run_attack", "attack_knowledge")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
+    assert counts["run_attack"] == str(N_FOLDS * len(SETS) * len(KNOWLEDGE))
+    assert counts["attack_knowledge"] == str(N_FOLDS) and counts["make_table5"] == "1"
+
+
+def test_attack_results_one_row_per_utterance_run_and_budget(attack_run):
+    workdir, _ = attack_run
+    manifest = read_manifest(workdir / "results/ravdess/manifest.csv").set_index("utt_id")
+    folds = pd.read_csv(workdir / "results/ravdess/folds.csv", dtype={"group": str})
+    for fold in range(1, N_FOLDS + 1):
+        test_groups = set(folds[(folds["fold"] == fold) & (folds["role"] == "test")]["group"])
+        chosen = None
+        for noise_set in SETS:
+            for knowledge in KNOWLEDGE:
+                table = read_results(workdir / _result(fold, noise_set, knowledge))
+                assert list(table.columns) == RESULT_COLUMNS
+                assert len(table) == UTTERANCES * RUNS * len(BUDGETS)
+                assert set(manifest.loc[table["utt_id"], "group"]) <= test_groups  # test role only
+                chosen = chosen or set(table["utt_id"])
+                assert set(table["utt_id"]) == chosen  # the same utterances in every setting
+                assert (table["true"] == manifest.loc[table["utt_id"], "activation_bin"].to_numpy()).all()
+                for budget in BUDGETS[:-1]:
+                    assert (table.loc[table["budget"] == budget, "queries"] <= int(budget)).all()
+                for _, rows in table.groupby(["utt_id", "run"]):
+                    success = rows.set_index("budget").loc[BUDGETS, "success"]
+                    assert success.is_monotonic_increasing
+                wins = table[table["success"]]
+                assert (wins["label"] != wins["reference"]).all() and wins["decrease_db"].between(1, 10).all()
+                assert (abs(wins["snr_measured"] - wins["snr_target"]) < 0.1).all()
+                if noise_set == "reverb":
+                    assert set(table["order"]) == {"reverb"}
+                if noise_set == "perception_retaining":
+                    assert not table["order"].str.contains("laugh|cry").any()
+
+
+def test_knowledge_orders_the_attack(attack_run):
+    workdir, _ = attack_run
+    for fold in range(1, N_FOLDS + 1):
+        knowledge = pd.read_csv(workdir / f"results/ravdess/attack/tdnn/fold{fold}/rep1/activation/knowledge.csv")
+        assert list(knowledge["rank"]) == list(range(1, len(knowledge) + 1))
+        assert set(knowledge["category"]) == {"nat", "hum", "int", "fade", "reverb", "laugh", "cry"}
+        assert (knowledge["n_utterances"] <= 8).all()
+        ranked = list(knowledge["category"])
+        table = read_results(workdir / _result(fold, "all", "degradation"))
+        for order in table["order"]:
+            names = order.split("|")
+            assert names == [c for c in ranked if c in names]
+
+
+def test_table5_layout_and_plot(attack_run):
+    workdir, _ = attack_run
+    table = pd.read_csv(workdir / "results/tables/table5.csv")
+    assert len(table) == len(KNOWLEDGE) * len(SETS) * len(BUDGETS)
+    assert (table["n_pairs"] == N_FOLDS).all() and table["mean"].between(0, 1).all()
+    assert set(table.loc[table["noise_set"] == "all", "comparison"].str.startswith("vs perception_retaining")) == {True}
+    md = (workdir / "results/tables/table5.md").read_text()
+    assert "All noises**" in md and "Perception-retaining" in md and "Reverb" in md and "T-DNN" in md
+    assert (workdir / "results/plots/attack_budget.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_does_nothing_and_attack_is_deterministic(attack_run, tmp_path):
+    workdir, overlay = attack_run
+    proc = run_snakemake(workdir, overlay, *TARGETS)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    files = [_result(1, "all", "none"), _result(1, "all", "degradation"),
+             "results/ravdess/attack/tdnn/fold1/rep1/activation/knowledge.csv"]
+    before = [(workdir / f).read_bytes() for f in files]
+    run_snakemake(workdir, overlay, *files, "--forcerun", "run_attack", "attack_knowledge")
+    assert [(workdir / f).read_bytes() for f in files] == before
+    # batched and unbatched queries give the same outcomes and counts
+    unbatched = dict(overlay, attack=dict(overlay["attack"], batch=False))
+    run_snakemake(tmp_path, unbatched, _result(1, "all", "none"))  # trains fold 1 again: same bytes
+    a = read_results(workdir / _result(1, "all", "none"))
+    b = read_results(tmp_path / _result(1, "all", "none"))
+    same = [c for c in RESULT_COLUMNS if c not in ("model_calls", "computed")]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    direct_a, direct_b = a[~a["derived"]], b[~b["derived"]]
+    assert (direct_b["model_calls"] == direct_b["computed"]).all()
+    assert (direct_a["model_calls"] <= direct_b["model_calls"]).all()
+
+
+@pytest.mark.parametrize(
+    "attack, key",
+    [
+        ({"categories": {"pitchy": ["pitch-up"]}}, "attack.categories.pitchy[0]"),
+        ({"categories": {"nat": ["nosuchcondition"]}}, "attack.categories.nat[0]"),
+        ({"noise_sets": {"mine": ["nosuchcategory"]}}, "attack.noise_sets.mine[0]"),
+        ({"models": ["ednn"]}, "attack.models[0]"),
+        ({"regime": "nosuchregime"}, "attack.regime"),
+        ({"budgets": [0]}, "attack.budgets[0]"),
+        ({"knowledge": ["oracle"]}, "attack.knowledge[0]"),
+    ],
+)
+def test_bad_attack_config_fails_before_any_job_naming_the_key(tmp_path, attack, key):
+    proc = run_snakemake(tmp_path, {"attack": attack}, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "invalid configuration" in out and key in out, out[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("attack, built", [({}, True), ({"models": []}, False)])
+def test_table5_is_in_all_only_when_the_attack_is_on(tmp_path, attack, built):
+    proc = run_snakemake(tmp_path, {"attack": attack}, "-n")
+    assert ("make_table5" in proc.stdout) == built

@@ -1,0 +1,125 @@
+"""T-DNN-NR end to end at tiny scale (RAVDESS actors 01-06 of ../shared/data): RNNoise over every
+dataset -> denoised features -> training and prediction -> Table 4; plus a one-point sweep."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sernoise.audio_store import AudioStore
+from sernoise.corpora.manifest import read_manifest
+from sernoise.features import FeatureArchive
+from test_workflow import run_snakemake, shared_overlay
+
+pytestmark = pytest.mark.workflow
+
+pytest.importorskip("pyrnnoise", reason="pyrnnoise is not installed (pip install pyrnnoise==0.4.3 ...)")
+
+CONDITIONS = ["env-nat-cont-snr10", "fade-in"]
+N_FOLDS = 3
+TARGETS = [f"results/tables/table4.{ext}" for ext in ("csv", "md", "tex", "html")] + [
+    "results/tables/sweep.csv", "results/tables/sweep.md", "results/plots/sweep.png"]
+
+
+def _overlay(ravdess_root, noise_root) -> dict:
+    overlay = shared_overlay(ravdess_root, noise_root)
+    overlay["corpora"]["ravdess"]["options"] = {"actors": [1, 2, 3, 4, 5, 6]}
+    overlay["folds"] = {"n_folds": N_FOLDS}
+    overlay["augment"] = {"conditions": CONDITIONS, "quality": {"stoi": False, "pesq": False}}
+    overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "pools": ["test"], "clean": False}}
+    overlay["noise_types"] = {"nat": ["env-nat-cont-snr10"], "fade": ["fade-in"]}
+    overlay["training"] = {"models": ["tdnn_nr"], "regimes": ["clean", "matched"], "tasks": ["activation"],
+                           "repetitions": 1, "device": "cpu", "threads": 1,
+                           "sweep": {"model": "tdnn_nr", "fractions": [50]}}
+    overlay["tdnn"] = {"max_epochs": 2, "patience": 2, "batch_size": 32,
+                       "grid": {"conv_channels": [16], "conv_layers": [2], "pool_width": [4], "gru_units": [8]}}
+    return overlay
+
+
+@pytest.fixture(scope="module")
+def nr_run(tmp_path_factory, ravdess_root, noise_root):
+    workdir = tmp_path_factory.mktemp("nr_run")
+    overlay = _overlay(ravdess_root, noise_root)
+    # RNNoise runs at ~25x real time per core: five datasets of 360 utterances take ~5 min of CPU
+    run_snakemake(workdir, overlay, *TARGETS, timeout=2400)
+    return workdir, overlay
+
+
+def test_every_dataset_is_denoised_with_its_length(nr_run):
+    workdir, _ = nr_run
+    results = workdir / "results/ravdess"
+    manifest = read_manifest(results / "manifest.csv")
+    clean = AudioStore.from_index(results / "audio/index.csv")
+    denoised_clean = AudioStore.from_index(results / "denoised/clean/index.csv")
+    assert set(denoised_clean.utt_ids) == set(manifest["utt_id"])
+    for u in manifest["utt_id"][:20]:
+        assert denoised_clean.read(u).shape == clean.read(u).shape
+    for condition in CONDITIONS:
+        for pool in ("train", "test"):
+            folder = results / f"denoised/{condition}/{pool}"
+            augmented = results / f"augmented/{condition}/{pool}"  # per-shard files: denoising reads those
+            source = pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False)
+                                for p in sorted(augmented.glob("params-*.csv"))], ignore_index=True)
+            params = pd.read_csv(folder / "params.csv")
+            assert list(params["utt_id"]) == sorted(source["utt_id"])
+            assert list(params["status"]) == list(source.sort_values("utt_id")["status"])
+            status = json.loads((folder / "status.json").read_text())
+            assert not status["skipped"] and status["n_ok"] == int((params["status"] == "ok").sum())
+            assert "RNNoise" in status["denoiser"] and status["denoise"]["delay_compensated"] == 960
+            ok = params[params["status"] == "ok"]
+            noisy = AudioStore(sorted(augmented.glob("shard-*.h5")))
+            store = AudioStore.from_index(folder / "index.csv")
+            for u in ok["utt_id"][:10]:
+                assert store.read(u).shape == noisy.read(u).shape
+            additive = condition.startswith("env-")
+            assert ok["snr_before"].notna().all() == additive and ok["snr_after"].notna().all() == additive
+            if additive:
+                assert ok["snr_before"].between(9, 11).mean() > 0.9  # 10 dB over the noise span
+            assert ok["stoi_after"].notna().all() == (pool == "test")
+            assert np.isfinite(ok["vad_mean"]).all()
+
+
+def test_features_come_from_the_denoised_audio_only(nr_run):
+    workdir, _ = nr_run
+    results = workdir / "results/ravdess"
+    manifest = read_manifest(results / "manifest.csv")
+    assert set(FeatureArchive(results / "features/denoised/clean.h5").utt_ids) == set(manifest["utt_id"])
+    for condition in CONDITIONS:
+        for pool in ("train", "test"):
+            params = pd.read_csv(results / f"denoised/{condition}/{pool}/params.csv", dtype=str)
+            archive = FeatureArchive(results / f"features/denoised/{condition}/{pool}.h5")
+            assert set(archive.utt_ids) == set(params.loc[params["status"] == "ok", "utt_id"])
+    # only tdnn_nr is configured: no feature of the raw audio was ever needed
+    assert not (results / "features/clean.h5").exists()
+    assert not any((results / "features").glob(f"{CONDITIONS[0]}/*.h5"))
+    hparams = yaml.safe_load((results / "models/tdnn_nr/matched/fold1/rep1/activation/hparams.yaml").read_text())
+    assert hparams["model"] == "tdnn_nr" and hparams["n_train_augmented"] == hparams["n_train_clean"]
+    sweep = yaml.safe_load((results / "models/tdnn_nr/fraction-50/fold1/rep1/activation/hparams.yaml").read_text())
+    assert sweep["regime_kind"] == "fraction"
+    assert sweep["n_train_augmented"] == int(np.floor(0.5 * sweep["n_train_clean"] + 0.5))
+
+
+def test_table4_and_sweep(nr_run):
+    workdir, _ = nr_run
+    table = pd.read_csv(workdir / "results/tables/table4.csv")
+    assert set(table["model"]) == {"tdnn_nr", "ednn_nr"}
+    assert (table.loc[table["model"] == "ednn_nr", "value"] == "–").all()
+    nr = table[table["model"] == "tdnn_nr"]
+    assert nr.loc[(nr["row_key"] == "clean") & (nr["column"] == "clean"), "mean"].between(0, 1).all()
+    assert nr.loc[(nr["row_key"] == "env-nat-cont-snr10") & (nr["column"] == "match"), "n_pairs"].eq(N_FOLDS).all()
+    md = (workdir / "results/tables/table4.md").read_text()
+    assert md.startswith("Table 4:") and "NR-T-DNN" in md and "NR-E-DNN" in md
+    assert "<title>Table 4</title>" in (workdir / "results/tables/table4.html").read_text()
+    sweep = pd.read_csv(workdir / "results/tables/sweep.csv")
+    assert sorted(sweep["fraction"].unique()) == [0, 50] and (sweep["n_pairs"] == N_FOLDS).all()
+    assert (workdir / "results/plots/sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_does_nothing(nr_run):
+    workdir, overlay = nr_run
+    proc = run_snakemake(workdir, overlay, *TARGETS, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

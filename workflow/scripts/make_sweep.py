@@ -1,0 +1,24 @@
+"""Rule make_sweep: the augmentation-fraction sweep (paper §8.4): UAR per fraction on clean and on
+perception-retaining test speech -> results/tables/sweep.{csv,md}, results/plots/sweep.png."""
+
+from sernoise.evaluation.metrics import compute_metrics
+from sernoise.evaluation.sweep import build_sweep, plot_sweep, write_sweep
+from sernoise.evaluation.table3 import ConditionInfo
+from sernoise.runlog import rule_log
+
+with rule_log(snakemake) as log:
+    p, out = snakemake.params, snakemake.output
+    _, confusion = compute_metrics(list(snakemake.input.predictions), log=log)
+    table = build_sweep(
+        confusion,
+        [ConditionInfo.of(c) for c in p.settings["conditions"]],
+        model=p.model,
+        fractions=p.fractions,
+        tasks=p.settings["config"]["training"]["tasks"],
+        tested=p.settings["tested"],
+        regimes_trained=p.settings["regimes"],
+    )
+    write_sweep(table, csv=out.csv, markdown=out.markdown, corpus=p.corpus)
+    plot_sweep(table, out.plot, corpus=p.corpus)
+    log.info("sweep of %s: %d points x %d tasks from %d prediction files", p.model, table["fraction"].nunique(),
+             table["task"].nunique(), len(snakemake.input.predictions))
