@@ -91,6 +91,23 @@ def test_group_norm_backbone_runs_without_attention_mask(tiny_group_norm):
     assert scores.shape == (3, 3) and np.allclose(scores.sum(axis=1), 1, atol=1e-5)
 
 
+def test_group_norm_scores_do_not_depend_on_the_batch(tiny_group_norm):
+    """wav2vec2-base's GroupNorm encoder normalises over padding too: predict_proba never pads for it,
+    so an utterance scores the same alone and beside longer ones (the attack relies on this)."""
+    model = EDNN(EDNNConfig(), tiny_group_norm).eval()
+    data = _tone_data(5, seed=3)
+    arrays = data.arrays + [data.arrays[0].copy()]  # two of one length: batched together, unpadded
+    together = predict_proba(model, arrays, batch_size=8)
+    for i, x in enumerate(arrays):
+        alone = predict_proba(model, [x], batch_size=8)[0]
+        assert np.allclose(together[i], alone, atol=1e-5), (i, together[i], alone)
+    # padding would have changed it: the same utterance zero-padded to a longer one's length
+    wav, lens = collate_waves([arrays[0], np.zeros(len(arrays[0]) + SR // 2, np.float32)], [0, 1], "cpu")
+    with torch.no_grad():
+        padded = torch.softmax(model(wav, lens).float(), dim=1)[0].numpy()
+    assert not np.allclose(padded, together[0], atol=1e-5)
+
+
 @pytest.mark.parametrize("freeze", ["none", "feature_extractor", "all_but_top_k", "all"])
 def test_freezing_keeps_frozen_parameters_unchanged(tiny, freeze):
     torch.manual_seed(0)

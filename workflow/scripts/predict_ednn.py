@@ -11,20 +11,18 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import time  # noqa: E402
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
-from sernoise.training.data import CLEAN, labels_of, role_utterances  # noqa: E402
+from sernoise.training.data import CLEAN  # noqa: E402
 from sernoise.training.ednn import (  # noqa: E402
     check_backbone, load_ednn, open_store, predict_proba, read_utterances,
 )
 from sernoise.training.loop import resolve_device  # noqa: E402
-from sernoise.training.predict import predictions_frame, write_predictions  # noqa: E402
+from sernoise.training.predict import labelled_test_utterances, predict_conditions, write_predictions  # noqa: E402
 
 with rule_log(snakemake) as log:
     wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
@@ -32,24 +30,18 @@ with rule_log(snakemake) as log:
     device = resolve_device(p.device)
     hparams = yaml.safe_load(open(inp.hparams, encoding="utf-8"))
     model = load_ednn(inp.model, hparams, check_backbone(hparams), save_path=p.save_path, device=device)
-    manifest = read_manifest(inp.manifest)
-    folds = pd.read_csv(inp.folds, dtype={"group": str})
-    labels = labels_of(manifest, wc.task)
-    test = [u for u in role_utterances(manifest, folds, int(wc.fold), "test") if u in labels]
+    test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
+                                            wc.fold, wc.task)
     log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
 
     batch = int(p.ednn.get("eval_batch_size", p.ednn["batch_size"]))
     amp = bool(p.ednn.get("amp", True))
-    frames = []
-    for condition, index in [(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)):
-        tick = time.perf_counter()
-        store = open_store(index)
-        utts = [u for u in test if u in store]
-        if condition == CLEAN and len(utts) != len(test):
-            raise ValueError(f"{index}: {len(test) - len(utts)} test utterance(s) have no clean audio")
+
+    def score(store, utts: list[str]):
         audio = read_utterances(store, utts)
-        scores = predict_proba(model, [audio[u] for u in utts], batch_size=batch, device=device, amp=amp)
-        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores))
-        log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
+        return predict_proba(model, [audio[u] for u in utts], batch_size=batch, device=device, amp=amp)
+
+    frames = predict_conditions([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), test, labels,
+                                open_source=open_store, score=score, what="audio", log=log)
     table = write_predictions(frames, snakemake.output[0])
     log.info("%d predictions -> %s", len(table), snakemake.output[0])

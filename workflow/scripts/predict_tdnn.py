@@ -5,38 +5,32 @@ score_mid, score_high (sernoise.training.predict.PREDICTION_COLUMNS).  Condition
 TEST-pool datasets; only utterances with status ok are in those feature archives.
 """
 
-import time
-
 import pandas as pd
 import torch
 
 from sernoise.corpora.manifest import read_manifest
+from sernoise.features import FeatureArchive
 from sernoise.runlog import rule_log
-from sernoise.training.data import CLEAN, archive_utterances, labels_of, read_archive, role_utterances
+from sernoise.training.data import CLEAN, read_archive
 from sernoise.training.loop import resolve_device
-from sernoise.training.predict import load_model, predict_features, predictions_frame, write_predictions
+from sernoise.training.predict import (
+    labelled_test_utterances, load_model, predict_conditions, predict_features, write_predictions,
+)
 
 with rule_log(snakemake) as log:
     wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
     torch.set_num_threads(int(snakemake.threads))
     device = resolve_device(p.device)
     model = load_model(inp.model, inp.hparams, device=device)
-    manifest = read_manifest(inp.manifest)
-    folds = pd.read_csv(inp.folds, dtype={"group": str})
-    labels = labels_of(manifest, wc.task)
-    test = [u for u in role_utterances(manifest, folds, int(wc.fold), "test") if u in labels]
+    test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
+                                            wc.fold, wc.task)
     log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
 
-    frames = []
-    for condition, archive in [(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)):
-        tick = time.perf_counter()
-        stored = set(archive_utterances(archive))
-        utts = [u for u in test if u in stored]
-        if condition == CLEAN and len(utts) != len(test):
-            raise ValueError(f"{archive}: {len(test) - len(utts)} test utterance(s) have no clean features")
-        features = read_archive(archive, utts)
-        scores = predict_features(model, [features[u] for u in utts], inp.norm, device=device)
-        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores))
-        log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
+    def score(archive: FeatureArchive, utts: list[str]):
+        features = read_archive(archive.path, utts)
+        return predict_features(model, [features[u] for u in utts], inp.norm, device=device)
+
+    frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,
+                                open_source=FeatureArchive, score=score, what="features", log=log)
     table = write_predictions(frames, snakemake.output[0])
     log.info("%d predictions -> %s", len(table), snakemake.output[0])

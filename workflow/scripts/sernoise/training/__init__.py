@@ -2,6 +2,10 @@
 
 * :mod:`sernoise.training.data`: which utterances (clean and augmented) train and validate a
   model of a (regime, fold, repetition, task), labels, z-normalisation.
-* :mod:`sernoise.training.loop`: one training with early stopping, and the grid search.
+* :mod:`sernoise.training.loop`: one training with early stopping, and the grid search (the
+  epoch loop, evaluation and grid search are shared with the E-DNN).
+* :mod:`sernoise.training.ednn`: the same for the E-DNN, on audio.
 * :mod:`sernoise.training.predict`: a trained model's predictions on the fold's test data.
+* :mod:`sernoise.training.artifacts`: the run of a train rule and the files of a model folder
+  besides the weights (curve, selection, hparams.yaml, versions.yaml).
 """

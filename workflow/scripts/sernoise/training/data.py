@@ -217,7 +217,8 @@ def assemble(
         if not labelled:
             raise TrainingDataError(f"fold {fold}: no {role} utterance has a {task} label")
         chosen = [Example(u, CLEAN, labels[u]) for u in labelled]
-        if getattr(regime, "fraction", None) is not None:
+        fraction = getattr(regime, "fraction", None)
+        if fraction is not None or regime.train_conditions:
             pool, skipped = augmented_pool(regime.train_conditions, available, labelled)
             left_out.update(skipped)
             if not pool:
@@ -225,21 +226,13 @@ def assemble(
                     f"regime {regime.name}: none of its conditions {list(regime.train_conditions)} has a usable "
                     f"{role} utterance in fold {fold} (all skipped?)"
                 )
-            rng = np.random.default_rng(derive_seed(seed, f"fraction-{tag}", fold, rep, task))
-            drawn = draw_fraction(pool, regime.fraction, len(labelled), rng)
-            used.update(c for _, c in drawn)
-            chosen += [Example(u, c, labels[u]) for u, c in drawn]
-        elif regime.train_conditions:
-            pool, skipped = augmented_pool(regime.train_conditions, available, labelled)
-            left_out.update(skipped)
-            if not pool:
-                raise TrainingDataError(
-                    f"regime {regime.name}: none of its conditions {list(regime.train_conditions)} has a usable "
-                    f"{role} utterance in fold {fold} (all skipped?)"
-                )
-            n = int(round(augmented_per_clean * len(labelled)))
-            rng = np.random.default_rng(derive_seed(seed, tag, regime.name, fold, rep, task))
-            drawn = draw_pairs(pool, n, rng)
+            if fraction is not None:  # one augmented copy of a fraction of the utterances
+                rng = np.random.default_rng(derive_seed(seed, f"fraction-{tag}", fold, rep, task))
+                drawn = draw_fraction(pool, fraction, len(labelled), rng)
+            else:  # augmented_per_clean pairs per clean utterance
+                n = int(round(augmented_per_clean * len(labelled)))
+                rng = np.random.default_rng(derive_seed(seed, tag, regime.name, fold, rep, task))
+                drawn = draw_pairs(pool, n, rng)
             used.update(c for _, c in drawn)
             chosen += [Example(u, c, labels[u]) for u, c in drawn]
         examples[role] = chosen
@@ -283,17 +276,26 @@ def archive_utterances(path) -> list[str]:
     return list(FeatureArchive(path).utt_ids)
 
 
-def load_examples(examples: list[Example], archives: Mapping[str, str | Path]) -> list[np.ndarray]:
-    """Features of each example (float16, in order); ``archives`` maps CLEAN / condition id -> archive path."""
+def load_by_condition(examples: list[Example], sources: Mapping[str, str | Path], read, what: str) -> list:
+    """The data of each example, in order, read once per condition (features for the T-DNN, audio for the E-DNN).
+
+    ``sources`` maps CLEAN / condition id -> where that condition is stored (``what``, for the
+    error when one is missing); ``read(source, utt_ids)`` returns {utt_id: array}.
+    """
     needed: dict[str, list[str]] = {}
     for example in examples:
         needed.setdefault(example.condition, []).append(example.utt_id)
     loaded = {}
     for condition, utts in needed.items():
-        if condition not in archives:
-            raise TrainingDataError(f"no feature archive given for {condition!r}")
-        loaded[condition] = read_archive(archives[condition], utts)
+        if condition not in sources:
+            raise TrainingDataError(f"no {what} given for {condition!r}")
+        loaded[condition] = read(sources[condition], utts)
     return [loaded[e.condition][e.utt_id] for e in examples]
+
+
+def load_examples(examples: list[Example], archives: Mapping[str, str | Path]) -> list[np.ndarray]:
+    """Features of each example (float16, in order); ``archives`` maps CLEAN / condition id -> archive path."""
+    return load_by_condition(examples, archives, read_archive, "feature archive")
 
 
 def norm_stats(arrays: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -27,11 +27,9 @@ CUDA path has not been run on a GPU yet.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,10 +37,12 @@ from torch import nn
 
 from sernoise.audio_store import AudioStore
 from sernoise.models.ednn import EDNN, HPARAM_KEYS, EDNNConfig, relative_lengths
-from sernoise.training.data import Example, TrainingDataError
+from sernoise.training.data import Example, TrainingDataError, load_by_condition
 from sernoise.training.loop import (
-    TrainingError, bucket_batches, class_weights, seed_everything, sorted_batches, uar,
+    LabelledArrays, TrainingError, TrainResult, ValidationEvaluator, grid_combinations, loss_weights, padded_batch,
+    run_epochs, search_grid, softmax_scores, start_training,
 )
+from sernoise.training.predict import load_weights, save_state
 
 SAMPLE_RATE = 16000
 
@@ -128,34 +128,20 @@ def read_utterances(store: AudioStore, utt_ids: Iterable[str]) -> dict[str, np.n
 
 def load_waveforms(examples: list[Example], indexes: Mapping[str, str]) -> list[np.ndarray]:
     """Waveforms of each example, in order; ``indexes`` maps CLEAN / condition id -> index.csv of its audio."""
-    needed: dict[str, list[str]] = {}
-    for example in examples:
-        needed.setdefault(example.condition, []).append(example.utt_id)
-    loaded = {}
-    for condition, utts in needed.items():
-        if condition not in indexes:
-            raise TrainingDataError(f"no audio dataset given for {condition!r}")
-        loaded[condition] = read_utterances(open_store(indexes[condition]), utts)
-    return [loaded[e.condition][e.utt_id] for e in examples]
+    return load_by_condition(examples, indexes, lambda index, utts: read_utterances(open_store(index), utts),
+                             "audio dataset")
 
 
 @dataclass
-class WaveData:
+class WaveData(LabelledArrays):
     """float32 waveforms and their class indices."""
 
-    arrays: list[np.ndarray]
-    labels: np.ndarray
+    noun = "waveforms"
 
     def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if len(self.arrays) != len(self.labels):
-            raise TrainingError(f"{len(self.arrays)} waveforms but {len(self.labels)} labels")
-        self.lengths = np.asarray([a.shape[0] for a in self.arrays], dtype=np.int64)
+        super().__post_init__()
         if len(self.arrays) and int(self.lengths.min()) < 1:
             raise TrainingError("empty waveform")
-
-    def __len__(self) -> int:
-        return len(self.arrays)
 
 
 def collate_waves(arrays, index, device, *, max_samples: int | None = None,
@@ -165,19 +151,7 @@ def collate_waves(arrays, index, device, *, max_samples: int | None = None,
     With ``max_samples``, a longer waveform is replaced by a window of that many samples at a
     random offset drawn from ``rng``.
     """
-    chosen = [arrays[i] for i in index]
-    if max_samples is not None:
-        cropped = []
-        for a in chosen:
-            if a.shape[0] > max_samples:
-                start = int(rng.integers(0, a.shape[0] - max_samples + 1))
-                a = a[start:start + max_samples]
-            cropped.append(a)
-        chosen = cropped
-    lengths = np.asarray([a.shape[0] for a in chosen], dtype=np.int64)
-    batch = np.zeros((len(chosen), int(lengths.max())), dtype=np.float32)
-    for row, a in enumerate(chosen):
-        batch[row, : a.shape[0]] = a
+    batch, lengths = padded_batch(arrays, index, max_len=max_samples, rng=rng)
     return torch.from_numpy(batch).to(device), relative_lengths(lengths).to(device)
 
 
@@ -197,59 +171,46 @@ def _autocast(device: torch.device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-@torch.no_grad()
 def predict_proba(model: EDNN, arrays: list[np.ndarray], batch_size: int = 16, device="cpu",
                   amp: bool = True) -> np.ndarray:
-    """(n, classes) softmax scores for waveforms (in the given order)."""
+    """(n, classes) softmax scores for waveforms (in the given order).
+
+    A backbone fed without an attention mask (wav2vec2-base: GroupNorm feature encoder) sees only
+    batches of equal-length waveforms, so no padding reaches it and a waveform's scores are the
+    same in any batch (the attack's clean reference equals the predictions file's label).
+    """
     device = torch.device(device)
-    model.eval()
-    out = np.zeros((len(arrays), model.config.n_classes), dtype=np.float32)
-    if not arrays:
-        return out
     dtype = autocast_dtype(device, amp)
-    lengths = np.asarray([a.shape[0] for a in arrays])
-    for index in sorted_batches(lengths, batch_size):
-        wav, lens = collate_waves(arrays, index, device)
+
+    def logits_of(index):
         with _autocast(device, dtype):
-            logits = model(wav, lens)
-        out[index] = torch.softmax(logits.float(), dim=1).cpu().numpy()
-    return out
+            return model(*collate_waves(arrays, index, device))
+
+    return softmax_scores(model, [a.shape[0] for a in arrays], batch_size, logits_of,
+                          equal_lengths=not model.use_attention_mask)
 
 
-class _Evaluator:
+class _Evaluator(ValidationEvaluator):
+    """E-DNN validation: each batch padded when it is needed (whole waveforms would fill the device)."""
+
     def __init__(self, data: WaveData, batch_size: int, device, weight, dtype):
-        self.data, self.batch_size, self.device, self.dtype = data, batch_size, device, dtype
-        self.batches = sorted_batches(data.lengths, batch_size)
-        self.labels = np.concatenate([data.labels[i] for i in self.batches])
-        self.criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
-        self.denominator = (float(weight[torch.from_numpy(self.labels).to(weight.device)].sum())
-                            if weight is not None else float(len(self.labels)))
+        super().__init__(data, batch_size, weight)
+        self.data, self.device, self.dtype = data, device, dtype
 
-    @torch.no_grad()
-    def __call__(self, model: EDNN) -> tuple[float, float]:
-        model.eval()
-        total, predicted = 0.0, []
-        for index in self.batches:
+    def batch_logits(self, model: EDNN):
+        for index in self.index_batches:
             wav, lens = collate_waves(self.data.arrays, index, self.device)
             y = torch.from_numpy(self.data.labels[index]).to(self.device)
             with _autocast(self.device, self.dtype):
                 logits = model(wav, lens)
-            total += float(self.criterion(logits.float(), y))
-            predicted.append(logits.argmax(dim=1).cpu().numpy())
-        return total / self.denominator, uar(self.labels, np.concatenate(predicted))
+            yield logits, y
 
 
 @dataclass
-class EDNNResult:
-    config: EDNNConfig
-    state_dict: dict           # trainable parameters of the best epoch (CPU)
-    best_epoch: int
-    best_val_loss: float
-    best_val_uar: float
-    epochs_run: int
-    seconds: float
-    curve: list[dict] = field(default_factory=list)
-    stopped_early: bool = False
+class EDNNResult(TrainResult):
+    """A :class:`TrainResult` whose ``config`` is an EDNNConfig and whose ``state_dict`` holds the trainable
+    parameters of the best epoch (CPU) only; with the model's parameter counts."""
+
     n_trainable: int = 0
     n_parameters: int = 0
 
@@ -266,129 +227,71 @@ def build_optimizer(model: EDNN, settings: EDNNSettings) -> torch.optim.Optimize
 def train_one(config: EDNNConfig, backbone_folder, train: WaveData, val: WaveData, settings: EDNNSettings,
               seed: int, *, save_path=None, progress=None, tag: str = "") -> EDNNResult:
     """Fine-tune one E-DNN; the returned state is the best epoch's trainable parameters (on the CPU)."""
-    if len(train) == 0 or len(val) == 0:
-        raise TrainingError(f"empty training ({len(train)}) or validation ({len(val)}) set")
+    rng = start_training(train, val, seed)
     device = torch.device(settings.device)
-    seed_everything(seed)
-    rng = np.random.default_rng(int(seed))
     model = EDNN(config, backbone_folder, save_path=save_path).to(device)
     dtype = autocast_dtype(device, settings.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    weight = None
-    if settings.class_weighting:
-        weight = torch.from_numpy(class_weights(train.labels, config.n_classes)).to(device)
+    weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
     criterion = nn.CrossEntropyLoss(weight=weight)
     optimiser = build_optimizer(model, settings)
-    evaluate = _Evaluator(val, settings.eval_batch_size, device, weight, dtype)
     labels = torch.from_numpy(train.labels)
     max_samples = None if settings.max_seconds is None else int(round(settings.max_seconds * SAMPLE_RATE))
-    lengths = train.lengths if max_samples is None else np.minimum(train.lengths, max_samples)
 
-    best_loss, best_uar, best_epoch, best_state = math.inf, float("nan"), 0, None
-    curve, waited, stopped_early = [], 0, False
-    start = time.perf_counter()
-    for epoch in range(1, settings.max_epochs + 1):
-        tick = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
-        for index in bucket_batches(lengths, settings.batch_size, rng):
-            wav, lens = collate_waves(train.arrays, index, device, max_samples=max_samples, rng=rng)
-            y = labels[index].to(device)
-            optimiser.zero_grad(set_to_none=True)
-            with _autocast(device, dtype):
-                logits = model(wav, lens)
-            loss = criterion(logits.float(), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            total += float(loss.detach()) * len(index)
-            count += len(index)
-        train_loss = total / count
-        val_loss, val_uar = evaluate(model)
-        curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_uar": val_uar})
-        improved = math.isfinite(val_loss) and val_loss < best_loss
-        if improved:
-            best_loss, best_uar, best_epoch, waited = val_loss, val_uar, epoch, 0
-            best_state = model.trainable_state()
-        else:
-            waited += 1
-        if progress is not None:
-            progress(f"{tag}epoch {epoch}/{settings.max_epochs} train_loss {train_loss:.4f} val_loss {val_loss:.4f} "
-                     f"val_uar {val_uar:.3f} ({time.perf_counter() - tick:.1f} s){' *' if improved else ''}")
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"{tag}training loss is {train_loss} at epoch {epoch}")
-        if settings.patience is not None and waited >= settings.patience:
-            stopped_early = epoch < settings.max_epochs
-            break
-    if best_state is None:
-        raise TrainingError(f"{tag}validation loss was never finite")
+    def step(index):
+        wav, lens = collate_waves(train.arrays, index, device, max_samples=max_samples, rng=rng)
+        y = labels[index].to(device)
+        optimiser.zero_grad(set_to_none=True)
+        with _autocast(device, dtype):
+            logits = model(wav, lens)
+        loss = criterion(logits.float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        return loss
+
+    fitted = run_epochs(
+        model, step, _Evaluator(val, settings.eval_batch_size, device, weight, dtype), model.trainable_state,
+        lengths=train.lengths if max_samples is None else np.minimum(train.lengths, max_samples),
+        batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
+        progress=progress, tag=tag,
+    )
     return EDNNResult(
-        config=config, state_dict=best_state, best_epoch=best_epoch, best_val_loss=best_loss,
-        best_val_uar=best_uar, epochs_run=len(curve), seconds=time.perf_counter() - start, curve=curve,
-        stopped_early=stopped_early, n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        config=config, **fitted, n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
         n_parameters=sum(p.numel() for p in model.parameters()),
     )
 
 
 def grid_points(ednn: dict) -> list[EDNNConfig]:
     """Every combination of ``ednn.grid`` (dense_layers, dense_units), in a fixed order."""
-    grid = ednn.get("grid") or {}
-    unknown = set(grid) - set(HPARAM_KEYS)
-    if unknown:
-        raise TrainingError(f"config key ednn.grid: unknown hyper-parameter(s) {sorted(unknown)}")
-    defaults = EDNNConfig()
-    values = [list(grid.get(key, [getattr(defaults, key)])) for key in HPARAM_KEYS]
-    for key, options in zip(HPARAM_KEYS, values):
-        if not options:
-            raise TrainingError(f"config key ednn.grid.{key}: no values")
-    return [model_config(ednn, dict(zip(HPARAM_KEYS, combo))) for combo in itertools.product(*values)]
+    points = grid_combinations(ednn.get("grid") or {}, HPARAM_KEYS, EDNNConfig(), "ednn.grid")
+    return [model_config(ednn, point) for point in points]
 
 
 def grid_search(ednn: dict, backbone_folder, train: WaveData, val: WaveData, settings: EDNNSettings, seed: int,
                 *, save_path=None, progress=None) -> tuple[EDNNResult, list[dict]]:
     """Train every grid point; the result with the lowest best validation loss and one row per point."""
-    points = grid_points(ednn)
-    best, rows, best_index = None, [], 0
-    for i, config in enumerate(points):
-        tag = f"[grid {i + 1}/{len(points)}] " if len(points) > 1 else ""
-        if progress is not None:
-            progress(f"{tag}hyper-parameters {config.as_dict()}")
-        result = train_one(config, backbone_folder, train, val, settings, seed, save_path=save_path,
-                           progress=progress, tag=tag)
-        if progress is not None:
-            progress(f"{tag}best epoch {result.best_epoch}, validation loss {result.best_val_loss:.4f} "
-                     f"({result.epochs_run} epochs, {result.seconds:.1f} s)")
-        rows.append({
-            "point": i, **{key: getattr(config, key) for key in HPARAM_KEYS},
-            "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-            "val_uar_at_best": result.best_val_uar, "epochs_run": result.epochs_run, "selected": False,
-        })
-        if best is None or result.best_val_loss < best.best_val_loss:
-            best, best_index = result, i
-        else:
-            del result
-    rows[best_index]["selected"] = True
-    return best, rows
+    return search_grid(
+        grid_points(ednn), HPARAM_KEYS,
+        lambda config, tag: train_one(config, backbone_folder, train, val, settings, seed, save_path=save_path,
+                                      progress=progress, tag=tag),
+        progress=progress,
+    )
 
 
 # ------------------------------------------------------------------------------ saved models
 
 
 def save_trainable(state: dict, path) -> None:
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
+    """Save the trainable parameters (:meth:`EDNN.trainable_state`) as a state dict of tensors."""
+    save_state(state, path)
 
 
 def load_ednn(model_pt, hparams: dict, backbone_folder, *, save_path=None, device="cpu") -> EDNN:
     """The E-DNN of ``hparams`` (hparams.yaml content) on the backbone folder, with the trainable weights of
     ``model_pt`` (``torch.load(weights_only=True)``), in eval mode."""
-    config = EDNNConfig.from_dict(hparams["hparams"])
-    model = EDNN(config, backbone_folder, save_path=save_path)
-    state = torch.load(model_pt, map_location="cpu", weights_only=True)
-    try:
-        model.load_trainable_state(state)
-    except ValueError as error:
-        raise ValueError(f"{model_pt}: {error}") from None
-    return model.to(device).eval()
+    model = EDNN(EDNNConfig.from_dict(hparams["hparams"]), backbone_folder, save_path=save_path)
+    return load_weights(model, model_pt, model.load_trainable_state, device=device)
 
 
 def check_backbone(hparams: dict) -> str:

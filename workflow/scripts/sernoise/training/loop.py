@@ -26,6 +26,12 @@ Determinism: :func:`seed_everything` seeds torch (CPU and CUDA) and makes cuDNN
 deterministic; batch order comes from a NumPy generator with the same seed.  On CPU the same
 seed and data give bit-identical weights; on CUDA, torch's deterministic mode is asked for
 with ``warn_only`` (a kernel without a deterministic version warns instead of failing).
+
+Shared with the E-DNN (:mod:`sernoise.training.ednn`), which differs in model, optimiser,
+precision and data but not in how it is trained and selected: :class:`LabelledArrays`,
+:func:`padded_batch`, :func:`softmax_scores`, :class:`ValidationEvaluator`,
+:func:`start_training`, :func:`run_epochs` (the epochs, early stopping, best epoch),
+:func:`grid_combinations` and :func:`search_grid`.
 """
 
 from __future__ import annotations
@@ -73,20 +79,33 @@ class TrainSettings:
 
 
 @dataclass
-class SequenceData:
-    """z-normalised float32 sequences (frames, 40) and their class indices."""
+class LabelledArrays:
+    """Examples as arrays of varying length (axis 0: time) and their class indices.
+
+    The common shape of the T-DNN's feature sequences and the E-DNN's waveforms: batching,
+    evaluation and the training epochs (:func:`run_epochs`) only need ``arrays``, ``labels``
+    and ``lengths``.
+    """
 
     arrays: list[np.ndarray]
     labels: np.ndarray
+    noun = "arrays"  # what an array is, for error messages (a class attribute, not a field)
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.arrays) != len(self.labels):
-            raise TrainingError(f"{len(self.arrays)} sequences but {len(self.labels)} labels")
+            raise TrainingError(f"{len(self.arrays)} {self.noun} but {len(self.labels)} labels")
         self.lengths = np.asarray([a.shape[0] for a in self.arrays], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.arrays)
+
+
+@dataclass
+class SequenceData(LabelledArrays):
+    """z-normalised float32 sequences (frames, 40) and their class indices."""
+
+    noun = "sequences"
 
 
 @dataclass
@@ -157,6 +176,29 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def padded_batch(arrays: list[np.ndarray], index, *, max_len: int | None = None,
+                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``arrays[index]`` zero-padded along axis 0 into one float32 array (batch, longest, ...) and their lengths.
+
+    With ``max_len``, a longer array is replaced by a window of ``max_len`` steps at a random
+    offset drawn from ``rng`` (training crops; one draw per cropped array, in batch order).
+    """
+    chosen = [arrays[i] for i in index]
+    if max_len is not None:
+        cropped = []
+        for a in chosen:
+            if a.shape[0] > max_len:
+                start = int(rng.integers(0, a.shape[0] - max_len + 1))
+                a = a[start:start + max_len]
+            cropped.append(a)
+        chosen = cropped
+    lengths = np.asarray([a.shape[0] for a in chosen], dtype=np.int64)
+    batch = np.zeros((len(chosen), int(lengths.max()), *chosen[0].shape[1:]), dtype=np.float32)
+    for row, a in enumerate(chosen):
+        batch[row, : a.shape[0]] = a
+    return batch, lengths
+
+
 def collate(arrays: list[np.ndarray], index: np.ndarray, device, *, max_frames: int | None = None,
             rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-padded (batch, max_len, 40) float32 tensor and the lengths of ``arrays[index]``.
@@ -164,57 +206,162 @@ def collate(arrays: list[np.ndarray], index: np.ndarray, device, *, max_frames: 
     With ``max_frames``, a longer sequence is replaced by a window of ``max_frames`` frames at a
     random offset drawn from ``rng``.
     """
-    chosen = [arrays[i] for i in index]
-    if max_frames is not None:
-        cropped = []
-        for a in chosen:
-            if a.shape[0] > max_frames:
-                start = int(rng.integers(0, a.shape[0] - max_frames + 1))
-                a = a[start:start + max_frames]
-            cropped.append(a)
-        chosen = cropped
-    lengths = np.asarray([a.shape[0] for a in chosen], dtype=np.int64)
-    batch = np.zeros((len(chosen), int(lengths.max()), chosen[0].shape[1]), dtype=np.float32)
-    for row, a in enumerate(chosen):
-        batch[row, : a.shape[0]] = a
+    batch, lengths = padded_batch(arrays, index, max_len=max_frames, rng=rng)
     return torch.from_numpy(batch).to(device), torch.from_numpy(lengths)
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, arrays: list[np.ndarray], batch_size: int = 64, device="cpu") -> np.ndarray:
-    """(n, classes) softmax scores of ``model`` for normalised ``arrays`` (in the given order)."""
+def equal_length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches of at most ``batch_size`` indices whose examples all have the same length (no padding)."""
+    lengths = np.asarray(lengths)
+    batches = []
+    for length in np.unique(lengths):
+        index = np.flatnonzero(lengths == length)
+        batches += [index[i: i + batch_size] for i in range(0, len(index), batch_size)]
+    return batches
+
+
+def softmax_scores(model: nn.Module, lengths, batch_size: int, logits_of, *, equal_lengths: bool = False) -> np.ndarray:
+    """(n, classes) float32 softmax scores, in the examples' order, of ``n`` examples of the given lengths.
+
+    ``logits_of(index)`` runs ``model`` on the examples ``index``; the batches hold examples of
+    similar length (little padding, which never changes an output of a masked model), or, with
+    ``equal_lengths``, of exactly one length: for models whose output padding would change
+    (wav2vec2-base's GroupNorm feature encoder normalises over the padded samples too), so that an
+    example's scores never depend on the rest of its batch.
+    """
     model.eval()
-    out = np.zeros((len(arrays), model.config.n_classes), dtype=np.float32)
-    if not arrays:
-        return out
-    lengths = np.asarray([a.shape[0] for a in arrays])
-    for index in sorted_batches(lengths, batch_size):
-        x, n = collate(arrays, index, device)
-        out[index] = torch.softmax(model(x, n), dim=1).float().cpu().numpy()
+    out = np.zeros((len(lengths), model.config.n_classes), dtype=np.float32)
+    batches = (equal_length_batches if equal_lengths else sorted_batches)(np.asarray(lengths), batch_size)
+    with torch.no_grad():
+        for index in batches:
+            out[index] = torch.softmax(logits_of(index).float(), dim=1).cpu().numpy()
     return out
 
 
-class _Evaluator:
-    """Validation loss and UAR with the batches padded once and kept on the device."""
+def predict_proba(model: nn.Module, arrays: list[np.ndarray], batch_size: int = 64, device="cpu") -> np.ndarray:
+    """(n, classes) softmax scores of ``model`` for normalised ``arrays`` (in the given order)."""
+    return softmax_scores(model, [a.shape[0] for a in arrays], batch_size,
+                          lambda index: model(*collate(arrays, index, device)))
 
-    def __init__(self, data: SequenceData, batch_size: int, device, weight: torch.Tensor | None):
-        self.batches = [(collate(data.arrays, index, device), torch.from_numpy(data.labels[index]).to(device))
-                        for index in sorted_batches(data.lengths, batch_size)]
-        self.labels = np.concatenate([data.labels[i] for i in sorted_batches(data.lengths, batch_size)])
+
+class ValidationEvaluator:
+    """Validation loss and UAR of a model over fixed length-sorted batches.
+
+    The loss is the training criterion (with class weights, if any) summed over all examples and
+    divided by their total weight: the weighted mean over the validation set, whatever the
+    batching.  Subclasses say how a batch reaches the model (:meth:`batch_logits`).
+    """
+
+    def __init__(self, data: LabelledArrays, batch_size: int, weight: torch.Tensor | None):
+        self.index_batches = sorted_batches(data.lengths, batch_size)
+        self.labels = np.concatenate([data.labels[i] for i in self.index_batches])
         self.criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
         self.weight = weight
         self.denominator = float(weight[torch.from_numpy(self.labels).to(weight.device)].sum()) if weight is not None \
             else float(len(self.labels))
 
+    def batch_logits(self, model: nn.Module):
+        """Yield (logits, labels on the device) for each batch of ``index_batches``, in order."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> tuple[float, float]:
         model.eval()
         total, predicted = 0.0, []
-        for (x, n), y in self.batches:
-            logits = model(x, n)
-            total += float(self.criterion(logits, y))
+        for logits, y in self.batch_logits(model):
+            total += float(self.criterion(logits.float(), y))
             predicted.append(logits.argmax(dim=1).cpu().numpy())
         return total / self.denominator, uar(self.labels, np.concatenate(predicted))
+
+
+class _Evaluator(ValidationEvaluator):
+    """T-DNN validation, with the batches padded once and kept on the device (feature sequences are small)."""
+
+    def __init__(self, data: SequenceData, batch_size: int, device, weight: torch.Tensor | None):
+        super().__init__(data, batch_size, weight)
+        self.batches = [(collate(data.arrays, index, device), torch.from_numpy(data.labels[index]).to(device))
+                        for index in self.index_batches]
+
+    def batch_logits(self, model: nn.Module):
+        for (x, n), y in self.batches:
+            yield model(x, n), y
+
+
+def start_training(train: LabelledArrays, val: LabelledArrays, seed: int) -> np.random.Generator:
+    """Check that both sets hold examples, seed torch and return the generator of batch order and crops.
+
+    Call it before building the model: the model's initial weights come from torch's generator.
+    """
+    if len(train) == 0 or len(val) == 0:
+        raise TrainingError(f"empty training ({len(train)}) or validation ({len(val)}) set")
+    seed_everything(seed)
+    return np.random.default_rng(int(seed))
+
+
+def loss_weights(labels: np.ndarray, n_classes: int, device, class_weighting: bool) -> torch.Tensor | None:
+    """The class weights of the cross-entropy (see :func:`class_weights`) on ``device``; None without weighting."""
+    if not class_weighting:
+        return None
+    return torch.from_numpy(class_weights(labels, n_classes)).to(device)
+
+
+def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarray, batch_size: int,
+               rng: np.random.Generator, max_epochs: int, patience: int | None, progress=None,
+               tag: str = "") -> dict:
+    """The epochs of one training with early stopping and the best epoch kept (T-DNN and E-DNN alike).
+
+    Each epoch calls ``step(index)`` (one optimiser step on the examples ``index``; returns that
+    batch's mean loss) for every length-bucketed batch of ``lengths`` (:func:`bucket_batches`
+    with ``rng``), then ``evaluate(model)`` -> (validation loss, validation UAR).  ``snapshot()``
+    is taken at every epoch that lowers the (finite) validation loss.  Training stops after
+    ``patience`` epochs without improvement (None: never) or ``max_epochs`` epochs.
+
+    Returns the keyword arguments of a :class:`TrainResult` other than ``config``, the best
+    epoch's snapshot as ``state_dict``.
+    """
+    best_loss, best_uar, best_epoch, best_state = math.inf, float("nan"), 0, None
+    curve, waited, stopped_early = [], 0, False
+    start = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        tick = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for index in bucket_batches(lengths, batch_size, rng):
+            loss = step(index)
+            total += float(loss.detach()) * len(index)
+            count += len(index)
+        train_loss = total / count
+        val_loss, val_uar = evaluate(model)
+        curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_uar": val_uar})
+        improved = math.isfinite(val_loss) and val_loss < best_loss
+        if improved:
+            best_loss, best_uar, best_epoch, waited = val_loss, val_uar, epoch, 0
+            best_state = snapshot()
+        else:
+            waited += 1
+        if progress is not None:
+            progress(
+                f"{tag}epoch {epoch}/{max_epochs} train_loss {train_loss:.4f} val_loss {val_loss:.4f} "
+                f"val_uar {val_uar:.3f} ({time.perf_counter() - tick:.1f} s){' *' if improved else ''}"
+            )
+        if not math.isfinite(train_loss):
+            raise TrainingError(f"{tag}training loss is {train_loss} at epoch {epoch}")
+        if patience is not None and waited >= patience:
+            stopped_early = epoch < max_epochs
+            break
+    if best_state is None:
+        raise TrainingError(f"{tag}validation loss was never finite")
+    return {
+        "state_dict": best_state,
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss,
+        "best_val_uar": best_uar,
+        "epochs_run": len(curve),
+        "seconds": time.perf_counter() - start,
+        "curve": curve,
+        "stopped_early": stopped_early,
+    }
 
 
 def train_one(
@@ -228,82 +375,85 @@ def train_one(
     tag: str = "",
 ) -> TrainResult:
     """Train one T-DNN with early stopping; the returned state is the best epoch's (on the CPU)."""
-    if len(train) == 0 or len(val) == 0:
-        raise TrainingError(f"empty training ({len(train)}) or validation ({len(val)}) set")
+    rng = start_training(train, val, seed)
     device = torch.device(settings.device)
-    seed_everything(seed)
-    rng = np.random.default_rng(int(seed))
     model = TDNN(config).to(device)
-    weight = None
-    if settings.class_weighting:
-        weight = torch.from_numpy(class_weights(train.labels, config.n_classes)).to(device)
+    weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
     criterion = nn.CrossEntropyLoss(weight=weight)
     optimiser = torch.optim.RMSprop(model.parameters(), lr=settings.learning_rate)
-    evaluate = _Evaluator(val, settings.batch_size, device, weight)
     labels = torch.from_numpy(train.labels)
-    lengths = train.lengths if settings.max_frames is None else np.minimum(train.lengths, settings.max_frames)
 
-    best_loss, best_uar, best_epoch, best_state = math.inf, float("nan"), 0, None
-    curve, waited, stopped_early = [], 0, False
-    start = time.perf_counter()
-    for epoch in range(1, settings.max_epochs + 1):
-        tick = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
-        for index in bucket_batches(lengths, settings.batch_size, rng):
-            x, n = collate(train.arrays, index, device, max_frames=settings.max_frames, rng=rng)
-            y = labels[index].to(device)
-            optimiser.zero_grad(set_to_none=True)
-            loss = criterion(model(x, n), y)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
-            count += len(index)
-        train_loss = total / count
-        val_loss, val_uar = evaluate(model)
-        curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_uar": val_uar})
-        improved = math.isfinite(val_loss) and val_loss < best_loss
-        if improved:
-            best_loss, best_uar, best_epoch, waited = val_loss, val_uar, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            waited += 1
-        if progress is not None:
-            progress(
-                f"{tag}epoch {epoch}/{settings.max_epochs} train_loss {train_loss:.4f} val_loss {val_loss:.4f} "
-                f"val_uar {val_uar:.3f} ({time.perf_counter() - tick:.1f} s){' *' if improved else ''}"
-            )
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"{tag}training loss is {train_loss} at epoch {epoch}")
-        if waited >= settings.patience:
-            stopped_early = epoch < settings.max_epochs
-            break
-    if best_state is None:
-        raise TrainingError(f"{tag}validation loss was never finite")
-    return TrainResult(
-        config=config,
-        state_dict=best_state,
-        best_epoch=best_epoch,
-        best_val_loss=best_loss,
-        best_val_uar=best_uar,
-        epochs_run=len(curve),
-        seconds=time.perf_counter() - start,
-        curve=curve,
-        stopped_early=stopped_early,
+    def step(index):
+        x, n = collate(train.arrays, index, device, max_frames=settings.max_frames, rng=rng)
+        y = labels[index].to(device)
+        optimiser.zero_grad(set_to_none=True)
+        loss = criterion(model(x, n), y)
+        loss.backward()
+        optimiser.step()
+        return loss
+
+    def snapshot():
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    fitted = run_epochs(
+        model, step, _Evaluator(val, settings.batch_size, device, weight), snapshot,
+        lengths=train.lengths if settings.max_frames is None else np.minimum(train.lengths, settings.max_frames),
+        batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
+        progress=progress, tag=tag,
     )
+    return TrainResult(config=config, **fitted)
+
+
+def grid_combinations(grid: dict, keys, defaults, config_key: str) -> list[dict]:
+    """Every combination of the values of ``grid`` (config key ``config_key``) as {key: value}.
+
+    Fixed order: ``itertools.product`` over ``keys`` in their order; a key the grid leaves out
+    takes its value in ``defaults`` (a model config).
+    """
+    unknown = set(grid) - set(keys)
+    if unknown:
+        raise TrainingError(f"config key {config_key}: unknown hyper-parameter(s) {sorted(unknown)}")
+    values = [list(grid.get(key, [getattr(defaults, key)])) for key in keys]
+    for key, options in zip(keys, values):
+        if not options:
+            raise TrainingError(f"config key {config_key}.{key}: no values")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
 def grid_points(grid: dict) -> list[TDNNConfig]:
     """Every combination of the grid (config ``tdnn.grid``), in a fixed order (keys as in HPARAM_KEYS)."""
-    unknown = set(grid) - set(HPARAM_KEYS)
-    if unknown:
-        raise TrainingError(f"config key tdnn.grid: unknown hyper-parameter(s) {sorted(unknown)}")
-    defaults = TDNNConfig()
-    values = [list(grid.get(key, [getattr(defaults, key)])) for key in HPARAM_KEYS]
-    for key, options in zip(HPARAM_KEYS, values):
-        if not options:
-            raise TrainingError(f"config key tdnn.grid.{key}: no values")
-    return [TDNNConfig(**dict(zip(HPARAM_KEYS, combo))) for combo in itertools.product(*values)]
+    return [TDNNConfig(**point) for point in grid_combinations(grid, HPARAM_KEYS, TDNNConfig(), "tdnn.grid")]
+
+
+def search_grid(points: list, keys, train_point, *, progress=None) -> tuple:
+    """Train every grid point with ``train_point(config, tag)``; the best result and one selection row per point.
+
+    Best: the lowest best validation loss (ties: the first point in grid order).  A row holds
+    the point's index, its hyper-parameters ``keys`` and its training outcome, no timings.
+    """
+    best, rows, best_index = None, [], 0
+    for i, config in enumerate(points):
+        tag = f"[grid {i + 1}/{len(points)}] " if len(points) > 1 else ""
+        if progress is not None:
+            progress(f"{tag}hyper-parameters {config.as_dict()}")
+        result = train_point(config, tag)
+        if progress is not None:
+            progress(f"{tag}best epoch {result.best_epoch}, validation loss {result.best_val_loss:.4f} "
+                     f"({result.epochs_run} epochs, {result.seconds:.1f} s)")
+        rows.append({
+            "point": i,
+            **{key: getattr(config, key) for key in keys},
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "val_uar_at_best": result.best_val_uar,
+            "epochs_run": result.epochs_run,
+            "selected": False,
+        })
+        if best is None or result.best_val_loss < best.best_val_loss:
+            best, best_index = result, i
+        del result  # a worse point's weights are freed before the next point trains
+    rows[best_index]["selected"] = True
+    return best, rows
 
 
 def grid_search(
@@ -316,27 +466,8 @@ def grid_search(
     progress=None,
 ) -> tuple[TrainResult, list[dict]]:
     """Train every grid point; the result with the lowest best validation loss and one row per point."""
-    points = grid_points(grid)
-    best, rows = None, []
-    for i, config in enumerate(points):
-        tag = f"[grid {i + 1}/{len(points)}] " if len(points) > 1 else ""
-        if progress is not None:
-            progress(f"{tag}hyper-parameters {config.as_dict()}")
-        result = train_one(config, train, val, settings, seed, progress=progress, tag=tag)
-        if progress is not None:
-            progress(f"{tag}best epoch {result.best_epoch}, validation loss {result.best_val_loss:.4f} "
-                     f"({result.epochs_run} epochs, {result.seconds:.1f} s)")
-        rows.append({
-            "point": i,
-            **{key: getattr(config, key) for key in HPARAM_KEYS},
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "val_uar_at_best": result.best_val_uar,
-            "epochs_run": result.epochs_run,
-            "selected": False,
-        })
-        if best is None or result.best_val_loss < best.best_val_loss:
-            best, best_index = result, i
-    rows[best_index]["selected"] = True
-    return best, rows
-
+    return search_grid(
+        grid_points(grid), HPARAM_KEYS,
+        lambda config, tag: train_one(config, train, val, settings, seed, progress=progress, tag=tag),
+        progress=progress,
+    )

@@ -1,5 +1,9 @@
 """Saving, loading and running a trained T-DNN; the predictions file format.
 
+Shared with the E-DNN (:mod:`sernoise.training.ednn`): saving and loading weights
+(:func:`save_state`, :func:`load_weights`), the test utterances and the loop over conditions of
+the predict rules (:func:`labelled_test_utterances`, :func:`predict_conditions`).
+
 A model folder (results/{corpus}/models/tdnn/{regime}/fold{k}/rep{r}/{task}/) holds
 ``model.pt`` (the state_dict only, loaded with ``torch.load(weights_only=True)``: no pickled
 code is ever executed), ``hparams.yaml`` (the selected grid point under ``hparams``) and
@@ -16,6 +20,7 @@ Predictions (one CSV per model), consumed by the metrics and tables code::
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +29,7 @@ import torch
 import yaml
 
 from sernoise.models.tdnn import TDNN, TDNNConfig
-from sernoise.training.data import LABELS, load_norm, normalise
+from sernoise.training.data import CLEAN, LABELS, labels_of, load_norm, normalise, role_utterances
 from sernoise.training.loop import predict_proba
 
 PREDICTION_COLUMNS = ["condition", "utt_id", "true", "predicted", "score_low", "score_mid", "score_high"]
@@ -40,18 +45,29 @@ def save_state(model_or_state, path) -> None:
     torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
 
 
+def load_weights(model: torch.nn.Module, model_pt, load_state=None, *, device="cpu", mismatch: str = ""):
+    """``model`` with the weights of ``model_pt``, on ``device``, in eval mode.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors only, no pickled code is ever
+    executed.  ``load_state`` puts them into the model (default ``model.load_state_dict``); weights
+    that do not fit it are a :class:`ModelFileError` naming the file, then ``mismatch``.
+    """
+    state = torch.load(model_pt, map_location="cpu", weights_only=True)
+    try:
+        (load_state or model.load_state_dict)(state)
+    except (RuntimeError, ValueError) as error:  # load_state_dict raises RuntimeError, EDNN.load_trainable_state ValueError
+        raise ModelFileError(f"{model_pt}: {mismatch}{error}") from None
+    return model.to(device).eval()
+
+
 def load_model(model_pt, hparams_yaml, device="cpu") -> TDNN:
     """The T-DNN of ``hparams.yaml`` with the weights of ``model.pt`` (weights_only=True), in eval mode."""
     hparams = yaml.safe_load(Path(hparams_yaml).read_text(encoding="utf-8"))
     if not isinstance(hparams, dict) or "hparams" not in hparams:
         raise ModelFileError(f"{hparams_yaml}: no 'hparams' entry")
     model = TDNN(TDNNConfig.from_dict(hparams["hparams"]))
-    state = torch.load(model_pt, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ModelFileError(f"{model_pt}: weights do not fit the hyper-parameters of {hparams_yaml}: {error}") from None
-    return model.to(device).eval()
+    return load_weights(model, model_pt, device=device,
+                        mismatch=f"weights do not fit the hyper-parameters of {hparams_yaml}: ")
 
 
 def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray) -> pd.DataFrame:
@@ -84,6 +100,36 @@ def write_predictions(frames: list[pd.DataFrame], path) -> pd.DataFrame:
     table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6f")
     tmp.replace(path)
     return table
+
+
+def labelled_test_utterances(manifest: pd.DataFrame, folds: pd.DataFrame, fold, task: str
+                              ) -> tuple[list[str], dict[str, int]]:
+    """The sorted test-role utterances of ``fold`` that have a ``task`` label, and utt_id -> class index."""
+    labels = labels_of(manifest, task)
+    return [u for u in role_utterances(manifest, folds, int(fold), "test") if u in labels], labels
+
+
+def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open_source, score, what: str,
+                       log=None) -> list[pd.DataFrame]:
+    """Predictions frames of a model on ``test`` in each (condition, source) of ``sources`` (clean first).
+
+    ``open_source(source)`` opens the data of a condition (it answers ``utt_id in ...``) and
+    ``score(opened, utt_ids)`` gives the model's (n, 3) scores of those utterances.  A condition
+    holds only its utterances with status ok, so a test utterance it lacks is left out; clean
+    data (``what``: features, audio) must hold every test utterance.
+    """
+    frames = []
+    for condition, source in sources:
+        tick = time.perf_counter()
+        opened = open_source(source)
+        utts = [u for u in test if u in opened]
+        if condition == CLEAN and len(utts) != len(test):
+            raise ValueError(f"{source}: {len(test) - len(utts)} test utterance(s) have no clean {what}")
+        scores = score(opened, utts)
+        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores))
+        if log is not None:
+            log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
+    return frames
 
 
 def read_predictions(path) -> pd.DataFrame:

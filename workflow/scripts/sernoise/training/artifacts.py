@@ -1,0 +1,181 @@
+"""What the train rules (train_tdnn, train_ednn) share besides the training itself.
+
+* :class:`TrainingRun`: which model a rule trains (model, regime, fold, repetition, task), its
+  seed and its training sets.
+* The files of a model folder other than the weights: ``curve.csv`` / ``curve.png`` (the
+  selected grid point's learning curve), ``selection.csv`` (one row per grid point),
+  ``hparams.yaml`` and ``versions.yaml``.  Both models write the entries built here with the
+  same keys in the same order, so the tables code and the tests read either folder alike;
+  the model-specific entries (T-DNN: training settings, ``norm``; E-DNN: backbone, parameter
+  counts) come from the rule scripts.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+import sernoise
+from sernoise.regimes import Regime
+from sernoise.seeds import derive_seed
+from sernoise.training.data import LABELS, TrainingSets, assemble
+
+CURVE_COLUMNS = ["epoch", "train_loss", "val_loss", "val_uar"]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One trained model: (model, regime, fold, repetition, task) and the config's global seed."""
+
+    model: str
+    regime: Regime
+    fold: int
+    rep: int
+    task: str
+    config_seed: int
+
+    @classmethod
+    def from_rule(cls, wildcards, params) -> TrainingRun:
+        """From a train rule's wildcards (model, fold, rep, task) and params (regime, seed)."""
+        return cls(model=wildcards.model, regime=Regime(**params.regime), fold=int(wildcards.fold),
+                   rep=int(wildcards.rep), task=wildcards.task, config_seed=params.seed)
+
+    @property
+    def seed(self) -> int:
+        """The training seed: derived from the global seed and the run, so no config order can change it."""
+        return derive_seed(self.config_seed, "train", self.model, self.regime.name, self.fold, self.rep, self.task)
+
+    def title(self, name: str) -> str:
+        """The learning-curve title, ``name`` being the model's display name."""
+        return f"{name} {self.regime.name} fold {self.fold} rep {self.rep} {self.task}"
+
+    def assemble(self, manifest: pd.DataFrame, folds: pd.DataFrame, *, augmented_per_clean: float,
+                 available) -> TrainingSets:
+        """The training and validation examples of this run (:func:`sernoise.training.data.assemble`)."""
+        return assemble(manifest, folds, regime=self.regime, fold=self.fold, rep=self.rep, task=self.task,
+                        seed=self.config_seed, augmented_per_clean=augmented_per_clean, available=available)
+
+    def record(self) -> dict:
+        """The hparams.yaml entries that say which run a model folder holds."""
+        return {
+            "seed": int(self.seed),
+            "config_seed": int(self.config_seed),
+            "regime": self.regime.name,
+            "regime_kind": self.regime.kind,
+            "regime_conditions": list(self.regime.train_conditions),
+            "held_out_type": self.regime.held_out_type,
+            "fold": self.fold,
+            "rep": self.rep,
+            "task": self.task,
+            "labels": list(LABELS),
+        }
+
+
+def log_sets(log, sets: TrainingSets) -> None:
+    """Log the conditions left out of the augmented pool and the sizes of the training and validation sets."""
+    for condition, why in sets.left_out.items():
+        log.warning("condition %s left out of the augmented pool: %s", condition, why)
+    log.info("training set %d (%d clean + %d augmented), validation %d (%d clean + %d augmented)",
+             len(sets.train), sets.n_clean_train, sets.n_augmented_train,
+             len(sets.val), sets.n_clean_val, sets.n_augmented_val)
+
+
+# ------------------------------------------------------------------------------ curve and selection
+
+
+def plot_curve(curve: pd.DataFrame, best_epoch: int, title: str, path) -> None:
+    """Training and validation loss, and validation UAR, per epoch (curve.png); the best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_uar) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax_loss.plot(curve["epoch"], curve["train_loss"], marker="o", ms=3, label="train")
+    ax_loss.plot(curve["epoch"], curve["val_loss"], marker="o", ms=3, label="validation")
+    ax_loss.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch {best_epoch}")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_loss.legend(fontsize=8)
+    ax_uar.plot(curve["epoch"], curve["val_uar"], marker="o", ms=3, color="tab:green")
+    ax_uar.axhline(1 / 3, color="grey", ls=":", lw=1, label="chance")
+    ax_uar.axvline(best_epoch, color="grey", ls="--", lw=1)
+    ax_uar.set(xlabel="epoch", ylabel="UAR", title="validation UAR", ylim=(0, 1))
+    ax_uar.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_curve(result, csv_path, png_path, title: str) -> None:
+    """The learning curve of a training result (``result.curve``, ``result.best_epoch``) as CSV and plot."""
+    curve = pd.DataFrame(result.curve, columns=CURVE_COLUMNS)
+    curve.to_csv(csv_path, index=False, lineterminator="\n", float_format="%.6f")
+    plot_curve(curve, result.best_epoch, title, png_path)
+
+
+def write_selection(rows: list[dict], path) -> None:
+    """The grid search's rows (one per point, no timings: the same config gives the same file)."""
+    pd.DataFrame(rows).to_csv(path, index=False, lineterminator="\n", float_format="%.6f")
+
+
+# ------------------------------------------------------------------------------ hparams.yaml
+
+
+def selection_fields(model: str, result, selection: list[dict]) -> dict:
+    """The first hparams.yaml entries: the model, its selected hyper-parameters and their grid point."""
+    return {
+        "model": model,
+        "hparams": result.config.as_dict(),
+        "grid_point": next(row["point"] for row in selection if row["selected"]),
+    }
+
+
+def outcome_fields(sets: TrainingSets, result, device: str) -> dict:
+    """The last hparams.yaml entries: the sizes of the sets, how the selected training went, the device."""
+    return {
+        **sets.summary(),
+        "best_epoch": result.best_epoch,
+        "best_val_loss": float(result.best_val_loss),
+        "best_val_uar": float(result.best_val_uar),
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "device": device,
+    }
+
+
+def write_yaml(record: dict, path) -> None:
+    """A record (hparams.yaml, versions.yaml) in the order it was built."""
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(record, handle, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ versions.yaml
+
+
+def versions_record(device: str, threads: int, *, libraries: dict | None = None, inputs: dict | None = None,
+                    runtime: dict | None = None) -> dict:
+    """What a model was trained with: software versions, the device and the threads.
+
+    ``libraries``: versions of further libraries (after numpy); ``inputs``: what the model was
+    built from besides the data (after sernoise, e.g. the pre-trained backbone); ``runtime``:
+    settings that depend on the device (after the GPU, e.g. mixed precision).
+    """
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        **(libraries or {}),
+        "sernoise": sernoise.__version__,
+        **(inputs or {}),
+        "device": device,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        **(runtime or {}),
+        "threads": threads,
+    }
