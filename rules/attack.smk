@@ -1,8 +1,10 @@
 # Black-box noise attack (paper §7.5 Algorithm 1, §8.5, Table 5; SPEC §9): one job per (model, fold,
 # repetition, task, noise set, knowledge) attacks the fold's test utterances (attack.regime model);
 # knowledge 'degradation' reads the order measured on the fold's validation role; Table 5 and the
-# success-vs-budget plot.  Settings and input functions: rules/common.smk (ATTACK).
-# Code: sernoise.attack.
+# success-vs-budget plot.  Attacked families: those with a predictor in
+# sernoise.attack.models.PREDICTORS (tdnn, tdnn_nr, ednn, ednn_nr); an E-DNN job also takes its
+# wav2vec2 backbone (rules/pretrained.smk) and the E-DNN's memory (ednn.mem_mb).
+# Settings, input functions and memory: rules/common.smk (ATTACK).  Code: sernoise.attack.
 
 
 rule attack_knowledge:
@@ -23,7 +25,7 @@ rule attack_knowledge:
         device=config["training"]["device"],
     threads: (ATTACK or {}).get("threads", 1)
     resources:
-        mem_mb=3000,
+        mem_mb=attack_mem_mb,
         runtime=120,
         gpu=TRAIN_GPU,
     conda:
@@ -56,7 +58,7 @@ rule run_attack:
         device=config["training"]["device"],
     threads: (ATTACK or {}).get("threads", 1)
     resources:
-        mem_mb=3000,
+        mem_mb=attack_mem_mb,
         runtime=480,
         gpu=TRAIN_GPU,
     conda:
@@ -90,6 +92,8 @@ rule make_table5:
     params:
         settings=ATTACK,
         corpus=CORPUS,
+        model_labels=ednn_model_labels(),  # E-DNN columns on a stand-in backbone (rules/common_ednn.smk)
+        model_notes=ednn_caption_notes(),
     conda:
         "../envs/stats.yaml"
     log:

@@ -32,6 +32,7 @@ from sernoise.conditions import build_condition
 from sernoise.conditions.base import Context
 from sernoise.conditions.snr import additive_snr, difference_snr
 from sernoise.seeds import rng_for
+from test_ednn import _tone_data, tiny  # noqa: F401  (tiny: the tiny random wav2vec2 fixture)
 
 SR = 16000
 CODES = {"nat": 1, "hum": 2, "int": 3, "fade": 4, "reverb": 5, "laugh": 6, "cry": 7}
@@ -481,8 +482,25 @@ def test_settings_resolve_noise_sets_and_defaults():
     settings = resolve(attack_section(), config, built, ["clean", "matched"])
     assert settings["noise_sets"] == {"all": ["nat", "fade", "reverb", "laugh"],
                                       "perception_retaining": ["nat", "fade", "reverb"], "reverb": ["reverb"]}
-    assert settings["models"] == ["tdnn"] and settings["tasks"] == ["activation"]
+    assert settings["models"] == ["tdnn", "ednn"] and settings["tasks"] == ["activation"]
     assert settings["budgets"] == ["5", "15", "25", "inf"] and settings["perception"]["laugh"] == "altering"
+
+
+def test_settings_models_are_the_trained_ones_with_a_predictor_in_the_attacked_regime():
+    from sernoise.attack.models import MODEL_FILES, PREDICTORS
+    from sernoise.regimes import Regime
+
+    assert set(PREDICTORS) == set(MODEL_FILES) == {"tdnn", "tdnn_nr", "ednn", "ednn_nr"}
+    built = {c: build_condition(c, s) for c, s in CONDITION_SPECS.items()}
+    regimes = {"clean": Regime("clean", "clean"), "matched": Regime("matched", "matched", ("reverb",))}
+    training = {"models": ["ednn_nr", "tdnn", "ednn", "tdnn_nr"], "tasks": ["activation"]}
+    assert resolve(attack_section(), {"training": training}, built, regimes)["models"] == training["models"]
+    limited = dict(training, model_regimes={"ednn": ["matched"], "tdnn": ["clean", "matched"]})
+    assert resolve(attack_section(), {"training": limited}, built, regimes)["models"] == ["ednn_nr", "tdnn", "tdnn_nr"]
+    assert resolve(attack_section(regime="matched"), {"training": limited}, built, regimes)["models"] == \
+        training["models"]
+    with pytest.raises(AttackConfigError, match=r"attack.models\[0\]: model 'ednn' is not trained in regime 'clean'"):
+        resolve(attack_section(models=["ednn"]), {"training": limited}, built, regimes)
 
 
 def test_settings_errors_name_the_key():
@@ -553,5 +571,89 @@ def test_table5_with_missing_cells_says_so():
     assert (table.cells[table.cells.noise_set == "reverb"]["value"] == "–").all() and table.notes
 
 
+def test_table5_labels_a_stand_in_backbone():
+    results = synthetic_results()
+    results = pd.concat([results, results.assign(model="ednn")], ignore_index=True)
+    label = "E-DNN (tiny random wav2vec2)"
+    note = f"{label}: a tiny randomly initialised wav2vec2 stands in for facebook/wav2vec2-base."
+    table = build_table5(results, dict(TABLE_SETTINGS, models=["tdnn", "ednn"]), model_labels={"ednn": label},
+                         model_notes=[note, "E-DNN-NR (tiny random wav2vec2): not attacked here"])
+    assert set(table.cells.loc[table.cells.model == "ednn", "model_label"]) == {label}
+    assert set(table.cells.loc[table.cells.model == "tdnn", "model_label"]) == {"T-DNN"}
+    md = to_markdown(table)
+    assert f"| {label} |" in md and md.splitlines()[0].endswith(note) and "E-DNN-NR" not in md
+    assert label in to_latex(table)
+
+
 def test_query_objects_are_hashable_and_ordered_by_phase():
     assert Query(1, 5) == Query(1, 5) and len({Query(1, 5), Query(1, 5)}) == 1
+
+
+# --------------------------------------------------------------------------- E-DNN predictor
+
+
+@pytest.fixture(scope="module")
+def ednn_folder(tiny, tmp_path_factory):  # noqa: F811
+    """An E-DNN model folder as train_ednn writes it (model.pt, hparams.yaml naming the backbone and its
+    fingerprint), on the tiny random wav2vec2 of tests/test_ednn.py."""
+    import torch
+    import yaml
+
+    from sernoise.models.ednn import EDNN, EDNNConfig
+    from sernoise.pretrained import backbone_fingerprint
+    from sernoise.training.ednn import save_trainable
+
+    folder = tmp_path_factory.mktemp("ednn_model")
+    config = EDNNConfig(dense_units=8)
+    torch.manual_seed(3)
+    save_trainable(EDNN(config, tiny).trainable_state(), folder / "model.pt")
+    hparams = {"hparams": config.as_dict(), "training": {"eval_batch_size": 4, "amp": True},
+               "backbone": {"folder": str(tiny), "fingerprint": backbone_fingerprint(tiny)}}
+    (folder / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    return folder
+
+
+@pytest.mark.parametrize("family", ["ednn", "ednn_nr"])
+def test_ednn_predictor_answers_labels_and_counts_queries(ednn_folder, family):
+    from sernoise.attack.models import MODEL_FILES, EdnnAttackPredictor, load_predictor
+    from sernoise.training.ednn import predict_proba
+
+    assert all((ednn_folder / name).is_file() for name in MODEL_FILES[family])
+    predictor = load_predictor(family, ednn_folder)
+    assert isinstance(predictor, EdnnAttackPredictor)
+    batch = _tone_data(6).arrays + [speech(1.0, seed=2)] * 2  # lengths differ, two equal
+    labels = predictor(batch)
+    assert labels.shape == (8,) and set(labels.tolist()) <= {0, 1, 2}
+    assert predictor.calls == 1 and predictor.samples == 8
+    assert set(predictor.seconds) == {"features", "model"} and predictor.seconds["model"] > 0
+    # a sample's label does not depend on its batch, and is the model's argmax
+    alone = [int(predictor([x])[0]) for x in batch]
+    assert labels.tolist() == alone and predictor.calls == 9 and predictor.samples == 16
+    model = predictor.inner.model
+    assert alone == [int(predict_proba(model, [x]).argmax(axis=1)[0]) for x in batch]
+    assert predictor([]).shape == (0,) and predictor.calls == 9
+
+
+def test_algorithm1_against_the_ednn_respects_the_budget(ednn_folder):
+    from sernoise.attack.models import load_predictor
+
+    predictor = load_predictor("ednn", ednn_folder)
+    x, pool = speech(seconds=1.5), FakePool()
+    job = make_job(categories=("nat", "hum", "fade", "laugh"), runs=1)
+    noises, _ = noise_instances(job, "u1", x, "s", 1, pool)
+    for budget in (1, 4, 9, None):
+        for batched in (True, False):
+            calls, samples = predictor.calls, predictor.samples
+            result = attack(noises, predictor, budget, clean=x, batched=batched)
+            assert result.queries <= (budget or math.inf) and len(result.steps) == result.queries
+            assert predictor.calls - calls == 1 + len(result.calls)  # the uncounted reference, then the queries
+            assert predictor.samples - samples == 1 + result.computed
+            if budget is not None:
+                assert result.computed <= budget
+            assert result.success == (result.label is not None and result.label != result.reference)
+    utts = [(f"u{i}", speech(seconds=1.0 + 0.25 * i, seed=i), "s", i % 3) for i in range(2)]
+    frame = run_job(make_job(budgets=(3, 10), runs=2), predictor, utts, noise=pool,
+                    meta={"model": "ednn", "fold": 1, "rep": 1})
+    assert len(frame) == 2 * 2 * 2
+    for budget in ("3", "10"):
+        assert (frame.loc[frame["budget"] == budget, "queries"] <= int(budget)).all()

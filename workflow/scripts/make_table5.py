@@ -8,7 +8,8 @@ from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
     results = pd.concat([read_results(path) for path in snakemake.input.results], ignore_index=True)
-    table = build_table5(results, snakemake.params.settings, corpus=snakemake.params.corpus)
+    p = snakemake.params
+    table = build_table5(results, p.settings, corpus=p.corpus, model_labels=p.model_labels, model_notes=p.model_notes)
     out = snakemake.output
     write_table5(table, csv=out.csv, markdown=out.markdown, latex=out.latex)
     plot_attack_budget(table, out.plot)

@@ -2,12 +2,16 @@
 
 The attack only sees predicted labels (paper §7.5).  A predictor is built from a model folder
 (``results/{corpus}/models/{model}/{regime}/fold{k}/rep{r}/{task}/``) by the entry of
-:data:`PREDICTORS` for the model family; a new family (E-DNN, T-DNN-NR, ...) registers a
-callable ``(folder, device) -> predictor`` there (and, if its folder holds other files, in
-:data:`MODEL_FILES`).
+:data:`PREDICTORS` for the model family; a new family registers a callable
+``(folder, device) -> predictor`` there and the files of its folder that the predictor reads in
+:data:`MODEL_FILES` (the attack rules' inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
+RNNoise-denoised audio (``tdnn_nr``), the E-DNN on wav2vec2-base (``ednn``) and on
+wav2vec2-large-robust (``ednn_nr``); an E-DNN also reads the pre-trained backbone folder that its
+hparams.yaml names (the attack rules take that folder's completion marker as an input too).
 
-Every predictor counts its calls and samples and times its parts (``seconds``), so that the
-benchmark can say how much of the attack is spent in the model.
+Every predictor counts its calls and samples and times its parts (``seconds``: ``features``, what
+is done to each sample before the model, and ``model``), so that the benchmark can say how much of
+the attack is spent in the model.
 """
 
 from __future__ import annotations
@@ -19,52 +23,43 @@ from typing import Sequence
 
 import numpy as np
 
+from sernoise.pretrained import MODEL_BACKBONES
+
+# the E-DNN families: one model class on the wav2vec2 backbone of each (ednn, ednn_nr)
+EDNN_MODELS = tuple(MODEL_BACKBONES)
 # model family -> "module:callable" building a predictor from (model folder, device)
 PREDICTORS = {
     "tdnn": "sernoise.attack.models:TdnnPredictor.from_folder",
     "tdnn_nr": "sernoise.attack.models:TdnnNrPredictor.from_folder",
+    **dict.fromkeys(EDNN_MODELS, "sernoise.attack.models:EdnnAttackPredictor.from_folder"),
 }
 # model family -> files of its model folder the predictor reads (the rule's inputs)
-MODEL_FILES = {"tdnn": ("model.pt", "hparams.yaml", "norm.npz"), "tdnn_nr": ("model.pt", "hparams.yaml", "norm.npz")}
+TDNN_FILES = ("model.pt", "hparams.yaml", "norm.npz")
+EDNN_FILES = ("model.pt", "hparams.yaml")
+MODEL_FILES = {"tdnn": TDNN_FILES, "tdnn_nr": TDNN_FILES, **dict.fromkeys(EDNN_MODELS, EDNN_FILES)}
 
 
-class TdnnPredictor:
-    """The T-DNN of paper §7.2 on raw audio: log Mel filterbanks (stored precision: float16),
-    z-normalised with the model's training statistics (norm.npz), argmax of the scores.
+class CountingPredictor:
+    """A black-box predictor: ``features`` per sample, then ``model_scores`` of the batch; counts calls
+    and samples and adds the time of each part to ``seconds``.  Subclasses define both parts."""
 
-    This is the path of the stored features (``extract_features`` + ``predict_tdnn``), so the
-    label of a clean utterance equals the one in the predictions file.
-    """
-
-    def __init__(self, model_pt, hparams_yaml, norm_npz, *, device: str = "cpu", batch_size: int = 64):
-        from sernoise.training.data import load_norm
-        from sernoise.training.predict import load_model
-
-        self.model = load_model(model_pt, hparams_yaml, device=device)
-        self.mean, self.std = load_norm(norm_npz)
-        self.device, self.batch_size = device, int(batch_size)
+    def __init__(self):
         self.calls = 0
         self.samples = 0
         self.seconds = {"features": 0.0, "model": 0.0}
 
-    @classmethod
-    def from_folder(cls, folder, device: str = "cpu") -> "TdnnPredictor":
-        folder = Path(folder)
-        return cls(folder / "model.pt", folder / "hparams.yaml", folder / "norm.npz", device=device)
-
     def features(self, audio: np.ndarray) -> np.ndarray:
-        from sernoise.features import log_mel_fbank
+        raise NotImplementedError
 
-        feats = log_mel_fbank(np.asarray(audio, dtype=np.float32)).astype(np.float16)
-        return (feats.astype(np.float32) - self.mean) / self.std
+    def model_scores(self, features: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def scores(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        from sernoise.training.loop import predict_proba
-
+        """(len(batch), classes) scores of a batch of audio arrays."""
         tick = time.perf_counter()
         feats = [self.features(a) for a in batch]
         tock = time.perf_counter()
-        scores = predict_proba(self.model, feats, batch_size=self.batch_size, device=self.device)
+        scores = self.model_scores(feats)
         self.seconds["features"] += tock - tick
         self.seconds["model"] += time.perf_counter() - tock
         self.calls += 1
@@ -77,6 +72,40 @@ class TdnnPredictor:
         return self.scores(batch).argmax(axis=1)
 
 
+class TdnnPredictor(CountingPredictor):
+    """The T-DNN of paper §7.2 on raw audio: log Mel filterbanks (stored precision: float16),
+    z-normalised with the model's training statistics (norm.npz), argmax of the scores.
+
+    This is the path of the stored features (``extract_features`` + ``predict_tdnn``), so the
+    label of a clean utterance equals the one in the predictions file.
+    """
+
+    def __init__(self, model_pt, hparams_yaml, norm_npz, *, device: str = "cpu", batch_size: int = 64):
+        from sernoise.training.data import load_norm
+        from sernoise.training.predict import load_model
+
+        super().__init__()
+        self.model = load_model(model_pt, hparams_yaml, device=device)
+        self.mean, self.std = load_norm(norm_npz)
+        self.device, self.batch_size = device, int(batch_size)
+
+    @classmethod
+    def from_folder(cls, folder, device: str = "cpu") -> "TdnnPredictor":
+        folder = Path(folder)
+        return cls(*(folder / name for name in TDNN_FILES), device=device)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        from sernoise.features import log_mel_fbank
+
+        feats = log_mel_fbank(np.asarray(audio, dtype=np.float32)).astype(np.float16)
+        return (feats.astype(np.float32) - self.mean) / self.std
+
+    def model_scores(self, features: list[np.ndarray]) -> np.ndarray:
+        from sernoise.training.loop import predict_proba
+
+        return predict_proba(self.model, features, batch_size=self.batch_size, device=self.device)
+
+
 class TdnnNrPredictor(TdnnPredictor):
     """T-DNN-NR (paper §7.4.1): every sample, perturbed or clean, goes through RNNoise
     (:func:`sernoise.denoise.rnnoise_denoise`) before the features, as all its data did.  The
@@ -87,6 +116,39 @@ class TdnnNrPredictor(TdnnPredictor):
         from sernoise.denoise import rnnoise_denoise
 
         return super().features(rnnoise_denoise(np.asarray(audio, dtype=np.float32)))
+
+
+class EdnnAttackPredictor(CountingPredictor):
+    """The E-DNN (paper §7.3; ``ednn``) and E-DNN-NR (§7.4.2; ``ednn_nr``, the same model on
+    wav2vec2-large-robust) on raw audio: float32 waveforms (the model normalises each one itself),
+    softmax scores of the fine-tuned model, argmax.
+
+    Wraps :class:`sernoise.training.ednn.EdnnPredictor` (``inner``), which loads the model folder as
+    rule ``predict_ednn`` does: hparams.yaml names the backbone folder, whose weights must be the
+    ones the model was trained on (fingerprint), and model.pt holds the trained weights; batch size
+    and mixed precision are those of its training.  ``save_path``: the wav2vec2 wrapper's cache folder (default:
+    ``hf_cache`` beside the backbone folder, e.g. resources/pretrained/hf_cache, which the E-DNN
+    rules use).  ``seconds["features"]`` is the conversion to float32.
+    """
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    @classmethod
+    def from_folder(cls, folder, device: str = "cpu", save_path=None) -> "EdnnAttackPredictor":
+        from sernoise.training.ednn import EdnnPredictor
+
+        return cls(EdnnPredictor.from_folder(folder, device, save_path=save_path))
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        return np.asarray(audio, dtype=np.float32)
+
+    def model_scores(self, features: list[np.ndarray]) -> np.ndarray:
+        """Scores in batch order.  A waveform's scores do not depend on the rest of its batch:
+        masked backbones ignore padding, and for wav2vec2-base (GroupNorm, no mask) the E-DNN's
+        ``predict_proba`` batches equal lengths only (:func:`sernoise.training.ednn.predict_proba`)."""
+        return self.inner.scores(features)
 
 
 def load_predictor(model: str, folder, device: str = "cpu"):

@@ -9,9 +9,11 @@ to other sections, and resolves the noise sets to categories:
   category must share one perception class (it is the category's);
 * ``noise_sets``: name -> ``all`` (every category), ``retaining`` (the perception-retaining
   categories) or a list of categories;
-* ``models`` within ``training.models`` and with an attack predictor (null: every trained model
-  that has one); ``tasks`` within ``training.tasks`` (null: all of them); ``regime`` one of the
-  regimes being trained;
+* ``models`` within ``training.models``, with an attack predictor
+  (:data:`sernoise.attack.models.PREDICTORS`: tdnn, tdnn_nr, ednn, ednn_nr) and trained in
+  ``regime`` (``training.model_regimes``, when it limits a model's regime kinds); null: every
+  trained model that has a predictor and is trained in ``regime``; ``tasks`` within
+  ``training.tasks`` (null: all of them); ``regime`` one of the regimes being trained;
 * ``budgets``: integers >= 1 and ``inf`` (or null), each once.
 
 Every problem is reported at once, each naming its key.
@@ -31,7 +33,9 @@ class AttackConfigError(ValueError):
 
 
 def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[str]) -> dict:
-    """The checked attack settings (plain data for rule params); AttackConfigError lists every problem."""
+    """The checked attack settings (plain data for rule params); AttackConfigError lists every problem.
+    ``regimes``: the regimes being trained, names or name -> regime (:class:`sernoise.regimes.Regime`,
+    whose ``kind`` is checked against ``training.model_regimes``)."""
     problems: list[str] = []
     categories: dict[str, list[str]] = {}
     perception: dict[str, str] = {}
@@ -69,15 +73,24 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
             problems.append(f"config key attack.noise_sets.{name}: no category in this noise set")
         noise_sets[name] = members
     trained = config.get("training", {}).get("models", [])
+    model_kinds = config.get("training", {}).get("model_regimes") or {}
+    kind = getattr(regimes.get(attack["regime"]), "kind", None) if isinstance(regimes, Mapping) else None
+
+    def in_regime(model) -> bool:
+        return kind is None or model not in model_kinds or kind in model_kinds[model]
+
     models = attack.get("models")
-    if models is None:  # every trained model that has a predictor
-        models = [m for m in trained if m in PREDICTORS]
+    if models is None:  # every trained model that has a predictor and a model of the attacked regime
+        models = [m for m in trained if m in PREDICTORS and in_regime(m)]
     for i, model in enumerate(models):
         if model not in trained:
             problems.append(f"config key attack.models[{i}]: model {model!r} is not trained (training.models: {trained})")
         elif model not in PREDICTORS:
             problems.append(f"config key attack.models[{i}]: no attack predictor for model {model!r} "
                             f"(sernoise.attack.models.PREDICTORS: {sorted(PREDICTORS)})")
+        elif not in_regime(model):
+            problems.append(f"config key attack.models[{i}]: model {model!r} is not trained in regime "
+                            f"{attack['regime']!r} (training.model_regimes.{model}: {model_kinds[model]})")
     tasks = config.get("training", {}).get("tasks", [])
     attack_tasks = tasks if attack.get("tasks") is None else attack["tasks"]
     for i, task in enumerate(attack_tasks if attack.get("tasks") is not None else []):

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sernoise.evaluation.render import (
+    EMPTY, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files,
+)
 from sernoise.evaluation.stats import ALPHA, bonferroni, direction, paired_ttest
-from sernoise.evaluation.table3 import MARKS, model_label, tex_escape
+from sernoise.evaluation.table3 import labels_and_notes, model_label
 
 from .runner import budget_sort_key
 
-EMPTY = "–"
 KNOWLEDGE_LABELS = {"none": "Performance impact per noise is unknown", "degradation": "Performance impact per noise is known"}
 SET_LABELS = {"all": "All noises**", "retaining": "Perception-retaining"}
 TASK_NAMES = {"activation": "Activation", "valence": "Valence", "dominance": "Dominance"}
@@ -65,6 +66,11 @@ class Table5:
     m: int
     corpus: str = ""
     notes: list[str] = field(default_factory=list)
+    labels: dict = field(default_factory=dict)  # model -> column label replacing MODEL_LABELS' (stand-in backbones)
+    model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+
+    def label(self, model: str) -> str:
+        return self.labels.get(model) or model_label(model)
 
 
 def pair_rates(results: pd.DataFrame) -> pd.Series:
@@ -74,9 +80,13 @@ def pair_rates(results: pd.DataFrame) -> pd.Series:
     return per_utt.groupby(level=KEYS + PAIR, sort=False).mean()
 
 
-def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "") -> Table5:
-    """Table 5 from the concatenated attack result rows and the resolved attack settings."""
+def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", model_labels: dict | None = None,
+                 model_notes: list[str] | None = None) -> Table5:
+    """Table 5 from the concatenated attack result rows and the resolved attack settings;
+    ``model_labels`` and ``model_notes`` as for :func:`sernoise.evaluation.table3.build_table3`
+    (the column label of an E-DNN on a stand-in backbone, and what it means)."""
     models = list(settings["models"])
+    labels, model_notes = labels_and_notes(models, model_labels, model_notes)
     tasks = list(settings["tasks"])
     knowledge = list(settings["knowledge"])
     noise_sets = list(settings["noise_sets"])
@@ -99,7 +109,8 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "") -> 
                         rows.append({
                             "row_order": order, "knowledge": k, "knowledge_label": KNOWLEDGE_LABELS.get(k, k),
                             "noise_set": s, "noise_set_label": set_label(s, specs.get(s, "list")), "budget": b,
-                            "model": mdl, "model_label": model_label(mdl), "task": t, "task_label": task_name(t),
+                            "model": mdl, "model_label": labels.get(mdl) or model_label(mdl),
+                            "task": t, "task_label": task_name(t),
                             "mean": float(pairs.mean()) if len(pairs) else math.nan,
                             "std": float(pairs.std(ddof=1)) if len(pairs) > 1 else (0.0 if len(pairs) else math.nan),
                             "n_pairs": int(len(pairs)),
@@ -112,13 +123,13 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "") -> 
                         })
     cells = pd.DataFrame(rows, columns=[c for c in CSV_COLUMNS if c != "value"])
     m = _compare(cells, rates, specs)
-    cells["value"] = [_value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
+    cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
     cells = cells[CSV_COLUMNS]
     notes = []
     missing = cells[cells["n_pairs"] == 0]
     if len(missing):
         notes.append(f"{len(missing)} cell(s) without attack results ({EMPTY}).")
-    return Table5(cells, models, tasks, knowledge, noise_sets, specs, budgets, m, corpus, notes)
+    return Table5(cells, models, tasks, knowledge, noise_sets, specs, budgets, m, corpus, notes, labels, model_notes)
 
 
 def _pairs(rates: pd.Series, key: tuple) -> pd.Series:
@@ -163,15 +174,9 @@ def _compare(cells: pd.DataFrame, rates: pd.Series, specs: dict) -> int:
     return m
 
 
-def _value_text(mean: float, significant: bool, direction_: str) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return EMPTY
-    return f"{mean:.2f}" + (MARKS.get(direction_, "") if significant else "")
-
-
 def caption(table: Table5) -> str:
     corpus = f" on {table.corpus}" if table.corpus else ""
-    models = ", ".join(model_label(m) for m in table.models)
+    models = ", ".join(table.label(m) for m in table.models)
     return (
         f"Table 5: success rate of the black-box noise attack (Algorithm 1){corpus} against {models}, "
         "per number of allowed attempts (model queries; the clean reference prediction is not counted); "
@@ -183,6 +188,7 @@ def caption(table: Table5) -> str:
         "All noises** against Perception-retaining (same model, task, knowledge and attempts), Bonferroni over the "
         f"m = {table.m} comparisons of this table, adjusted p ≤ {ALPHA:g}; ↑/↓: significantly higher/lower success "
         f"than with perception-retaining noises. {EMPTY}: no results."
+        + "".join(f" {note}" for note in table.model_notes)
     )
 
 
@@ -204,33 +210,24 @@ def to_markdown(table: Table5) -> str:
     head_tasks = []
     for t in table.tasks:
         head_tasks += [task_name(t)] + [""] * (n - 1)
-    head_models = [model_label(m) for _ in table.tasks for m in table.models]
+    head_models = [table.label(m) for _ in table.tasks for m in table.models]
     lines = [caption(table), ""]
     lines.append("| Knowledge | Noise set | No. of attempts | " + " | ".join(head_tasks) + " |")
     lines.append("|---|---|---:|" + "---:|" * (n * len(table.tasks)))
     lines.append("| | | | " + " | ".join(head_models) + " |")
     for k_text, s_text, budget, values in _grid(table):
         lines.append(f"| {k_text} | {s_text} | {budget} | " + " | ".join(values) + " |")
-    if table.notes:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in table.notes]
+    lines += markdown_notes(table.notes)
     return "\n".join(lines) + "\n"
 
 
 def to_latex(table: Table5) -> str:
     n = len(table.models)
-    lines = [
-        r"% Table 5 (sernoise). Needs \usepackage{booktabs}.",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\caption{" + tex_escape(caption(table)) + "}",
-        r"\label{tab:table5}",
-        r"\begin{tabular}{llr" + "c" * (n * len(table.tasks)) + "}",
-        r"\toprule",
+    lines = latex_open("Table 5", caption(table), "llr" + "c" * (n * len(table.tasks))) + [
         " & & & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{tex_escape(task_name(t))}}}" for t in table.tasks) + r" \\",
         "".join(rf"\cmidrule(lr){{{4 + i * n}-{3 + (i + 1) * n}}}" for i in range(len(table.tasks))),
         r"Knowledge & Noise set & Attempts & "
-        + " & ".join(tex_escape(model_label(m)) for _ in table.tasks for m in table.models) + r" \\",
+        + " & ".join(tex_escape(table.label(m)) for _ in table.tasks for m in table.models) + r" \\",
         r"\midrule",
     ]
     for i, (k_text, s_text, budget, values) in enumerate(_grid(table)):
@@ -240,20 +237,12 @@ def to_latex(table: Table5) -> str:
             lines.append(r"\addlinespace")
         cells = [tex_escape(k_text), tex_escape(s_text), tex_escape(budget)] + [tex_escape(v) for v in values]
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if table.notes:
-        lines.append(r"\par\smallskip")
-        lines.append(r"{\footnotesize " + r" \\ ".join(tex_escape(note) for note in table.notes) + "}")
-    lines.append(r"\end{table}")
+    lines += latex_close(table.notes)
     return "\n".join(lines) + "\n"
 
 
 def write_table5(table: Table5, csv=None, markdown=None, latex=None) -> None:
-    if csv:
-        table.cells.to_csv(csv, index=False, lineterminator="\n")
-    for path, render in ((markdown, to_markdown), (latex, to_latex)):
-        if path:
-            Path(path).write_text(render(table), encoding="utf-8")
+    write_table_files(table.cells, csv, table, ((markdown, to_markdown), (latex, to_latex)))
 
 
 # ------------------------------------------------------------------------------------ plot
@@ -295,7 +284,7 @@ def plot_attack_budget(table: Table5, path) -> None:
             ax.set_xticklabels(["∞" if b == "inf" else b for b in table.budgets])
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{model_label(mdl)}, {task_name(task)}")
+            ax.set_title(f"{table.label(mdl)}, {task_name(task)}")
             if c == 0:
                 ax.set_ylabel("attack success rate")
             if r == len(table.tasks) - 1:

@@ -27,6 +27,7 @@ import pandas as pd
 from sernoise.regimes import fraction_name
 
 from .metrics import CLEAN
+from .render import write_table_files
 from .stats import ALPHA, bonferroni, paired_ttest
 from .table3 import ConditionInfo, _ConfusionIndex, model_label, task_label
 
@@ -128,10 +129,7 @@ def to_markdown(table: pd.DataFrame, corpus: str = "") -> str:
 
 
 def write_sweep(table: pd.DataFrame, csv=None, markdown=None, corpus: str = "") -> None:
-    if csv:
-        table.to_csv(csv, index=False, lineterminator="\n")
-    if markdown:
-        Path(markdown).write_text(to_markdown(table, corpus), encoding="utf-8")
+    write_table_files(table, csv, table, ((markdown, lambda t: to_markdown(t, corpus)),))
 
 
 def plot_sweep(table: pd.DataFrame, path, corpus: str = "") -> None:

@@ -45,7 +45,8 @@ import pandas as pd
 
 from sernoise.regimes import build_regimes, column_source
 
-from .metrics import CLEAN, CM_COLUMNS, uar_from_confusion
+from .metrics import CLEAN, CM_COLUMNS, read_confusion, uar_from_confusion
+from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import ALPHA, bonferroni, direction, paired_ttest
 
 COLUMNS = ("clean", "mismatch", "match")
@@ -64,8 +65,6 @@ DISTORTION_LABELS = {
     "drop-letters": "Drop letters",
     "reverb": "Reverb",
 }
-EMPTY = "–"
-MARKS = {"up": "↑", "down": "↓"}
 SECTION_ENV = "Environmental category"
 SECTION_DIST = "Signal distortion"
 CSV_COLUMNS = [
@@ -259,6 +258,14 @@ class Table3:
         return hit.iloc[0]
 
 
+def labels_and_notes(models, model_labels: dict | None, model_notes: list[str] | None) -> tuple[dict, list[str]]:
+    """The model column labels given (model -> label; empty ones dropped) and the caption notes that
+    belong to a labelled model among ``models`` (a note belongs to the model whose label it starts with)."""
+    labels = {m: text for m, text in (model_labels or {}).items() if text}
+    notes = [n for n in (model_notes or []) if any(n.startswith(labels[m]) for m in models if m in labels)]
+    return labels, notes
+
+
 def _ordered(configured, present) -> list[str]:
     configured = list(configured or [])
     return configured + sorted(set(present) - set(configured))
@@ -300,7 +307,7 @@ def build_table3(
     models = list(models)
     tasks = _ordered(training.get("tasks"), confusion["task"].unique())
     index = _ConfusionIndex(confusion)
-    labels = {m: text for m, text in (model_labels or {}).items() if text}
+    labels, model_notes = labels_and_notes(models, model_labels, model_notes)
 
     records, pairs = [], {}
     pooled_out: dict[tuple[str, str], set] = {}
@@ -329,10 +336,9 @@ def build_table3(
                     })
     cells = pd.DataFrame(records)
     _compare(cells, pairs, rows)
-    cells["value"] = [_value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
+    cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
     m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
     notes = _notes(rows, infos, index, skipped or {}, pooled_out, cells, m)
-    model_notes = [n for n in (model_notes or []) if any(n.startswith(labels[mo]) for mo in models if mo in labels)]
     return Table3(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, labels=labels,
                   model_notes=model_notes)
 
@@ -376,12 +382,6 @@ def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
     cells["note"] = notes
 
 
-def _value_text(mean: float, significant: bool, direction_: str) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return EMPTY
-    return f"{mean:.2f}" + (MARKS.get(direction_, "") if significant else "")
-
-
 def _notes(rows, infos, index, skipped, pooled_out, cells, m) -> list[str]:
     notes = []
     tested = [c for row in rows if row.kind == "all" for c in row.conditions]
@@ -414,11 +414,20 @@ def _notes(rows, infos, index, skipped, pooled_out, cells, m) -> list[str]:
 def caption(table: Table3) -> str:
     if table.caption_text is not None:
         return table.caption_text
-    models = ", ".join(f"{table.label(m)}" for m in table.models)
+    return uar_caption(table, ", ".join(f"{table.label(m)}" for m in table.models))
+
+
+def uar_caption(table: Table3, subject: str, *, asides: bool = True) -> str:
+    """The caption of a table in Table 3's layout (Table 3, Table 4): "<title>: UAR on <corpus> (...) of
+    <subject>. ", then what rows, columns, statistics and marks mean, then the model notes.  ``asides``:
+    say what each comparison asks and why No noise has empty noisy-training columns (Table 3's caption)."""
     tasks = ", ".join(f"{task_label(t)}: {t}" for t in table.tasks)
     corpus = f" on {table.corpus}" if table.corpus else ""
+    hurts = " (does noise hurt the model trained on clean speech?)" if asides else ""
+    helps = " (does training with noise help?)" if asides else ""
+    empty = " (the paper leaves the noisy-training columns of No noise empty)" if asides else ""
     return (
-        f"Table 3: UAR{corpus} (mean over folds × repetitions) of {models}. "
+        f"{table.title}: UAR{corpus} (mean over folds × repetitions) of {subject}. "
         "No noise: clean test speech. All noises**: every test condition, perception-altering ones included "
         "(uncertain ground truth). Perception-retaining: the perception-retaining conditions pooled; "
         "the environmental and signal distortion rows show perception-retaining conditions only. "
@@ -428,10 +437,10 @@ def caption(table: Table3) -> str:
         f"its own source model. {tasks}. Chance UAR is 0.33. "
         "Significance: paired t-test over (fold, repetition) pairs, Bonferroni correction over the "
         f"m = {table.m} comparisons of this table, significant when adjusted p ≤ {ALPHA:g}. "
-        "Comparisons: (a) Clean column: each row vs No noise (does noise hurt the model trained on clean speech?); "
-        "(b) Mismatch and Match columns: each row vs the Clean column of the same row (does training with noise "
-        "help?). ↑/↓: significantly higher/lower than that reference. –: no model for this cell (the paper "
-        "leaves the noisy-training columns of No noise empty) or no predictions."
+        f"Comparisons: (a) Clean column: each row vs No noise{hurts}; "
+        f"(b) Mismatch and Match columns: each row vs the Clean column of the same row{helps}. "
+        f"↑/↓: significantly higher/lower than that reference. {EMPTY}: no model for this cell{empty} "
+        "or no predictions."
         + "".join(f" {note}" for note in table.model_notes)
     )
 
@@ -465,7 +474,7 @@ def _label_cells(table: Table3):
 
 
 def write_csv(table: Table3, path) -> None:
-    table.cells.to_csv(path, index=False, lineterminator="\n")
+    write_table_files(table.cells, path, table, ())
 
 
 def to_markdown(table: Table3) -> str:
@@ -490,36 +499,15 @@ def to_markdown(table: Table3) -> str:
         if section:
             lines.append(f"| *{section}* | | " + " | ".join([""] * width) + " |")
         lines.append(f"| {first} | {second} | " + " | ".join(values) + " |")
-    if table.notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in table.notes]
+    lines += markdown_notes(table.notes)
     return "\n".join(lines) + "\n"
-
-
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_UNICODE = {"–": "--", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≤": r"$\le$", "×": r"$\times$",
-                "∞": r"$\infty$", "·": r"$\cdot$", "δ": r"$\delta$"}
-
-
-def tex_escape(text: str) -> str:
-    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
-    return "".join(_TEX_UNICODE.get(ch, ch) for ch in out)
 
 
 def to_latex(table: Table3) -> str:
     n_tasks = len(table.tasks)
     block = len(COLUMNS) * n_tasks
     ncols = 2 + len(table.models) * block
-    lines = [
-        rf"% {table.title} (sernoise). Needs \usepackage{{booktabs}}.",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\caption{" + tex_escape(caption(table)) + "}",
-        r"\label{tab:" + table.title.lower().replace(" ", "") + "}",
-        r"\begin{tabular}{ll" + ("c" * block) * len(table.models) + "}",
-        r"\toprule",
-    ]
+    lines = latex_open(table.title, caption(table), "ll" + ("c" * block) * len(table.models))
     models = " & ".join(rf"\multicolumn{{{block}}}{{c}}{{{tex_escape(table.label(m))}}}" for m in table.models)
     lines.append(f" & & {models} \\\\")
     lines.append("".join(rf"\cmidrule(lr){{{3 + i * block}-{2 + (i + 1) * block}}}" for i in range(len(table.models))))
@@ -547,12 +535,7 @@ def to_latex(table: Table3) -> str:
             lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{tex_escape(section)}}}}} \\")
         cells = [tex_escape(first), tex_escape(second)] + [tex_escape(v) for v in values]
         lines.append(" & ".join(cells) + r" \\")
-    lines.append(r"\bottomrule")
-    lines.append(r"\end{tabular}")
-    if table.notes:
-        lines.append(r"\par\smallskip")
-        lines.append(r"{\footnotesize " + r" \\ ".join(tex_escape(n) for n in table.notes) + "}")
-    lines.append(r"\end{table}")
+    lines += latex_close(table.notes)
     return "\n".join(lines) + "\n"
 
 
@@ -591,11 +574,34 @@ def to_html(table: Table3) -> str:
 
 
 def write_table3(table: Table3, csv=None, markdown=None, latex=None, html_path=None) -> None:
-    if csv:
-        write_csv(table, csv)
-    for path, render in ((markdown, to_markdown), (latex, to_latex), (html_path, to_html)):
-        if path:
-            Path(path).write_text(render(table), encoding="utf-8")
+    write_table_files(table.cells, csv, table, ((markdown, to_markdown), (latex, to_latex), (html_path, to_html)))
+
+
+def run_table_rule(smk, log, build=build_table3, **options) -> Table3:
+    """Rules make_table3 and make_table4: the table that ``build`` (:func:`build_table3`,
+    :func:`sernoise.evaluation.table4.build_table4`) makes of the rule's inputs (``confusion``,
+    ``statuses``) and params (``settings``: rules/common.smk evaluation_settings; ``corpus``), with
+    ``options`` (e.g. ``exclude``), written to the rule's outputs (csv, markdown, latex, html) and logged."""
+    settings = smk.params.settings
+    table = build(
+        read_confusion(smk.input.confusion),
+        settings["config"],
+        [ConditionInfo.of(c) for c in settings["conditions"]],
+        tested=settings["tested"],
+        skipped=skipped_from_statuses(smk.input.statuses),
+        corpus=smk.params.corpus,
+        regimes=settings["regimes"],
+        model_labels=settings.get("model_labels"),
+        model_notes=settings.get("model_notes"),
+        **options,
+    )
+    out = smk.output
+    write_table3(table, csv=out.csv, markdown=out.markdown, latex=out.latex, html_path=out.html)
+    log.info("%s: %d cells, m = %d comparisons, %d significant", table.title, len(table.cells), table.m,
+             int(table.cells["significant"].sum()))
+    for note in table.notes:
+        log.info("note: %s", note)
+    return table
 
 
 def skipped_from_statuses(paths) -> dict[str, str]:

@@ -15,10 +15,11 @@ row; paired t-tests over (fold, repetition) pairs, Bonferroni over all compariso
 
 from __future__ import annotations
 
-from .stats import ALPHA
-from .table3 import NR_MODELS, Table3, build_table3, task_label, write_table3
+from .table3 import NR_MODELS, Table3, build_table3, uar_caption, write_table3
 
 TITLE = "Table 4"
+ARMS = ("NR-T-DNN: the T-DNN trained, validated and tested on RNNoise-denoised audio (all audio, clean and noisy, "
+        "denoised before features); NR-E-DNN: the end-to-end model on wav2vec2-large-robust")
 
 
 def build_table4(confusion, config: dict, conditions, *, tested=None, skipped=None, corpus: str = "",
@@ -39,26 +40,8 @@ def build_table4(confusion, config: dict, conditions, *, tested=None, skipped=No
 
 
 def caption(table: Table3) -> str:
-    tasks = ", ".join(f"{task_label(t)}: {t}" for t in table.tasks)
-    corpus = f" on {table.corpus}" if table.corpus else ""
-    return (
-        f"Table 4: UAR{corpus} (mean over folds × repetitions) of the noise-robust (NR) arms. "
-        "NR-T-DNN: the T-DNN trained, validated and tested on RNNoise-denoised audio (all audio, clean and "
-        "noisy, denoised before features); NR-E-DNN: the end-to-end model on wav2vec2-large-robust. "
-        "No noise: clean test speech. All noises**: every test condition, perception-altering ones included "
-        "(uncertain ground truth). Perception-retaining: the perception-retaining conditions pooled; "
-        "the environmental and signal distortion rows show perception-retaining conditions only. "
-        "Clean: trained on clean speech; Clean+Noise Mismatch: trained with noise, tested on the noise type "
-        "held out of training; Clean+Noise Match: trained with every perception-retaining noise type "
-        "(All noises**: with every noise). Aggregate rows pool the predictions of their conditions, each from "
-        f"its own source model. {tasks}. Chance UAR is 0.33. "
-        "Significance: paired t-test over (fold, repetition) pairs, Bonferroni correction over the "
-        f"m = {table.m} comparisons of this table, significant when adjusted p ≤ {ALPHA:g}. "
-        "Comparisons: (a) Clean column: each row vs No noise; (b) Mismatch and Match columns: each row vs the "
-        "Clean column of the same row. ↑/↓: significantly higher/lower than that reference. –: no model for "
-        "this cell or no predictions."
-        + "".join(f" {note}" for note in table.model_notes)
-    )
+    """Table 3's caption (:func:`sernoise.evaluation.table3.uar_caption`) for the NR arms, without its asides."""
+    return uar_caption(table, f"the noise-robust (NR) arms. {ARMS}", asides=False)
 
 
 def write_table4(table: Table3, csv=None, markdown=None, latex=None, html_path=None) -> None:
