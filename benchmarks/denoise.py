@@ -22,41 +22,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-
+# benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
+from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise import denoise  # noqa: E402
 from sernoise.augment import measure_pesq, measure_stoi  # noqa: E402
 
 
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        tick = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N files")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser = corpus_parser(__doc__.splitlines()[0], repeat=1)
     parser.add_argument("--measure", type=int, default=50, help="utterances for the STOI/PESQ timing")
     args = parser.parse_args()
 
-    paths = sorted((args.data / "ravdess" / "Audio_Speech_Actors_01-24").glob("Actor_*/*.wav"))[: args.limit]
-    if not paths:
-        raise SystemExit(f"no RAVDESS files under {args.data}")
+    paths = ravdess_files(args.data, args.limit)
     audio = []
     for p in paths:
         x, sr = sf.read(p, dtype="float32")

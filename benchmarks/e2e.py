@@ -26,11 +26,9 @@ the same code as the workflow (SpeechBrain's wrapper, local files only); nothing
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,11 +40,8 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-
-from sernoise.corpora.ravdess import scan  # noqa: E402
-from sernoise.folds import make_folds, split_of  # noqa: E402
+# benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
+from _common import REPO, fold_rows, training_parser  # noqa: E402
 from sernoise.pretrained import make_tiny_wav2vec2  # noqa: E402
 from sernoise.training.data import LABEL_INDEX  # noqa: E402
 from sernoise.models.ednn import EDNN  # noqa: E402
@@ -115,22 +110,17 @@ def run_case(folder, ednn: dict, settings: EDNNSettings, train: WaveData, val: W
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--fold", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser = training_parser(__doc__.splitlines()[0], epochs=1)
     parser.add_argument("--gpu-sizes", nargs="*", default=["base", "large"], choices=sorted(GPU_SIZES))
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     ednn = config["ednn"]
-    manifest = scan(args.data / "ravdess" / "Audio_Speech_Actors_01-24")
-    folds = make_folds(manifest["group"], config["folds"]["n_folds"])
+    train_rows, val_rows = fold_rows(args.data, config, args.fold)
     tick = time.perf_counter()
-    train = load_split(split_of(manifest, folds, args.fold, "train"))
-    val = load_split(split_of(manifest, folds, args.fold, "val"))
+    train = load_split(train_rows)
+    val = load_split(val_rows)
     print(f"audio of {len(train)} train + {len(val)} val utterances loaded in {time.perf_counter() - tick:.1f} s "
           f"(untimed); mean {train.lengths.mean() / SR:.2f} s per utterance")
     print(f"E-DNN: freeze {ednn['freeze']}, batch {ednn['batch_size']} (eval {ednn['eval_batch_size']}), "

@@ -20,55 +20,35 @@ import os
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-
+# benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
+from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
 from sernoise.features import extract_store, log_mel_fbank  # noqa: E402
 from sernoise.prepare import prepare_shard  # noqa: E402
 
 
-def best_of(repeat: int, fn) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        tick = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tick)
-    return min(times)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N files")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = corpus_parser(__doc__.splitlines()[0], repeat=3).parse_args()
 
-    paths = sorted((args.data / "ravdess" / "Audio_Speech_Actors_01-24").glob("Actor_*/*.wav"))[: args.limit]
-    if not paths:
-        raise SystemExit(f"no RAVDESS files under {args.data}")
+    paths = ravdess_files(args.data, args.limit)
     audio = [sf.read(p, dtype="float32")[0] for p in paths]
     seconds = sum(len(x) for x in audio) / 16000
     print(f"{len(paths)} utterances, {seconds:.0f} s of audio; 1 core (OMP/BLAS threads pinned to 1)")
 
-    fbank = best_of(args.repeat, lambda: [log_mel_fbank(x) for x in audio])
+    fbank = best_of(args.repeat, lambda: [log_mel_fbank(x) for x in audio], warmup=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rows = pd.DataFrame({"utt_id": [p.stem for p in paths], "path": [str(p) for p in paths]})
         prepare_shard(rows, tmp / "shard.h5", tmp / "index.csv", tmp / "rejects.csv", compression="gzip",
                       progress=False)
         store = AudioStore([tmp / "shard.h5"])
-        job = best_of(args.repeat, lambda: extract_store(store, tmp / "features.h5"))
+        job = best_of(args.repeat, lambda: extract_store(store, tmp / "features.h5"), warmup=True)
         size = (tmp / "features.h5").stat().st_size / 1e6
 
     print(f"\n{'case':<44}{'s':>8}{'utt/s':>10}{'x RT':>9}")

@@ -16,24 +16,18 @@ the CPU and once on CUDA when a GPU is available.  "epoch s" = wall seconds per 
 
 from __future__ import annotations
 
-import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import soundfile as sf
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-
-from sernoise.corpora.ravdess import scan  # noqa: E402
-from sernoise.features import log_mel_fbank  # noqa: E402
-from sernoise.folds import make_folds, split_of  # noqa: E402
-from sernoise.training.data import LABEL_INDEX, norm_stats, normalise  # noqa: E402
-from sernoise.training.loop import SequenceData, TrainSettings, grid_points, train_one  # noqa: E402
+# benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
+from _common import REPO, fold_rows, training_parser
+from sernoise.features import log_mel_fbank
+from sernoise.training.data import LABEL_INDEX, norm_stats, normalise
+from sernoise.training.loop import SequenceData, TrainSettings, grid_points, train_one
 
 
 def smallest_point(grid: dict):
@@ -50,21 +44,15 @@ def load_split(rows) -> tuple[list, list[int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--fold", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
+    args = training_parser(__doc__.splitlines()[0], epochs=3).parse_args()
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     tdnn = config["tdnn"]
     point = smallest_point(tdnn["grid"])
-    manifest = scan(args.data / "ravdess" / "Audio_Speech_Actors_01-24")
-    folds = make_folds(manifest["group"], config["folds"]["n_folds"])
+    train_rows, val_rows = fold_rows(args.data, config, args.fold)
     tick = time.perf_counter()
-    train_raw, train_y = load_split(split_of(manifest, folds, args.fold, "train"))
-    val_raw, val_y = load_split(split_of(manifest, folds, args.fold, "val"))
+    train_raw, train_y = load_split(train_rows)
+    val_raw, val_y = load_split(val_rows)
     mean, std = norm_stats(train_raw)
     train = SequenceData(normalise(train_raw, mean, std), train_y)
     val = SequenceData(normalise(val_raw, mean, std), val_y)

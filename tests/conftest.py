@@ -15,6 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
+# the shared assertions of the workflow tests: detailed failure messages, as in a test module
+pytest.register_assert_rewrite("workflow_helpers")
 
 SHARED_DATA = Path(os.environ.get("SERNOISE_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 RAVDESS_ROOT = SHARED_DATA / "ravdess" / "Audio_Speech_Actors_01-24"

@@ -260,12 +260,12 @@ def test_unknown_repo_is_a_clear_error(tmp_path, fake_hub, hf_home):
 @pytest.mark.workflow
 def test_fetch_rule_against_local_hub(tmp_path, fake_hub, hf_home, monkeypatch):
     """Rule fetch_pretrained (target `pretrained`) with HF_ENDPOINT pointing at the fake Hub."""
-    from test_workflow import run_snakemake
+    from workflow_helpers import run_snakemake
 
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     overlay = {"pretrained": {"wav2vec2_base": REPO_ID, "local": {"wav2vec2_robust": "nowhere-needed"}},
-               "training": {"models": ["tdnn", "ednn"]}}
+               "training": {"models": ["tdnn", "ednn"], "sweep": {"fractions": []}}}
     # a local folder (here for the robust key) is used as is, never downloaded
     (tmp_path / "nowhere-needed").mkdir()
     (tmp_path / "nowhere-needed/config.json").write_text("{}")

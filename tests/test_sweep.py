@@ -13,9 +13,9 @@ from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.sweep import build_sweep, plot_sweep, sweep_points, to_markdown, write_sweep
 from sernoise.folds import make_folds
 from sernoise.regimes import Regime, RegimeError, fraction_name, sweep_regimes
-from sernoise.training.data import CLEAN, assemble, draw_fraction, fraction_count, role_utterances
+from sernoise.training.data import CLEAN, draw_fraction, fraction_count, role_utterances
 from test_table3 import synthetic_config, write_synthetic_predictions
-from test_training import _manifest
+from test_training import _assemble, _manifest  # assemble() of a corpus fixture for fold 2, rep 1, seed 7
 
 FRACTIONS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
 
@@ -27,14 +27,6 @@ def corpus():
     everything = list(manifest["utt_id"])
     available = {"c1": everything, "c2": everything[::2], "c3": []}  # c3 skipped on this corpus
     return manifest, folds, available
-
-
-def _assemble(corpus, regime, **overrides):
-    manifest, folds, available = corpus
-    kwargs = dict(regime=regime, fold=2, rep=1, task="activation", seed=7, augmented_per_clean=1.0,
-                  available=available)
-    kwargs.update(overrides)
-    return assemble(manifest, folds, **kwargs)
 
 
 def _fraction(p):

@@ -1,8 +1,8 @@
 """End-to-end tests of the Snakemake workflow on tiny configs.
 
 Each test runs the real `snakemake` of the virtual environment in a temporary working
-directory, with `config.yaml` plus an overlay, the way a user runs it.  Paths in overlays
-are made absolute so the runs do not depend on the current directory.
+directory, with `config.yaml` plus an overlay, the way a user runs it (tests/workflow_helpers.py;
+its run_snakemake and shared_overlay are also importable from here, as other tests do).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import filecmp
 import functools
 import hashlib
 import http.server
-import os
 import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -22,44 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
 from sernoise.audio_store import AudioStore
 from sernoise.corpora.manifest import MANIFEST_COLUMNS, read_manifest
 from sernoise.folds import check_folds
 from sernoise.noise.bank import BANK_COLUMNS
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+from workflow_helpers import REPO, SNAKEMAKE, module_run, run_snakemake, shared_overlay
 
 pytestmark = pytest.mark.workflow
-
-
-def run_snakemake(workdir: Path, overlay: dict | None, *args: str, check: bool = True,
-                  timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run snakemake on the repository's Snakefile in ``workdir`` with config.yaml + ``overlay``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    configfiles = [str(REPO / "config.yaml")]
-    if overlay is not None:
-        overlay_path = workdir / "overlay.yaml"
-        overlay_path.write_text(yaml.safe_dump(overlay))
-        configfiles.append(str(overlay_path))
-    # --configfile takes several values, so it goes last (it would swallow the targets).
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           *args, "--configfile", *configfiles]
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-def shared_overlay(ravdess_root: Path, noise_root: Path) -> dict:
-    overlay = yaml.safe_load((REPO / "tests" / "configs" / "shared_data.yaml").read_text())
-    overlay["corpora"]["ravdess"]["root"] = str(ravdess_root)
-    overlay["noise_banks"]["shared"]["root"] = str(noise_root)
-    return overlay
-
 
 SHARED_TARGETS = [
     "results/ravdess/manifest.csv",
@@ -68,13 +36,7 @@ SHARED_TARGETS = [
     "results/noise/shared/bank.csv",
 ]
 
-
-@pytest.fixture(scope="module")
-def shared_run(tmp_path_factory, ravdess_root, noise_root):
-    workdir = tmp_path_factory.mktemp("shared_run")
-    overlay = shared_overlay(ravdess_root, noise_root)
-    run_snakemake(workdir, overlay, *SHARED_TARGETS)
-    return workdir, overlay
+shared_run = module_run("shared_run", shared_overlay, *SHARED_TARGETS)
 
 
 def test_shared_data_manifest_and_folds(shared_run):

@@ -1,5 +1,6 @@
 """Black-box noise attack end to end (train clean T-DNNs -> knowledge -> attacks -> Table 5 + plot),
-at tiny scale on RAVDESS actors 01-06 of ../shared/data (the setup of test_workflow_train)."""
+at tiny scale on RAVDESS actors 01-06 of ../shared/data (the tiny training setup of
+workflow_helpers.tiny_training_overlay, as in test_workflow_train)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 
 from sernoise.attack.runner import RESULT_COLUMNS, read_results
 from sernoise.corpora.manifest import read_manifest
-from test_workflow import run_snakemake
-from test_workflow_train import N_FOLDS, _overlay
+from workflow_helpers import TINY_FOLDS, module_run, run_snakemake, tiny_training_overlay
 
 pytestmark = pytest.mark.workflow
 
+N_FOLDS = TINY_FOLDS
 SETS = ["all", "perception_retaining", "reverb"]
 KNOWLEDGE = ["none", "degradation"]
 BUDGETS = ["5", "15", "25", "inf"]
@@ -24,9 +25,8 @@ TARGETS = ["results/tables/table5.csv", "results/tables/table5.md", "results/tab
 
 
 def _attack_overlay(ravdess_root, noise_root) -> dict:
-    overlay = _overlay(ravdess_root, noise_root)
-    overlay["training"].update(regimes=["clean"], models=["tdnn"])
-    overlay["attack"] = {"max_utterances": UTTERANCES, "runs": RUNS, "knowledge_utterances": 8}
+    overlay = tiny_training_overlay(ravdess_root, noise_root, models=["tdnn"], regimes=["clean"])
+    overlay["attack"] = {"models": ["tdnn"], "max_utterances": UTTERANCES, "runs": RUNS, "knowledge_utterances": 8}
     return overlay
 
 
@@ -34,12 +34,7 @@ def _result(fold, noise_set, knowledge) -> str:
     return f"results/ravdess/attack/tdnn/fold{fold}/rep1/activation/{noise_set}-{knowledge}.csv"
 
 
-@pytest.fixture(scope="module")
-def attack_run(tmp_path_factory, ravdess_root, noise_root):
-    workdir = tmp_path_factory.mktemp("attack_run")
-    overlay = _attack_overlay(ravdess_root, noise_root)
-    run_snakemake(workdir, overlay, *TARGETS)
-    return workdir, overlay
+attack_run = module_run("attack_run", _attack_overlay, *TARGETS)
 
 
 def test_dry_run_job_counts(attack_run):

@@ -13,7 +13,7 @@ import pytest
 
 from sernoise.audio_store import AudioStore
 from sernoise.augment import PARAM_COLUMNS, load_params
-from test_workflow import REPO, SNAKEMAKE, run_snakemake, shared_overlay
+from workflow_helpers import REPO, SNAKEMAKE, module_run, run_snakemake, shared_overlay
 
 pytestmark = pytest.mark.workflow
 
@@ -39,12 +39,7 @@ def _folder(workdir, condition, pool):
     return workdir / "results/ravdess/augmented" / condition / pool
 
 
-@pytest.fixture(scope="module")
-def augment_run(tmp_path_factory, ravdess_root, noise_root):
-    workdir = tmp_path_factory.mktemp("augment_run")
-    overlay = _overlay(ravdess_root, noise_root)
-    run_snakemake(workdir, overlay, *_targets())
-    return workdir, overlay
+augment_run = module_run("augment_run", _overlay, *_targets())
 
 
 def test_every_condition_and_pool_is_a_dataset(augment_run):

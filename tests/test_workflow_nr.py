@@ -12,41 +12,36 @@ import yaml
 
 from sernoise.audio_store import AudioStore
 from sernoise.corpora.manifest import read_manifest
-from sernoise.features import FeatureArchive
-from test_workflow import run_snakemake, shared_overlay
+from workflow_helpers import (
+    TINY_CONDITIONS,
+    TINY_FOLDS,
+    assert_feature_archives_hold_the_ok_utterances,
+    module_run,
+    run_snakemake,
+    tiny_training_overlay,
+)
 
 pytestmark = pytest.mark.workflow
 
 pytest.importorskip("pyrnnoise", reason="pyrnnoise is not installed (pip install pyrnnoise==0.4.3 ...)")
 
-CONDITIONS = ["env-nat-cont-snr10", "fade-in"]
-N_FOLDS = 3
+CONDITIONS = TINY_CONDITIONS
+N_FOLDS = TINY_FOLDS
 TARGETS = [f"results/tables/table4.{ext}" for ext in ("csv", "md", "tex", "html")] + [
     "results/tables/sweep.csv", "results/tables/sweep.md", "results/plots/sweep.png"]
 
 
 def _overlay(ravdess_root, noise_root) -> dict:
-    overlay = shared_overlay(ravdess_root, noise_root)
-    overlay["corpora"]["ravdess"]["options"] = {"actors": [1, 2, 3, 4, 5, 6]}
-    overlay["folds"] = {"n_folds": N_FOLDS}
-    overlay["augment"] = {"conditions": CONDITIONS, "quality": {"stoi": False, "pesq": False}}
+    # the T-DNN-NR alone (no T-DNN, no E-DNN), and its sweep at one point
+    overlay = tiny_training_overlay(ravdess_root, noise_root, models=["tdnn_nr"], regimes=["clean", "matched"],
+                                    threads=1, sweep={"model": "tdnn_nr", "fractions": [50]})
+    # replaces the demo's denoise section as a whole: every condition is denoised (config.yaml's default)
     overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "pools": ["test"], "clean": False}}
-    overlay["noise_types"] = {"nat": ["env-nat-cont-snr10"], "fade": ["fade-in"]}
-    overlay["training"] = {"models": ["tdnn_nr"], "regimes": ["clean", "matched"], "tasks": ["activation"],
-                           "repetitions": 1, "device": "cpu", "threads": 1,
-                           "sweep": {"model": "tdnn_nr", "fractions": [50]}}
-    overlay["tdnn"] = {"max_epochs": 2, "patience": 2, "batch_size": 32,
-                       "grid": {"conv_channels": [16], "conv_layers": [2], "pool_width": [4], "gru_units": [8]}}
     return overlay
 
 
-@pytest.fixture(scope="module")
-def nr_run(tmp_path_factory, ravdess_root, noise_root):
-    workdir = tmp_path_factory.mktemp("nr_run")
-    overlay = _overlay(ravdess_root, noise_root)
-    # RNNoise runs at ~25x real time per core: five datasets of 360 utterances take ~5 min of CPU
-    run_snakemake(workdir, overlay, *TARGETS, timeout=2400)
-    return workdir, overlay
+# RNNoise runs at ~25x real time per core: five datasets of 360 utterances take ~5 min of CPU
+nr_run = module_run("nr_run", _overlay, *TARGETS, timeout=2400)
 
 
 def test_every_dataset_is_denoised_with_its_length(nr_run):
@@ -86,13 +81,7 @@ def test_every_dataset_is_denoised_with_its_length(nr_run):
 def test_features_come_from_the_denoised_audio_only(nr_run):
     workdir, _ = nr_run
     results = workdir / "results/ravdess"
-    manifest = read_manifest(results / "manifest.csv")
-    assert set(FeatureArchive(results / "features/denoised/clean.h5").utt_ids) == set(manifest["utt_id"])
-    for condition in CONDITIONS:
-        for pool in ("train", "test"):
-            params = pd.read_csv(results / f"denoised/{condition}/{pool}/params.csv", dtype=str)
-            archive = FeatureArchive(results / f"features/denoised/{condition}/{pool}.h5")
-            assert set(archive.utt_ids) == set(params.loc[params["status"] == "ok", "utt_id"])
+    assert_feature_archives_hold_the_ok_utterances(results, CONDITIONS, audio="denoised", features="features/denoised")
     # only tdnn_nr is configured: no feature of the raw audio was ever needed
     assert not (results / "features/clean.h5").exists()
     assert not any((results / "features").glob(f"{CONDITIONS[0]}/*.h5"))

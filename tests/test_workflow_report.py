@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from test_table3 import synthetic_config, write_synthetic_predictions
-from test_workflow import run_snakemake
+from workflow_helpers import run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -31,7 +31,8 @@ EVALUATION_RULES = ["--allowed-rules", "compute_metrics", "make_table3", "plot_u
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("evaluate")
-    overlay = {"folds": {"n_folds": 3}, "training": {"repetitions": 2, "models": ["tdnn"]},
+    overlay = {"folds": {"n_folds": 3},
+               "training": {"repetitions": 2, "models": ["tdnn"], "sweep": {"fractions": []}},
                "augment": {"conditions": TESTED}}
     config = synthetic_config()
     write_synthetic_predictions(workdir, config, regimes=REGIMES, tested=TESTED)

@@ -206,6 +206,10 @@ def _discard(folder: Path, name: str) -> None:
     (folder / ".cache" / "huggingface" / "download" / f"{name}.metadata").unlink(missing_ok=True)
 
 
+# listing key -> (its name in messages, how to compute it), in order of preference
+_CHECKSUMS = {"sha256": ("sha256", sha256_file), "git_sha1": ("git blob id", git_blob_sha1)}
+
+
 def verify_files(folder, entries: dict) -> dict:
     """Check each downloaded file against the Hub listing; {path: {size, sha256|git_sha1}} of the verified files.
 
@@ -219,22 +223,18 @@ def verify_files(folder, entries: dict) -> dict:
             problems.append(f"{path}: missing after download")
             continue
         size = path.stat().st_size
+        key = next((k for k in _CHECKSUMS if entry.get(k)), None)  # sha256 (LFS files), else the git blob id
         if size != entry["size"]:
             problems.append(f"{path}: {size} bytes, the Hub lists {entry['size']} (incomplete download?)")
-        elif entry.get("sha256"):
-            actual = sha256_file(path)
-            if actual == entry["sha256"]:
-                checked[name] = {"size": size, "sha256": actual}
-            else:
-                problems.append(f"{path}: sha256 {actual} does not match the Hub's {entry['sha256']}")
-        elif entry.get("git_sha1"):
-            actual = git_blob_sha1(path)
-            if actual == entry["git_sha1"]:
-                checked[name] = {"size": size, "git_sha1": actual}
-            else:
-                problems.append(f"{path}: git blob id {actual} does not match the Hub's {entry['git_sha1']}")
-        else:
+        elif key is None:
             problems.append(f"{name}: the Hub listing gives no checksum")
+        else:
+            what, digest_of = _CHECKSUMS[key]
+            actual = digest_of(path)
+            if actual == entry[key]:
+                checked[name] = {"size": size, key: actual}
+            else:
+                problems.append(f"{path}: {what} {actual} does not match the Hub's {entry[key]}")
         if name not in checked:
             _discard(folder, name)
     if problems:
