@@ -279,6 +279,13 @@ def _training_regimes():
 TRAIN_REGIMES = _training_regimes()
 
 
+def model_regimes(model):
+    """Names of the TRAIN_REGIMES `model` is trained in: all, or the kinds training.model_regimes
+    names for it (a budget: the demo trains the end-to-end models in clean and matched only)."""
+    kinds = (config["training"].get("model_regimes") or {}).get(model)
+    return [name for name, regime in TRAIN_REGIMES.items() if kinds is None or regime.kind in kinds]
+
+
 def _sweep():
     """(model, regimes) of the augmentation-fraction sweep (training.sweep); (None, {}) when off."""
     sweep = config["training"].get("sweep") or {}
@@ -365,16 +372,20 @@ def predict_inputs(wc):
 
 
 def prediction_targets(corpus):
-    """One predictions file per (model, regime, fold, repetition, task)."""
-    return expand(
-        "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
-        corpus=corpus,
-        model=config["training"]["models"],
-        regime=list(TRAIN_REGIMES),
-        fold=range(1, config["folds"]["n_folds"] + 1),
-        rep=range(1, config["training"]["repetitions"] + 1),
-        task=config["training"]["tasks"],
-    )
+    """One predictions file per (model, regime of that model, fold, repetition, task)."""
+    return [
+        path
+        for model in config["training"]["models"]
+        for path in expand(
+            "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
+            corpus=corpus,
+            model=model,
+            regime=model_regimes(model),
+            fold=range(1, config["folds"]["n_folds"] + 1),
+            rep=range(1, config["training"]["repetitions"] + 1),
+            task=config["training"]["tasks"],
+        )
+    ]
 
 
 # Evaluation (rules/evaluate.smk): metrics of the prediction files, Table 3, plots.
@@ -414,7 +425,7 @@ def sweep_predictions(corpus):
     """Prediction files of the sweep: its model under every fraction regime, and under `clean` (the 0 % point)."""
     if not SWEEP_REGIMES:
         return []
-    regimes = list(SWEEP_REGIMES) + (["clean"] if "clean" in TRAIN_REGIMES else [])
+    regimes = list(SWEEP_REGIMES) + (["clean"] if "clean" in model_regimes(SWEEP_MODEL) else [])
     return expand(
         "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
         corpus=corpus,
@@ -455,9 +466,16 @@ ATTACK_WILDCARDS = {
 }
 
 
+def attack_mem_mb(wc):
+    """MB of memory of an attack job: 3000, or for an E-DNN (wav2vec2) what its training and prediction get."""
+    return max(3000, int(config["ednn"]["mem_mb"])) if wc.model in BACKBONES else 3000
+
+
 def attack_inputs(wc):
     """Input function of run_attack / attack_knowledge: the attacked model (attack.regime), the fold's
-    data, the clean audio, the noise banks and, for knowledge 'degradation', the measured order."""
+    data, the clean audio, the noise banks, for an E-DNN model its wav2vec2 backbone (the completion
+    marker of the folder its hparams.yaml names: rules/common_ednn.smk `backbone`, as for predict_ednn)
+    and, for knowledge 'degradation', the measured order."""
     if ATTACK is None:
         raise WorkflowError("config key attack: the attack needs an `attack:` section that fits this config")
     from sernoise.attack.models import MODEL_FILES
@@ -472,6 +490,8 @@ def attack_inputs(wc):
         "banks": noise_targets(NOISE_BANKS),
         "bank_audio": [f"results/noise/{bank}/audio.h5" for bank in NOISE_BANKS],
     }
+    if wc.model in BACKBONES:
+        inputs["backbone"] = backbone(wc.model).ready
     if getattr(wc, "knowledge", None) == "degradation":
         inputs["knowledge"] = f"results/{wc.corpus}/attack/{wc.model}/fold{wc.fold}/rep{wc.rep}/{wc.task}/knowledge.csv"
     return inputs

@@ -3,7 +3,8 @@
 # job per (dataset, clean shard), merged per dataset into index.csv (AudioStore.from_index),
 # params.csv (before/after SNR, STOI, PESQ per utterance) and status.json (a skipped source
 # dataset stays skipped, with its reason).  The feature stage reads them like any other dataset
-# (rules/features.smk, variant "denoised").  Code: sernoise.denoise.
+# (rules/features.smk, variant "denoised").  denoise.conditions narrows the arm to a subset: the
+# other conditions' denoised datasets are written empty with status skipped.  Code: sernoise.denoise.
 
 
 rule denoise_clean:
@@ -57,6 +58,7 @@ rule denoise_dataset:
         status="results/{corpus}/denoised/{condition}/{pool}/status-{shard}.json",
     params:
         quality=config["denoise"]["quality"],
+        in_scope=lambda wc: config["denoise"]["conditions"] is None or wc.condition in config["denoise"]["conditions"],
         prepare=config["prepare"],
     threads: 1
     resources:

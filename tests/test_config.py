@@ -265,6 +265,24 @@ def test_several_cross_reference_problems_reported_together(base, schema):
         assert f"config key {path}:" in message
 
 
+def test_model_regimes_and_denoise_scope_checked_against_their_references(base, schema):
+    base["training"]["models"] = ["tdnn", "ednn"]
+    base["training"]["regimes"] = ["clean", "matched"]
+    base["training"]["model_regimes"] = {"ednn": ["clean", "all"], "ednn_nr": ["clean"]}
+    base["denoise"]["conditions"] = ["reverb", "env-nat-cont-snr5"]
+    message = _error(base, schema)
+    assert "(2 problem(s))" in message  # ednn_nr is not trained: its entry is ignored
+    assert "config key training.model_regimes.ednn: regime 'all' is not in training.regimes" in message
+    assert "config key denoise.conditions[1]: unknown condition 'env-nat-cont-snr5'" in message
+
+
+def test_model_regimes_schema_rejects_unknown_kind_and_model(base, schema):
+    base["training"]["model_regimes"] = {"ednn": ["noisy"], "cnn": ["clean"]}
+    message = _error(base, schema)
+    assert "config key training.model_regimes" in message
+    assert "noisy" in message and "cnn" in message
+
+
 def test_config_error_is_value_error():
     assert issubclass(ConfigError, ValueError)
 

@@ -12,6 +12,8 @@ from sernoise.denoise import (
 )
 from sernoise.runlog import rule_log
 
+OUT_OF_SCOPE = "outside denoise.conditions: the T-DNN-NR arm does not cover this condition"
+
 with rule_log(snakemake) as log:
     wc, inp, out, p = snakemake.wildcards, snakemake.input, snakemake.output, snakemake.params
     compression = None if p.prepare["compression"] == "none" else p.prepare["compression"]
@@ -27,6 +29,11 @@ with rule_log(snakemake) as log:
     else:
         source_status = json.loads(open(inp.status, encoding="utf-8").read())
         source_params = read_source_params(inp.params)
+        if not p.in_scope and not source_status.get("skipped"):
+            # denoise.conditions leaves this condition out of the NR arm: written as a skipped dataset,
+            # so features are empty and tdnn_nr neither trains nor is tested on it.
+            source_status = dict(source_status, skipped=True, reason=OUT_OF_SCOPE)
+            source_params = source_params.assign(status="skipped")
         if source_status.get("skipped"):
             log.info("source dataset skipped (%s): empty denoised shard, status copied", source_status.get("reason"))
             skip_shard(source_status, source_params, out_shard=out.shard, out_params=out.params,

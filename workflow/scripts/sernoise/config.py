@@ -100,6 +100,18 @@ def _cross_checks(config: dict) -> list[str]:
                     f"config key noise_banks.{name}.class_to_category.{cls}: unknown category {category!r}; "
                     f"known: {config['noise']['categories']}"
                 )
+    training = config.get("training") or {}
+    for model, kinds in (training.get("model_regimes") or {}).items():
+        # a model not in training.models is simply not trained: its entry is ignored, so that
+        # `models` can be narrowed on the command line without editing model_regimes
+        for kind in kinds or []:
+            if kind not in training.get("regimes", []):
+                problems.append(f"config key training.model_regimes.{model}: regime {kind!r} is not in "
+                                f"training.regimes {training.get('regimes')}")
+    for i, condition in enumerate((config.get("denoise") or {}).get("conditions") or []):
+        if condition not in (config.get("conditions") or {}):
+            problems.append(f"config key denoise.conditions[{i}]: unknown condition {condition!r}; "
+                            f"defined under conditions: {sorted(config.get('conditions') or {})}")
     return problems
 
 
