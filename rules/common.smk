@@ -371,21 +371,28 @@ def predict_inputs(wc):
     }
 
 
+def model_prediction_targets(corpus, model):
+    """One predictions file per (regime of `model`, fold, repetition, task)."""
+    return expand(
+        "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
+        corpus=corpus,
+        model=model,
+        regime=model_regimes(model),
+        fold=range(1, config["folds"]["n_folds"] + 1),
+        rep=range(1, config["training"]["repetitions"] + 1),
+        task=config["training"]["tasks"],
+    )
+
+
 def prediction_targets(corpus):
     """One predictions file per (model, regime of that model, fold, repetition, task)."""
-    return [
-        path
-        for model in config["training"]["models"]
-        for path in expand(
-            "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
-            corpus=corpus,
-            model=model,
-            regime=model_regimes(model),
-            fold=range(1, config["folds"]["n_folds"] + 1),
-            rep=range(1, config["training"]["repetitions"] + 1),
-            task=config["training"]["tasks"],
-        )
-    ]
+    return [path for model in config["training"]["models"] for path in model_prediction_targets(corpus, model)]
+
+
+def metrics_files(name, models):
+    """results/{corpus}/metrics/{model}/{name}.csv of `models` (one compute_metrics job per model, so
+    that Table 3 does not wait for the noise-robust arms, nor Table 4 for the others)."""
+    return [f"results/{CORPUS}/metrics/{model}/{name}.csv" for model in models]
 
 
 # Evaluation (rules/evaluate.smk): metrics of the prediction files, Table 3, plots.

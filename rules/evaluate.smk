@@ -8,10 +8,12 @@
 
 rule compute_metrics:
     input:
-        predictions=lambda wc: prediction_targets(wc.corpus),
+        predictions=lambda wc: model_prediction_targets(wc.corpus, wc.model),
     output:
-        metrics="results/{corpus}/metrics/metrics.csv",
-        confusion="results/{corpus}/metrics/confusion.csv",
+        metrics="results/{corpus}/metrics/{model}/metrics.csv",
+        confusion="results/{corpus}/metrics/{model}/confusion.csv",
+    wildcard_constraints:
+        model=TRAIN_WILDCARDS["model"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -19,14 +21,14 @@ rule compute_metrics:
     conda:
         "../envs/stats.yaml"
     log:
-        "logs/{corpus}/evaluate/compute_metrics.log",
+        "logs/{corpus}/evaluate/compute_metrics-{model}.log",
     script:
         "../workflow/scripts/compute_metrics.py"
 
 
 rule make_table3:
     input:
-        confusion=f"results/{CORPUS}/metrics/confusion.csv",
+        confusion=metrics_files("confusion", [m for m in config["training"]["models"] if m not in NR_MODELS]),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in test_conditions()],
     output:
         csv=report(
@@ -56,7 +58,7 @@ rule make_table3:
 
 rule plot_uar:
     input:
-        metrics=f"results/{CORPUS}/metrics/metrics.csv",
+        metrics=metrics_files("metrics", config["training"]["models"]),
     output:
         snr=report(
             "results/plots/uar_vs_snr.png",
@@ -82,7 +84,7 @@ rule plot_uar:
 
 rule make_table4:
     input:
-        confusion=f"results/{CORPUS}/metrics/confusion.csv",
+        confusion=metrics_files("confusion", [m for m in config["training"]["models"] if m in NR_MODELS]),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in test_conditions()],
     output:
         csv=report(

@@ -74,6 +74,28 @@ def test_uar_from_confusion_pools_predictions():
     assert np.isnan(uar_from_confusion(np.zeros((3, 3))))
 
 
+def test_per_model_files_read_back_concatenated(tmp_path):
+    from sernoise.evaluation.metrics import read_confusion, read_metrics
+
+    rows = [("clean", "u1", "low", "low"), ("clean", "u2", "mid", "low"), ("fade-in", "u1", "low", "mid")]
+    frames = {}
+    for model in ("tdnn", "ednn"):
+        p = write(tmp_path / f"results/ravdess/predictions/{model}/clean/fold1/rep1/activation.csv", rows)
+        metrics, cm = compute_metrics([p])
+        metrics.to_csv(tmp_path / f"{model}-metrics.csv", index=False)
+        cm.to_csv(tmp_path / f"{model}-confusion.csv", index=False)
+        frames[model] = (metrics, cm)
+    both = read_metrics([tmp_path / "tdnn-metrics.csv", tmp_path / "ednn-metrics.csv"])
+    assert list(both["model"].unique()) == ["tdnn", "ednn"]
+    assert len(both) == len(frames["tdnn"][0]) + len(frames["ednn"][0])
+    assert len(read_confusion(str(tmp_path / "ednn-confusion.csv"))) == len(frames["ednn"][1])
+    assert list(read_confusion([]).columns) == CONFUSION_COLUMNS and read_confusion([]).empty
+    assert list(read_metrics([]).columns) == METRIC_COLUMNS
+    (tmp_path / "bad.csv").write_text("model,regime\ntdnn,clean\n")
+    with pytest.raises(PredictionError, match="bad.csv: missing column"):
+        read_confusion([tmp_path / "tdnn-confusion.csv", tmp_path / "bad.csv"])
+
+
 def test_compute_metrics_files(tmp_path):
     root = tmp_path / "results/ravdess/predictions/tdnn/matched/fold2/rep3"
     p = write(root / "valence.csv", [

@@ -51,7 +51,7 @@ def evaluated(tmp_path_factory):
 
 def test_evaluation_outputs(evaluated):
     workdir, _ = evaluated
-    metrics = pd.read_csv(workdir / "results/ravdess/metrics/metrics.csv")
+    metrics = pd.read_csv(workdir / "results/ravdess/metrics/tdnn/metrics.csv")
     assert len(metrics.groupby(["regime", "fold", "rep", "task"])) == len(REGIMES) * 3 * 2 * 2
     assert set(metrics["condition"]) == {"clean"} | set(TESTED) - {"drop-letters"}
     table = pd.read_csv(workdir / "results/tables/table3.csv")

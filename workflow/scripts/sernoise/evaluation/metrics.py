@@ -155,13 +155,29 @@ def compute_metrics(paths, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     return metrics_frame, confusion_frame
 
 
-def read_metrics(path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"model": str, "regime": str, "task": str, "condition": str})
+_KEY_TYPES = {"model": str, "regime": str, "task": str, "condition": str}
 
 
-def read_confusion(path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"model": str, "regime": str, "task": str, "condition": str})
-    missing = [c for c in CONFUSION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise PredictionError(f"{path}: missing column(s) {missing}")
-    return frame
+def _read_frames(paths, columns: list[str]) -> pd.DataFrame:
+    """One metrics/confusion CSV, or several (one per model: rules/evaluate.smk) concatenated in order."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, dtype=_KEY_TYPES)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise PredictionError(f"{path}: missing column(s) {missing}")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=columns).astype({k: str for k in _KEY_TYPES if k in columns})
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_metrics(paths) -> pd.DataFrame:
+    """metrics.csv of one path or of several (concatenated)."""
+    return _read_frames(paths, METRIC_COLUMNS)
+
+
+def read_confusion(paths) -> pd.DataFrame:
+    """confusion.csv of one path or of several (concatenated)."""
+    return _read_frames(paths, CONFUSION_COLUMNS)
