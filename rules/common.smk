@@ -414,7 +414,10 @@ def evaluation_settings():
     }
     return {"config": evaluation_config, "conditions": info, "tested": test_conditions(), "regimes": list(TRAIN_REGIMES),
             # E-DNN models on a stand-in backbone: table labels and caption notes (rules/pretrained.smk)
-            "model_labels": ednn_model_labels(), "model_notes": ednn_caption_notes()}
+            "model_labels": ednn_model_labels(), "model_notes": ednn_caption_notes(),
+            # models trained in fewer regimes (training.model_regimes): their other cells are "–"
+            "model_regimes": {m: model_regimes(m) for m in config["training"]["models"]
+                              if m in (config["training"].get("model_regimes") or {})}}
 
 
 NR_MODELS = ("tdnn_nr", "ednn_nr")  # the columns of Table 4 (noise-robust arms, paper §7.4)

@@ -10,6 +10,7 @@ skipped (no prediction rows), as on RAVDESS.
 from __future__ import annotations
 
 import copy
+import json
 import zlib
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from sernoise.evaluation.table3 import (
     EMPTY,
     ConditionInfo,
     build_table3,
+    skipped_from_statuses,
     table3_rows,
     to_html,
     to_latex,
@@ -286,6 +288,45 @@ def test_extra_model_appears_without_code_change(setup, tmp_path):
     table2 = build_table3(setup["confusion"], config2, conditions.values())
     assert table2.models == ["tdnn", "ednn_nr"]
     assert set(table2.cells[table2.cells.model == "ednn_nr"]["value"]) == {EMPTY}
+
+
+def test_a_model_trained_in_fewer_regimes_gets_empty_cells_not_partial_pools(setup, tmp_path):
+    """training.model_regimes: an E-DNN trained in clean and matched only. Aggregate Mismatch cells
+    pool several regimes' models; without its mismatched models such a cell must stay empty rather
+    than pool the few conditions whose source happens to be trained."""
+    config, conditions = setup["config"], setup["conditions"]
+    trained = ["clean", "matched"]
+    paths = write_synthetic_predictions(tmp_path, config, model="ednn", regimes=trained)
+    _, extra = compute_metrics(paths)
+    confusion = pd.concat([setup["confusion"], extra], ignore_index=True)
+    config2 = copy.deepcopy(config)
+    config2["training"]["models"] = ["tdnn", "ednn"]
+    table = build_table3(confusion, config2, conditions.values(), skipped=SKIPPED, model_regimes={"ednn": trained})
+    ednn = table.cells[table.cells.model == "ednn"]
+    mismatch = ednn[ednn.column == "mismatch"]
+    assert set(mismatch["value"]) == {EMPTY}
+    assert mismatch["note"].str.contains("not trained in regime").any()
+    assert table.cell("RETAINING", "ednn", "match", "activation")["value"] != EMPTY
+    assert table.cell("ALL", "ednn", "match", "activation")["value"] == EMPTY  # needs the `all` regime
+    assert table.cell("clean", "ednn", "clean", "activation")["value"] != EMPTY
+    # the fully trained model is unaffected
+    assert table.cell("ALL", "tdnn", "mismatch", "activation")["value"] == setup["table"].cell(
+        "ALL", "tdnn", "mismatch", "activation")["value"]
+
+
+def test_partial_skip_notes_quote_an_example_reason(tmp_path):
+    folder = tmp_path / "results/ravdess/augmented/env-nat-start/test"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({
+        "condition": "env-nat-start", "skipped": False, "n_ok": 8, "n_skipped": 2,
+        "skip_reasons": {"the first # s are (near) silent": 2}}))
+    pd.DataFrame({"utt_id": ["a", "b", "c"], "status": ["ok", "skipped: the first 1.074 s are (near) silent",
+                                                        "skipped: the first 0.9 s are (near) silent"]}).to_csv(
+        folder / "params.csv", index=False)
+    reason = skipped_from_statuses([folder / "status.json"])["env-nat-start"]
+    assert reason == "partial: 2 of 10 utterances skipped (e.g. the first 1.074 s are (near) silent)"
+    (folder / "params.csv").unlink()  # without params.csv: the masked kind
+    assert "the first # s" in skipped_from_statuses([folder / "status.json"])["env-nat-start"]
 
 
 def test_plots_are_written(setup, tmp_path):

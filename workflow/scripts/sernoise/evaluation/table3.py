@@ -284,6 +284,7 @@ def build_table3(
     model_labels: dict | None = None,
     model_notes: list[str] | None = None,
     exclude=(),
+    model_regimes: dict | None = None,
 ) -> Table3:
     """Table 3 from confusion counts (metrics.compute_metrics) and the configuration.
 
@@ -295,7 +296,9 @@ def build_table3(
     any other model with predictions, less ``exclude``: the workflow's Table 3 excludes the
     noise-robust arms NR_MODELS, which are Table 4's);
     ``model_labels``: model -> column label overriding MODEL_LABELS (e.g. "E-DNN (tiny random wav2vec2)");
-    ``model_notes``: sentences added to the caption and the notes (what such a label means).
+    ``model_notes``: sentences added to the caption and the notes (what such a label means);
+    ``model_regimes``: model -> the regimes it was trained in, when fewer than ``regimes``
+    (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool.
     """
     infos = {c.id: c for c in (x if isinstance(x, ConditionInfo) else ConditionInfo.of(x) for x in conditions)}
     tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
@@ -316,7 +319,12 @@ def build_table3(
             for order, row in enumerate(rows):
                 for column in COLUMNS:
                     sources = cell_sources(config, regimes, row, column)
-                    series, used, missing, note = index.pair_uars(model, task, sources)
+                    untrained = sorted({r for _, r in sources} - set((model_regimes or {}).get(model, regimes)))
+                    if untrained:  # e.g. no mismatched E-DNN in the demo: the cell is empty, not partial
+                        series, used, missing = pd.Series(dtype=float), [], [c for c, _ in sources]
+                        note = f"{model} not trained in regime(s) {', '.join(untrained)} (training.model_regimes)"
+                    else:
+                        series, used, missing, note = index.pair_uars(model, task, sources)
                     if row.kind in ("all", "retaining") and sources:
                         # conditions with predictions that this column has no source model for
                         left = set(row.conditions) - {c for c, _ in sources}
@@ -593,6 +601,7 @@ def run_table_rule(smk, log, build=build_table3, **options) -> Table3:
         regimes=settings["regimes"],
         model_labels=settings.get("model_labels"),
         model_notes=settings.get("model_notes"),
+        model_regimes=settings.get("model_regimes"),
         **options,
     )
     out = smk.output
@@ -602,6 +611,21 @@ def run_table_rule(smk, log, build=build_table3, **options) -> Table3:
     for note in table.notes:
         log.info("note: %s", note)
     return table
+
+
+def _skip_examples(params_csv: Path) -> dict[str, str]:
+    """Reason kind (numbers masked, as status.json counts them) -> the first skipped utterance's
+    reason of that kind, numbers included (from the dataset's params.csv, when it is there)."""
+    from sernoise.augment import reason_kind
+
+    if not params_csv.is_file():
+        return {}
+    examples: dict[str, str] = {}
+    for status in pd.read_csv(params_csv, usecols=["status"], dtype=str, keep_default_na=False)["status"]:
+        if status.startswith("skipped"):
+            reason = status.partition(":")[2].strip() or status
+            examples.setdefault(reason_kind(reason), f"e.g. {reason}")
+    return examples
 
 
 def skipped_from_statuses(paths) -> dict[str, str]:
@@ -615,6 +639,8 @@ def skipped_from_statuses(paths) -> dict[str, str]:
             skipped[cid] = status.get("reason") or "no reason given"
         elif status.get("n_skipped"):
             total = int(status.get("n_ok", 0)) + int(status["n_skipped"])
-            reasons = ", ".join(sorted(status.get("skip_reasons") or {})) or "no reason given"
+            examples = _skip_examples(Path(path).with_name("params.csv"))
+            reasons = ", ".join(examples.get(kind, kind) for kind in sorted(status.get("skip_reasons") or {}))
+            reasons = reasons or "no reason given"
             skipped[cid] = f"partial: {status['n_skipped']} of {total} utterances skipped ({reasons})"
     return skipped

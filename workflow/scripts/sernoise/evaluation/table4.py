@@ -23,11 +23,12 @@ ARMS = ("NR-T-DNN: the T-DNN trained, validated and tested on RNNoise-denoised a
 
 
 def build_table4(confusion, config: dict, conditions, *, tested=None, skipped=None, corpus: str = "",
-                 regimes=None, models=NR_MODELS, model_labels=None, model_notes=None) -> Table3:
+                 regimes=None, models=NR_MODELS, model_labels=None, model_notes=None, model_regimes=None) -> Table3:
     """Table 4 from confusion counts (every model's; only ``models`` are read) and the configuration;
     the arguments are :func:`sernoise.evaluation.table3.build_table3`'s."""
     table = build_table3(confusion, config, conditions, tested=tested, skipped=skipped, corpus=corpus,
-                         regimes=regimes, models=list(models), model_labels=model_labels, model_notes=model_notes)
+                         regimes=regimes, models=list(models), model_labels=model_labels, model_notes=model_notes,
+                         model_regimes=model_regimes)
     table.title = TITLE
     table.notes = [n.replace("table3.csv", "table4.csv") for n in table.notes]
     present = set(confusion["model"].unique()) if len(confusion) else set()
