@@ -2,6 +2,7 @@
 
 import filecmp
 
+import h5py
 import numpy as np
 import pytest
 
@@ -69,6 +70,40 @@ def test_archive_round_trip_and_determinism(tmp_path):
         np.testing.assert_array_equal(everything[utt_id], archive.read(utt_id))
     with pytest.raises(FeatureError, match="no features"):
         archive.read("nope")
+
+
+def test_read_many_reads_spans_and_matches_whole_reads(tmp_path, monkeypatch):
+    # 60 utterances of 300-699 frames: about 30,000 frames, so 4 chunks of 8192 rows
+    rng = np.random.default_rng(0)
+    items = [(f"u{i:02d}", rng.normal(size=(300 + 7 * i, N_MELS)).astype(np.float32)) for i in range(60)]
+    write_feature_archive(tmp_path / "a.h5", items)
+    archive = FeatureArchive(tmp_path / "a.h5")
+    everything = archive.read_all()
+
+    reads = []
+    original = h5py.Dataset.__getitem__
+
+    def counting(self, key):
+        reads.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counting)
+    for wanted in (["u03", "u01"], ["u59", "u00", "u30"], [u for u, _ in items], ["u10", "u10", "u11"]):
+        reads.clear()
+        got = archive.read_many(wanted)
+        assert list(got) == list(dict.fromkeys(wanted))  # the order asked for, duplicates once
+        for utt_id in got:
+            assert got[utt_id].dtype == np.float16
+            np.testing.assert_array_equal(got[utt_id].astype(np.float32), everything[utt_id])
+        if wanted == ["u03", "u01"] or wanted[0] == "u10":
+            assert len(reads) == 1 and reads[0].stop < 8192  # neighbours: one small slice, not the whole
+        if wanted[0] == "u59":
+            assert len(reads) == 3  # far apart: one slice each
+        if len(wanted) == 60:
+            assert len(reads) == 1 and (reads[0].start, reads[0].stop) == (0, int(archive.offsets[-1]))
+    assert archive.read_many([]) == {}
+    with pytest.raises(FeatureError, match="no features for 1 utterance"):
+        archive.read_many(["u01", "nope"])
 
 
 def test_empty_archive_for_a_skipped_condition(tmp_path):

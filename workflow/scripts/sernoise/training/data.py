@@ -41,11 +41,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from sernoise.features import N_MELS, FeatureArchive, FeatureError
+from sernoise.features import N_MELS, FeatureArchive
 from sernoise.folds import split_of
 from sernoise.seeds import derive_seed
 
@@ -255,21 +254,12 @@ def assemble(
 def read_archive(path, utt_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """utt_id -> (frames, 40) float16 features of one archive, for ``utt_ids`` (default: all).
 
-    Reads the whole (compressed, chunked) features dataset once: faster than one read per
-    utterance whenever more than a few percent of the archive is needed.
+    Reads only the spans of the (compressed, chunked) features dataset that hold the wanted
+    utterances (:meth:`FeatureArchive.read_many`): a fold's test speakers are a small part of
+    an archive, a training set most of it (then it is one read of the whole).
     """
     archive = FeatureArchive(path)
-    wanted = list(archive.utt_ids) if utt_ids is None else list(dict.fromkeys(utt_ids))
-    missing = [u for u in wanted if u not in archive]
-    if missing:
-        raise FeatureError(f"{path}: no features for {len(missing)} utterance(s), e.g. {missing[:3]}")
-    if not wanted:
-        return {}
-    with h5py.File(archive.path, "r") as f:
-        data = f["features"][()]
-    position = {u: i for i, u in enumerate(archive.utt_ids)}
-    offsets = archive.offsets
-    return {u: data[offsets[position[u]]:offsets[position[u] + 1]].copy() for u in wanted}
+    return archive.read_many(archive.utt_ids if utt_ids is None else utt_ids)
 
 
 def archive_utterances(path) -> list[str]:
