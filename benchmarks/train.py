@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/train.py [--data ../shared/data] [--fold 1] [--epochs 3] [--threads 1 2]
+                                         [--max-frames 0 200]
 
 Data: the clean TRAIN-role utterances of one fold of the shared RAVDESS (actors 01-10, five
 speaker-independent folds as the workflow builds them), activation labels; features are
@@ -10,8 +11,10 @@ computed untimed with sernoise.features.log_mel_fbank and z-normalised.  Model: 
 point of the default grid (config.yaml tdnn.grid: fewest kernels, units, layers).  Timed:
 ``--epochs`` epochs of sernoise.training.loop.train_one (length-bucketed batches, RMSprop,
 validation pass on the fold's clean validation utterances included), once per thread count on
-the CPU and once on CUDA when a GPU is available.  "epoch s" = wall seconds per epoch
-(training + validation); "train utt/s" = training utterances per second of an epoch.
+the CPU and once on CUDA when a GPU is available, each without training crops ("crop" 0) and
+with crops of ``--max-frames`` frames (config ``tdnn.max_frames``: a random window per utterance
+and epoch; the demo overlays use 200).  "epoch s" = wall seconds per epoch (training +
+validation); "train utt/s" = training utterances per second of an epoch.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def load_split(rows) -> tuple[list, list[int]]:
 
 
 def main() -> None:
-    args = training_parser(__doc__.splitlines()[0], epochs=3).parse_args()
+    parser = training_parser(__doc__.splitlines()[0], epochs=3)
+    parser.add_argument("--max-frames", type=int, nargs="+", default=[0, 200],
+                        help="training crops to time (0: whole utterances)")
+    args = parser.parse_args()
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     tdnn = config["tdnn"]
@@ -61,20 +67,21 @@ def main() -> None:
     print(f"model: {point.as_dict()}; batch {tdnn['batch_size']}, {args.epochs} epochs; "
           f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
 
-    cases = [("cpu", t) for t in args.threads]
+    devices = [("cpu", t) for t in args.threads]
     if torch.cuda.is_available():
-        cases.append(("cuda", 1))
-    print(f"\n{'device':<8}{'threads':>8}{'epoch s':>10}{'train utt/s':>13}{'val UAR':>9}")
-    for device, threads in cases:
+        devices.append(("cuda", 1))
+    print(f"\n{'device':<8}{'threads':>8}{'crop':>6}{'epoch s':>10}{'train utt/s':>13}{'val UAR':>9}")
+    for device, threads in devices:
         torch.set_num_threads(threads)
-        settings = TrainSettings.from_config({**tdnn, "max_epochs": args.epochs, "patience": args.epochs},
-                                             device=device)
-        train_one(point, train, val, settings, seed=0) if device == "cuda" else None  # CUDA warm-up
-        result = train_one(point, train, val, settings, seed=0)
-        per_epoch = result.seconds / result.epochs_run
-        name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-        print(f"{name:<8}{threads:>8}{per_epoch:>10.2f}{len(train) / per_epoch:>13.1f}"
-              f"{result.curve[-1]['val_uar']:>9.3f}")
+        for crop in args.max_frames:
+            settings = TrainSettings.from_config({**tdnn, "max_epochs": args.epochs, "patience": args.epochs,
+                                                  "max_frames": crop or None}, device=device)
+            train_one(point, train, val, settings, seed=0) if device == "cuda" else None  # CUDA warm-up
+            result = train_one(point, train, val, settings, seed=0)
+            per_epoch = result.seconds / result.epochs_run
+            name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+            print(f"{name:<8}{threads:>8}{crop:>6}{per_epoch:>10.2f}{len(train) / per_epoch:>13.1f}"
+                  f"{result.curve[-1]['val_uar']:>9.3f}")
 
 
 if __name__ == "__main__":
