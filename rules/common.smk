@@ -20,8 +20,8 @@ from sernoise.scheduling import coalesce_rescheduling_timers  # noqa: E402
 try:
     from snakemake.scheduling.job_scheduler import JobScheduler
 except ImportError:  # another Snakemake layout: nothing to work around
-    JobScheduler = None
-if JobScheduler is not None:
+    pass
+else:
     coalesce_rescheduling_timers(JobScheduler)
 
 try:

@@ -11,7 +11,7 @@ import torch
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
 from sernoise.runlog import rule_log
-from sernoise.training.data import CLEAN, read_archive
+from sernoise.training.data import CLEAN
 from sernoise.training.loop import resolve_device
 from sernoise.training.predict import (
     labelled_test_utterances, load_model, predict_conditions, predict_features, write_predictions,
@@ -27,7 +27,7 @@ with rule_log(snakemake) as log:
     log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
 
     def score(archive: FeatureArchive, utts: list[str]):
-        features = read_archive(archive.path, utts)
+        features = archive.read_many(utts)  # the archive predict_conditions opened: no second open
         return predict_features(model, [features[u] for u in utts], inp.norm, device=device)
 
     frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,

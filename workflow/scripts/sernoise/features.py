@@ -138,16 +138,12 @@ class FeatureArchive:
         return utt_id in self._position
 
     def read(self, utt_id: str) -> np.ndarray:
-        if utt_id not in self._position:
-            raise FeatureError(f"{self.path}: no features for {utt_id!r}")
-        i = self._position[utt_id]
-        with h5py.File(self.path, "r") as f:
-            return f["features"][self.offsets[i]:self.offsets[i + 1]].astype(np.float32)
+        """float32 features of one utterance."""
+        return self.read_many([utt_id])[utt_id].astype(np.float32)
 
     def read_all(self) -> dict[str, np.ndarray]:
-        with h5py.File(self.path, "r") as f:
-            data = f["features"][()].astype(np.float32)
-        return {u: data[self.offsets[i]:self.offsets[i + 1]] for i, u in enumerate(self.utt_ids)}
+        """utt_id -> float32 features of every utterance (one read of the whole dataset)."""
+        return {u: a.astype(np.float32) for u, a in self.read_many(self.utt_ids).items()}
 
     def read_many(self, utt_ids) -> dict[str, np.ndarray]:
         """utt_id -> float16 features of ``utt_ids``, reading only the row spans that hold them.
