@@ -8,6 +8,7 @@ SHARED_DATA ?= ../shared/data
 # The demo runs on ../shared/data when it is there (no download); otherwise it downloads
 # RAVDESS and ESC-50 (configs/demo.yaml).
 DEMO_CONFIG ?= $(if $(wildcard $(SHARED_DATA)/ravdess),tests/configs/shared_data.yaml,configs/demo.yaml)
+DEMO_CORPUS ?= ravdess
 STAMP := $(VENV)/.sernoise-installed
 
 .PHONY: venv demo test lint dryrun clean
@@ -23,11 +24,11 @@ $(STAMP): requirements.txt pyproject.toml tools/setup_venv.sh
 # and prints the wall time of each step.
 demo: venv
 	@start=$$(date +%s); \
-	$(VENV)/bin/snakemake --cores $(CORES) results/tables/table3.csv --configfile $(DEMO_CONFIG) || exit $$?; \
+	$(VENV)/bin/snakemake --cores $(CORES) results/$(DEMO_CORPUS)/tables/table3.csv --configfile $(DEMO_CONFIG) || exit $$?; \
 	table3=$$(date +%s); \
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(DEMO_CONFIG) || exit $$?; \
 	end=$$(date +%s); \
-	echo "make demo: results/tables/table3.csv after $$(( (table3 - start) / 60 )) min $$(( (table3 - start) % 60 )) s;" \
+	echo "make demo: results/$(DEMO_CORPUS)/tables/table3.csv after $$(( (table3 - start) / 60 )) min $$(( (table3 - start) % 60 )) s;" \
 	     "everything after $$(( (end - start) / 60 )) min $$(( (end - start) % 60 )) s (--cores $(CORES))"
 
 test: venv

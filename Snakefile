@@ -1,5 +1,6 @@
 # sernoise: how noise changes speech emotion recognition, for people and for models.
-# Entry point: config + schema validation (rules/common.smk), one .smk per stage.
+# Entry point: config + schema validation and the plan (rules/common.smk, sernoise.plan), one .smk
+# per stage.
 
 from snakemake.utils import min_version
 
@@ -13,16 +14,14 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/common_ednn.smk"
 include: "rules/corpus.smk"
 include: "rules/noise.smk"
 include: "rules/augment.smk"
 include: "rules/denoise.smk"
 include: "rules/perception.smk"
 include: "rules/features.smk"
-include: "rules/train.smk"
+include: "rules/models.smk"
 include: "rules/pretrained.smk"
-include: "rules/ednn.smk"
 include: "rules/evaluate.smk"
 include: "rules/attack.smk"
 
@@ -34,6 +33,6 @@ localrules:
 
 
 rule all:
-    input:
-        all_targets(),
     default_target: True
+    input:
+        PLAN.all_targets(),

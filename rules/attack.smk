@@ -12,28 +12,28 @@ rule attack_knowledge:
         unpack(attack_inputs),
     output:
         "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.csv",
+    log:
+        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.tsv"
     wildcard_constraints:
         model=ATTACK_WILDCARDS["model"],
         fold=r"\d+",
         rep=r"\d+",
         task=ATTACK_WILDCARDS["task"],
+    conda:
+        "../envs/attack.yaml"
+    threads: (ATTACK or {}).get("threads", 1)
+    resources:
+        mem_mb=attack_mem_mb,
+        runtime=120,
+        gpu=TRAIN_GPU,
     params:
         settings=ATTACK,
         conditions=attack_conditions(),
         banks=NOISE_BANKS,
         seed=config["seed"],
         device=config["training"]["device"],
-    threads: (ATTACK or {}).get("threads", 1)
-    resources:
-        mem_mb=attack_mem_mb,
-        runtime=120,
-        gpu=TRAIN_GPU,
-    conda:
-        "../envs/attack.yaml"
-    log:
-        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.log",
-    benchmark:
-        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/knowledge.tsv"
     script:
         "../workflow/scripts/attack_knowledge.py"
 
@@ -43,6 +43,10 @@ rule run_attack:
         unpack(attack_inputs),
     output:
         "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.csv",
+    log:
+        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.tsv"
     wildcard_constraints:
         model=ATTACK_WILDCARDS["model"],
         fold=r"\d+",
@@ -50,53 +54,49 @@ rule run_attack:
         task=ATTACK_WILDCARDS["task"],
         noise_set=ATTACK_WILDCARDS["noise_set"],
         knowledge=ATTACK_WILDCARDS["knowledge"],
+    conda:
+        "../envs/attack.yaml"
+    threads: (ATTACK or {}).get("threads", 1)
+    resources:
+        mem_mb=attack_mem_mb,
+        runtime=480,
+        gpu=TRAIN_GPU,
     params:
         settings=ATTACK,
         conditions=attack_conditions(),
         banks=NOISE_BANKS,
         seed=config["seed"],
         device=config["training"]["device"],
-    threads: (ATTACK or {}).get("threads", 1)
-    resources:
-        mem_mb=attack_mem_mb,
-        runtime=480,
-        gpu=TRAIN_GPU,
-    conda:
-        "../envs/attack.yaml"
-    log:
-        "logs/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.log",
-    benchmark:
-        "benchmarks/snakemake/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}/{noise_set}-{knowledge}.tsv"
     script:
         "../workflow/scripts/run_attack.py"
 
 
 rule make_table5:
     input:
-        results=attack_results(CORPUS),
+        results=PLAN.attack_results(),
     output:
         csv=report(
-            "results/tables/table5.csv",
+            PLAN.table("table5", "csv"),
             caption="../report/table5.rst",
             category="Tables",
             labels={"table": "Table 5", "format": "CSV (one row per cell)"},
         ),
-        markdown="results/tables/table5.md",
-        latex="results/tables/table5.tex",
+        markdown=PLAN.table("table5", "md"),
+        latex=PLAN.table("table5", "tex"),
         plot=report(
-            "results/plots/attack_budget.png",
+            PLAN.plot("attack_budget"),
             caption="../report/attack_budget.rst",
             category="Plots",
             labels={"plot": "Attack success against budget"},
         ),
+    log:
+        f"logs/{CORPUS}/attack/make_table5.log",
+    conda:
+        "../envs/stats.yaml"
     params:
         settings=ATTACK,
         corpus=CORPUS,
-        model_labels=ednn_model_labels(),  # E-DNN columns on a stand-in backbone (rules/common_ednn.smk)
-        model_notes=ednn_caption_notes(),
-    conda:
-        "../envs/stats.yaml"
-    log:
-        "logs/attack/make_table5.log",
+        model_labels=EVALUATION_SETTINGS["model_labels"],  # models on a stand-in backbone (sernoise.plan)
+        model_notes=EVALUATION_SETTINGS["model_notes"],
     script:
         "../workflow/scripts/make_table5.py"

@@ -12,16 +12,16 @@ rule build_fillers:
         shards=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
     output:
         "results/{corpus}/fillers.h5",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/build_fillers.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/build_fillers.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     script:
         "../workflow/scripts/build_fillers.py"
 
@@ -33,38 +33,38 @@ rule augment_shard:
         shard="results/{corpus}/augmented/{condition}/{pool}/shard-{shard}.h5",
         params="results/{corpus}/augmented/{condition}/{pool}/params-{shard}.csv",
         status="results/{corpus}/augmented/{condition}/{pool}/status-{shard}.json",
+    log:
+        "logs/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
     params:
         spec=lambda wc: config["conditions"][wc.condition],
         seed=config["seed"],
         quality=config["augment"]["quality"],
         prepare=config["prepare"],
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=120,
-    conda:
-        "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.log",
-    benchmark:
-        "benchmarks/snakemake/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.tsv"
     script:
         "../workflow/scripts/augment_shard.py"
 
 
 rule merge_augmented:
     input:
-        shards=augmented_parts("shard"),
-        params=augmented_parts("params"),
-        statuses=augmented_parts("status"),
+        shards=dataset_parts("augmented", "shard"),
+        params=dataset_parts("augmented", "params"),
+        statuses=dataset_parts("augmented", "status"),
     output:
         params="results/{corpus}/augmented/{condition}/{pool}/params.csv",
         index="results/{corpus}/augmented/{condition}/{pool}/index.csv",
         status="results/{corpus}/augmented/{condition}/{pool}/status.json",
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/augment/{condition}/{pool}/merge_augmented.log",
+    conda:
+        "../envs/audio.yaml"
     script:
         "../workflow/scripts/merge_augmented.py"
 
@@ -74,18 +74,18 @@ rule augment_gallery:
         unpack(gallery_inputs),
     output:
         "results/{corpus}/augmented/gallery.png",
-    params:
-        conditions=augment_conditions(),
-        pool=GALLERY_POOL,
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/augment/augment_gallery.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/augment/augment_gallery.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        conditions=augment_conditions(),
+        pool=GALLERY_POOL,
     script:
         "../workflow/scripts/augment_gallery.py"

@@ -6,14 +6,14 @@
 rule download_corpus:
     output:
         "resources/downloads/corpus_{corpus}.complete",
-    params:
-        download=lambda wc: download_of("corpus", wc.corpus),
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/download_corpus.log",
+    conda:
+        "../envs/audio.yaml"
+    params:
+        download=lambda wc: download_of("corpus", wc.corpus),
     script:
-        "../workflow/scripts/download.py"
+        "../workflow/scripts/download_corpus.py"
 
 
 rule scan_corpus:
@@ -21,14 +21,14 @@ rule scan_corpus:
         corpus_ready,
     output:
         "results/{corpus}/scan.csv",
+    log:
+        "logs/{corpus}/scan_corpus.log",
+    conda:
+        "../envs/audio.yaml"
     params:
         adapter=lambda wc: corpus_config(wc.corpus)["adapter"],
         root=lambda wc: corpus_config(wc.corpus)["root"],
         options=lambda wc: corpus_config(wc.corpus)["options"],
-    conda:
-        "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/scan_corpus.log",
     script:
         "../workflow/scripts/scan_corpus.py"
 
@@ -40,19 +40,19 @@ rule prepare_audio_shard:
         shard="results/{corpus}/audio/shard-{shard}.h5",
         index="results/{corpus}/audio/shard-{shard}.index.csv",
         rejects="results/{corpus}/audio/shard-{shard}.rejects.csv",
-    params:
-        n_shards=lambda wc: corpus_config(wc.corpus)["shards"],
-        prepare=config["prepare"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/prepare_audio_shard-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/prepare_audio_shard-{shard}.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        n_shards=lambda wc: corpus_config(wc.corpus)["shards"],
+        prepare=config["prepare"],
     script:
         "../workflow/scripts/prepare_audio_shard.py"
 
@@ -67,14 +67,14 @@ rule build_manifest:
         manifest="results/{corpus}/manifest.csv",
         rejects="results/{corpus}/rejects.csv",
         index="results/{corpus}/audio/index.csv",
-    params:
-        max_reject_fraction=config["prepare"]["max_reject_fraction"],
+    log:
+        "logs/{corpus}/build_manifest.log",
     group:
         "manifest"
     conda:
         "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/build_manifest.log",
+    params:
+        max_reject_fraction=config["prepare"]["max_reject_fraction"],
     script:
         "../workflow/scripts/build_manifest.py"
 
@@ -84,13 +84,13 @@ rule make_folds:
         manifest="results/{corpus}/manifest.csv",
     output:
         "results/{corpus}/folds.csv",
-    params:
-        n_folds=config["folds"]["n_folds"],
+    log:
+        "logs/{corpus}/make_folds.log",
     group:
         "manifest"
     conda:
         "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/make_folds.log",
+    params:
+        n_folds=config["folds"]["n_folds"],
     script:
         "../workflow/scripts/make_folds.py"

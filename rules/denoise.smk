@@ -7,45 +7,6 @@
 # other conditions' denoised datasets are written empty with status skipped.  Code: sernoise.denoise.
 
 
-rule denoise_clean:
-    input:
-        shard="results/{corpus}/audio/shard-{shard}.h5",
-    output:
-        shard="results/{corpus}/denoised/clean/shard-{shard}.h5",
-        params="results/{corpus}/denoised/clean/params-{shard}.csv",
-    params:
-        quality=config["denoise"]["quality"],
-        prepare=config["prepare"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=120,
-    conda:
-        "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/denoise/clean/denoise_clean-{shard}.log",
-    benchmark:
-        "benchmarks/snakemake/{corpus}/denoise/clean/denoise_clean-{shard}.tsv"
-    script:
-        "../workflow/scripts/denoise_dataset.py"
-
-
-rule merge_denoised_clean:
-    input:
-        shards=denoised_clean_parts("shard"),
-        params=denoised_clean_parts("params"),
-    output:
-        index="results/{corpus}/denoised/clean/index.csv",
-        params="results/{corpus}/denoised/clean/params.csv",
-        status="results/{corpus}/denoised/clean/status.json",
-    conda:
-        "../envs/audio.yaml"
-    log:
-        "logs/{corpus}/denoise/clean/merge_denoised_clean.log",
-    script:
-        "../workflow/scripts/merge_denoised.py"
-
-
 rule denoise_dataset:
     input:
         shard="results/{corpus}/augmented/{condition}/{pool}/shard-{shard}.h5",
@@ -56,36 +17,62 @@ rule denoise_dataset:
         shard="results/{corpus}/denoised/{condition}/{pool}/shard-{shard}.h5",
         params="results/{corpus}/denoised/{condition}/{pool}/params-{shard}.csv",
         status="results/{corpus}/denoised/{condition}/{pool}/status-{shard}.json",
-    params:
-        quality=config["denoise"]["quality"],
-        in_scope=lambda wc: config["denoise"]["conditions"] is None or wc.condition in config["denoise"]["conditions"],
-        prepare=config["prepare"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=120,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        quality=config["denoise"]["quality"],
+        # the clean corpus (denoise_clean: no condition) is always denoised
+        in_scope=lambda wc: config["denoise"]["conditions"] is None
+        or wc.get("condition") in [None, *config["denoise"]["conditions"]],
+        prepare=config["prepare"],
     script:
         "../workflow/scripts/denoise_dataset.py"
 
 
 rule merge_denoised:
     input:
-        shards=denoised_parts("shard"),
-        params=denoised_parts("params"),
-        statuses=denoised_parts("status"),
+        shards=dataset_parts("denoised", "shard"),
+        params=dataset_parts("denoised", "params"),
+        statuses=dataset_parts("denoised", "status"),
     output:
         index="results/{corpus}/denoised/{condition}/{pool}/index.csv",
         params="results/{corpus}/denoised/{condition}/{pool}/params.csv",
         status="results/{corpus}/denoised/{condition}/{pool}/status.json",
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/denoise/{condition}/{pool}/merge_denoised.log",
+    conda:
+        "../envs/audio.yaml"
     script:
         "../workflow/scripts/merge_denoised.py"
+
+
+use rule denoise_dataset as denoise_clean with:
+    input:
+        shard="results/{corpus}/audio/shard-{shard}.h5",
+    output:
+        shard="results/{corpus}/denoised/clean/shard-{shard}.h5",
+        params="results/{corpus}/denoised/clean/params-{shard}.csv",
+    log:
+        "logs/{corpus}/denoise/clean/denoise_clean-{shard}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/denoise/clean/denoise_clean-{shard}.tsv"
+
+
+use rule merge_denoised as merge_denoised_clean with:
+    input:
+        shards=denoised_clean_parts("shard"),
+        params=denoised_clean_parts("params"),
+    output:
+        index="results/{corpus}/denoised/clean/index.csv",
+        params="results/{corpus}/denoised/clean/params.csv",
+        status="results/{corpus}/denoised/clean/status.json",
+    log:
+        "logs/{corpus}/denoise/clean/merge_denoised_clean.log",

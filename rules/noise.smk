@@ -3,17 +3,13 @@
 # Code: sernoise.noise.bank.
 
 
-rule download_noise_bank:
+use rule download_corpus as download_noise_bank with:
     output:
         "resources/downloads/noise_{bank}.complete",
-    params:
-        download=lambda wc: download_of("noise", wc.bank),
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/noise/{bank}/download_noise_bank.log",
-    script:
-        "../workflow/scripts/download.py"
+    params:
+        download=lambda wc: download_of("noise", wc.bank),
 
 
 rule build_noise_bank:
@@ -23,19 +19,19 @@ rule build_noise_bank:
         bank="results/noise/{bank}/bank.csv",
         audio="results/noise/{bank}/audio.h5",
         rejects="results/noise/{bank}/rejects.csv",
-    params:
-        bank=lambda wc: config["noise_banks"][wc.bank],
-        test_fraction=config["noise"]["test_fraction"],
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/noise/{bank}/build_noise_bank.log",
     benchmark:
         "benchmarks/snakemake/noise/build_noise_bank-{bank}.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        bank=lambda wc: config["noise_banks"][wc.bank],
+        test_fraction=config["noise"]["test_fraction"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/build_noise_bank.py"

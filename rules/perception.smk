@@ -12,16 +12,16 @@ rule select_perception_sample:
     output:
         sample="results/{corpus}/perception/sample.csv",
         modulations="results/{corpus}/perception/modulations.csv",
+    log:
+        "logs/{corpus}/perception/select_perception_sample.log",
+    conda:
+        "../envs/stats.yaml"
     params:
         conditions=lambda wc: perception_conditions(),
         settings=lambda wc: PERCEPTION,
         seed=config["seed"],
-    conda:
-        "../envs/stats.yaml"
-    log:
-        "logs/{corpus}/perception/select_perception_sample.log",
     script:
-        "../workflow/scripts/perception_select.py"
+        "../workflow/scripts/select_perception_sample.py"
 
 
 rule export_perception_pairs:
@@ -37,22 +37,22 @@ rule export_perception_pairs:
         tasks="results/{corpus}/perception/export/tasks.csv",
         key="results/{corpus}/perception/export/key.csv",
         readme="results/{corpus}/perception/export/README.txt",
-    params:
-        conditions=lambda wc: perception_conditions(),
-        settings=lambda wc: PERCEPTION,
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    conda:
-        "../envs/audio.yaml"
     log:
         "logs/{corpus}/perception/export_perception_pairs.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/perception/export_perception_pairs.tsv"
+    conda:
+        "../envs/audio.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        conditions=lambda wc: perception_conditions(),
+        settings=lambda wc: PERCEPTION,
+        seed=config["seed"],
     script:
-        "../workflow/scripts/perception_export.py"
+        "../workflow/scripts/export_perception_pairs.py"
 
 
 rule perception_simulate_responses:
@@ -63,16 +63,16 @@ rule perception_simulate_responses:
         key="results/{corpus}/perception/export/key.csv",
     output:
         "results/{corpus}/perception/simulated_responses.csv",
+    log:
+        "logs/{corpus}/perception/perception_simulate_responses.log",
+    conda:
+        "../envs/stats.yaml"
     params:
         conditions=lambda wc: perception_conditions(),
         settings=lambda wc: PERCEPTION,
         seed=config["seed"],
-    conda:
-        "../envs/stats.yaml"
-    log:
-        "logs/{corpus}/perception/perception_simulate_responses.log",
     script:
-        "../workflow/scripts/perception_simulate.py"
+        "../workflow/scripts/perception_simulate_responses.py"
 
 
 rule perception_table2:
@@ -80,20 +80,20 @@ rule perception_table2:
         responses=perception_responses,
         key=f"results/{CORPUS}/perception/export/key.csv",
     output:
-        table="results/tables/table2.csv",
-        markdown="results/tables/table2.md",
-        kappa="results/tables/table2_kappa.csv",
+        table=PLAN.table("table2", "csv"),
+        markdown=PLAN.table("table2", "md"),
+        kappa=PLAN.table("table2_kappa", "csv"),
         pairs=f"results/{CORPUS}/perception/pairs.csv",
         qc_workers=f"results/{CORPUS}/perception/qc_workers.csv",
         qc=f"results/{CORPUS}/perception/qc.json",
+    log:
+        f"logs/{CORPUS}/perception/perception_table2.log",
+    conda:
+        "../envs/stats.yaml"
     params:
         conditions=lambda wc: perception_conditions(),
         settings=lambda wc: PERCEPTION,
         corpus=CORPUS,
-    conda:
-        "../envs/stats.yaml"
-    log:
-        f"logs/{CORPUS}/perception/perception_table2.log",
     script:
         "../workflow/scripts/perception_table2.py"
 
@@ -103,12 +103,12 @@ rule perception_partition:
         table=lambda wc: perception_table2_input(wc.corpus),
     output:
         "results/{corpus}/perception/partition.csv",
+    log:
+        "logs/{corpus}/perception/perception_partition.log",
+    conda:
+        "../envs/stats.yaml"
     params:
         conditions=lambda wc: perception_conditions(),
         threshold=lambda wc: PERCEPTION["threshold"],
-    conda:
-        "../envs/stats.yaml"
-    log:
-        "logs/{corpus}/perception/perception_partition.log",
     script:
         "../workflow/scripts/perception_partition.py"

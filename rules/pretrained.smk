@@ -4,22 +4,22 @@
 # rule: needs internet); make_tiny_wav2vec2 writes the tiny random stand-in used when
 # `pretrained.missing: tiny_random` and the weights are not there.  Everything else loads from the
 # folder only.  Code: sernoise.pretrained.
-# Helpers: rules/common_ednn.smk.
+# Which backbones: the plan (sernoise.plan, model registry `pretrained` keys).
 
 
 rule fetch_pretrained:
     output:
         f"{PRETRAINED_ROOT}/{{pretrained}}/{READY}",
+    log:
+        "logs/pretrained/fetch_pretrained-{pretrained}.log",
     wildcard_constraints:
-        pretrained="|".join(re.escape(name) for name in sorted(PRETRAINED_HUB)) or "(?!)",
-    params:
-        repo_id=lambda wc: PRETRAINED_HUB[wc.pretrained][1],
-        revision=lambda wc: PRETRAINED_HUB[wc.pretrained][2],
+        pretrained="|".join(re.escape(name) for name in sorted(PLAN.hub_repos)) or "(?!)",
     localrule: True
     conda:
         "../envs/torch.yaml"
-    log:
-        "logs/pretrained/fetch_pretrained-{pretrained}.log",
+    params:
+        repo_id=lambda wc: PLAN.hub_repos[wc.pretrained][1],
+        revision=lambda wc: PLAN.hub_repos[wc.pretrained][2],
     script:
         "../workflow/scripts/fetch_pretrained.py"
 
@@ -27,16 +27,16 @@ rule fetch_pretrained:
 rule make_tiny_wav2vec2:
     output:
         f"{PRETRAINED_ROOT}/{TINY_NAME}/{READY}",
-    params:
-        seed=config["seed"],
+    log:
+        "logs/pretrained/make_tiny_wav2vec2.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/torch.yaml"
-    log:
-        "logs/pretrained/make_tiny_wav2vec2.log",
+    params:
+        seed=config["seed"],
     script:
         "../workflow/scripts/make_tiny_wav2vec2.py"
 
@@ -44,5 +44,5 @@ rule make_tiny_wav2vec2:
 rule pretrained:
     """Download every configured pre-trained model (e.g. on a login node, before a cluster run)."""
     input:
-        [f"{PRETRAINED_ROOT}/{name}/{READY}" for name in sorted(PRETRAINED_HUB)],
+        [f"{PRETRAINED_ROOT}/{name}/{READY}" for name in sorted(PLAN.hub_repos)],
     localrule: True

@@ -487,10 +487,10 @@ def test_settings_resolve_noise_sets_and_defaults():
 
 
 def test_settings_models_are_the_trained_ones_with_a_predictor_in_the_attacked_regime():
-    from sernoise.attack.models import MODEL_FILES, PREDICTORS
+    from sernoise.model_registry import registered_models
     from sernoise.regimes import Regime
 
-    assert set(PREDICTORS) == set(MODEL_FILES) == {"tdnn", "tdnn_nr", "ednn", "ednn_nr"}
+    assert {m for m, f in registered_models().items() if f.attack} >= {"tdnn", "tdnn_nr", "ednn", "ednn_nr"}
     built = {c: build_condition(c, s) for c, s in CONDITION_SPECS.items()}
     regimes = {"clean": Regime("clean", "clean"), "matched": Regime("matched", "matched", ("reverb",))}
     training = {"models": ["ednn_nr", "tdnn", "ednn", "tdnn_nr"], "tasks": ["activation"]}
@@ -594,7 +594,7 @@ def test_query_objects_are_hashable_and_ordered_by_phase():
 
 @pytest.fixture(scope="module")
 def ednn_folder(tiny, tmp_path_factory):  # noqa: F811
-    """An E-DNN model folder as train_ednn writes it (model.pt, hparams.yaml naming the backbone and its
+    """An E-DNN model folder as train_audio_model writes it (model.pt, hparams.yaml naming the backbone and its
     fingerprint), on the tiny random wav2vec2 of tests/test_ednn.py."""
     import torch
     import yaml
@@ -615,10 +615,10 @@ def ednn_folder(tiny, tmp_path_factory):  # noqa: F811
 
 @pytest.mark.parametrize("family", ["ednn", "ednn_nr"])
 def test_ednn_predictor_answers_labels_and_counts_queries(ednn_folder, family):
-    from sernoise.attack.models import MODEL_FILES, EdnnAttackPredictor, load_predictor
+    from sernoise.attack.models import EdnnAttackPredictor, load_predictor, model_files
     from sernoise.training.ednn import predict_proba
 
-    assert all((ednn_folder / name).is_file() for name in MODEL_FILES[family])
+    assert all((ednn_folder / name).is_file() for name in model_files(family))
     predictor = load_predictor(family, ednn_folder)
     assert isinstance(predictor, EdnnAttackPredictor)
     batch = _tone_data(6).arrays + [speech(1.0, seed=2)] * 2  # lengths differ, two equal

@@ -414,11 +414,11 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     assert "gold_noisy" in (base / "export/README.txt").read_text()
     part = pd.read_csv(base / "partition.csv")
     assert (part["source"] == "config").all() and len(part) == 4
-    assert not (tmp_path / "results/tables/table2.csv").exists()
+    assert not (tmp_path / "results/ravdess/tables/table2.csv").exists()
 
     overlay["perception"]["responses"] = "results/ravdess/perception/simulated_responses.csv"
-    run_snakemake(tmp_path, overlay, "results/tables/table2.md", *targets)
-    table = pd.read_csv(tmp_path / "results/tables/table2.csv").set_index("condition")
+    run_snakemake(tmp_path, overlay, "results/ravdess/tables/table2.md", *targets)
+    table = pd.read_csv(tmp_path / "results/ravdess/tables/table2.csv").set_index("condition")
     assert table.loc["laugh", "n_pairs"] == 90 and table.loc["laugh", "frac_valence"] > 0.05
     part = pd.read_csv(base / "partition.csv").set_index("condition")
     assert part.loc["laugh", "perception"] == "altering" and part.loc["laugh", "source"] == "study"
@@ -426,4 +426,4 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     assert part.loc["drop-word", "source"] == "config"
     qc = json.loads((base / "qc.json").read_text())
     assert qc["n_excluded_workers"] >= 1 and 0 < qc["worker_failure_rate"] < 1
-    assert "kappa" in (tmp_path / "results/tables/table2.md").read_text()
+    assert "kappa" in (tmp_path / "results/ravdess/tables/table2.md").read_text()

@@ -20,8 +20,8 @@ SETS = ["all", "perception_retaining", "reverb"]
 KNOWLEDGE = ["none", "degradation"]
 BUDGETS = ["5", "15", "25", "inf"]
 UTTERANCES, RUNS = 3, 2
-TARGETS = ["results/tables/table5.csv", "results/tables/table5.md", "results/tables/table5.tex",
-           "results/plots/attack_budget.png"]
+TARGETS = ["results/ravdess/tables/table5.csv", "results/ravdess/tables/table5.md", "results/ravdess/tables/table5.tex",
+           "results/ravdess/plots/attack_budget.png"]
 
 
 def _attack_overlay(ravdess_root, noise_root) -> dict:
@@ -91,13 +91,13 @@ def test_knowledge_orders_the_attack(attack_run):
 
 def test_table5_layout_and_plot(attack_run):
     workdir, _ = attack_run
-    table = pd.read_csv(workdir / "results/tables/table5.csv")
+    table = pd.read_csv(workdir / "results/ravdess/tables/table5.csv")
     assert len(table) == len(KNOWLEDGE) * len(SETS) * len(BUDGETS)
     assert (table["n_pairs"] == N_FOLDS).all() and table["mean"].between(0, 1).all()
     assert set(table.loc[table["noise_set"] == "all", "comparison"].str.startswith("vs perception_retaining")) == {True}
-    md = (workdir / "results/tables/table5.md").read_text()
+    md = (workdir / "results/ravdess/tables/table5.md").read_text()
     assert "All noises**" in md and "Perception-retaining" in md and "Reverb" in md and "T-DNN" in md
-    assert (workdir / "results/plots/attack_budget.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/ravdess/plots/attack_budget.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_does_nothing_and_attack_is_deterministic(attack_run, tmp_path):

@@ -36,7 +36,7 @@ def _overlay(ravdess_root, noise_root) -> dict:
 _predictions = functools.partial(wf.predictions_path, "ednn")  # (regime, fold) -> path
 _model_dir = functools.partial(wf.model_dir, "ednn")  # (workdir, regime, fold) -> folder
 
-ednn_run = wf.module_run("ednn_run", _overlay, "results/tables/table3.csv", "results/tables/table3.md")
+ednn_run = wf.module_run("ednn_run", _overlay, "results/ravdess/tables/table3.csv", "results/ravdess/tables/table3.md")
 
 
 def test_the_tiny_stand_in_is_made_and_recorded(ednn_run):
@@ -75,14 +75,14 @@ def test_predictions_cover_the_test_role_in_every_condition(ednn_run):
 
 def test_table3_has_filled_ednn_columns_labelled_as_tiny(ednn_run):
     workdir, _ = ednn_run
-    cells = pd.read_csv(workdir / "results/tables/table3.csv")
+    cells = pd.read_csv(workdir / "results/ravdess/tables/table3.csv")
     assert set(cells["model"]) == {"ednn"}
     assert set(cells["model_label"]) == {f"E-DNN ({TINY_LABEL})"}
     clean = cells[(cells["row_key"] == "clean") & (cells["column"] == "clean")]
     assert clean["mean"].notna().all() and (clean["n_pairs"] == N_FOLDS).all()
     match = cells[(cells["column"] == "match") & (cells["row_key"] != "clean") & (cells["row_key"] != "ALL")]
     assert match["mean"].notna().all()
-    markdown = (workdir / "results/tables/table3.md").read_text()
+    markdown = (workdir / "results/ravdess/tables/table3.md").read_text()
     assert f"E-DNN ({TINY_LABEL})" in markdown.splitlines()[0]  # caption
     assert "stands in for facebook/wav2vec2-base" in markdown
     assert f"| E-DNN ({TINY_LABEL}) |" in markdown
@@ -90,10 +90,10 @@ def test_table3_has_filled_ednn_columns_labelled_as_tiny(ednn_run):
 
 def test_training_reads_train_pool_audio_and_rerun_does_nothing(ednn_run):
     workdir, overlay = ednn_run
-    proc = wf.run_snakemake(workdir, overlay, "results/tables/table3.csv")
+    proc = wf.run_snakemake(workdir, overlay, "results/ravdess/tables/table3.csv")
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    proc = wf.run_snakemake(workdir, overlay, "-n", _predictions("matched", 1), "--forcerun", "train_ednn")
-    inputs = re.findall(r"rule train_ednn:\n\s+input: ([^\n]+)", proc.stdout)
+    proc = wf.run_snakemake(workdir, overlay, "-n", _predictions("matched", 1), "--forcerun", "train_audio_model")
+    inputs = re.findall(r"rule train_audio_model:\n\s+input: ([^\n]+)", proc.stdout)
     assert len(inputs) == 1
     paths = [p.strip() for p in inputs[0].split(",")]
     augmented = [p for p in paths if "/augmented/" in p]

@@ -27,8 +27,8 @@ pytest.importorskip("pyrnnoise", reason="pyrnnoise is not installed (pip install
 
 CONDITIONS = TINY_CONDITIONS
 N_FOLDS = TINY_FOLDS
-TARGETS = [f"results/tables/table4.{ext}" for ext in ("csv", "md", "tex", "html")] + [
-    "results/tables/sweep.csv", "results/tables/sweep.md", "results/plots/sweep.png"]
+TARGETS = [f"results/ravdess/tables/table4.{ext}" for ext in ("csv", "md", "tex", "html")] + [
+    "results/ravdess/tables/sweep.csv", "results/ravdess/tables/sweep.md", "results/ravdess/plots/sweep.png"]
 
 
 def _overlay(ravdess_root, noise_root) -> dict:
@@ -94,18 +94,18 @@ def test_features_come_from_the_denoised_audio_only(nr_run):
 
 def test_table4_and_sweep(nr_run):
     workdir, _ = nr_run
-    table = pd.read_csv(workdir / "results/tables/table4.csv")
+    table = pd.read_csv(workdir / "results/ravdess/tables/table4.csv")
     assert set(table["model"]) == {"tdnn_nr", "ednn_nr"}
     assert (table.loc[table["model"] == "ednn_nr", "value"] == "–").all()
     nr = table[table["model"] == "tdnn_nr"]
     assert nr.loc[(nr["row_key"] == "clean") & (nr["column"] == "clean"), "mean"].between(0, 1).all()
     assert nr.loc[(nr["row_key"] == "env-nat-cont-snr10") & (nr["column"] == "match"), "n_pairs"].eq(N_FOLDS).all()
-    md = (workdir / "results/tables/table4.md").read_text()
+    md = (workdir / "results/ravdess/tables/table4.md").read_text()
     assert md.startswith("Table 4:") and "NR-T-DNN" in md and "NR-E-DNN" in md
-    assert "<title>Table 4</title>" in (workdir / "results/tables/table4.html").read_text()
-    sweep = pd.read_csv(workdir / "results/tables/sweep.csv")
+    assert "<title>Table 4</title>" in (workdir / "results/ravdess/tables/table4.html").read_text()
+    sweep = pd.read_csv(workdir / "results/ravdess/tables/sweep.csv")
     assert sorted(sweep["fraction"].unique()) == [0, 50] and (sweep["n_pairs"] == N_FOLDS).all()
-    assert (workdir / "results/plots/sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/ravdess/plots/sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_does_nothing(nr_run):

@@ -23,8 +23,8 @@ TESTED = ["env-nat-start", "env-nat-cont-snr20", "env-nat-cont-snr0", "env-hum-c
           "pitch-up"]
 # noise types restricted to the built conditions, as rules/common.smk does: hum, nat, fade
 REGIMES = ["clean", "matched", "mismatched-hum", "mismatched-nat", "mismatched-fade", "all"]
-TARGETS = ["results/tables/table3.csv", "results/tables/table3.md", "results/tables/table3.tex",
-           "results/tables/table3.html", "results/plots/uar_vs_snr.png", "results/plots/uar_per_condition.png"]
+TARGETS = ["results/ravdess/tables/table3.csv", "results/ravdess/tables/table3.md", "results/ravdess/tables/table3.tex",
+           "results/ravdess/tables/table3.html", "results/ravdess/plots/uar_vs_snr.png", "results/ravdess/plots/uar_per_condition.png"]
 EVALUATION_RULES = ["--allowed-rules", "compute_metrics", "make_table3", "plot_uar"]
 
 
@@ -54,13 +54,13 @@ def test_evaluation_outputs(evaluated):
     metrics = pd.read_csv(workdir / "results/ravdess/metrics/tdnn/metrics.csv")
     assert len(metrics.groupby(["regime", "fold", "rep", "task"])) == len(REGIMES) * 3 * 2 * 2
     assert set(metrics["condition"]) == {"clean"} | set(TESTED) - {"drop-letters"}
-    table = pd.read_csv(workdir / "results/tables/table3.csv")
+    table = pd.read_csv(workdir / "results/ravdess/tables/table3.csv")
     assert list(table.drop_duplicates("row_order")["row"]) == [
         "No noise", "All noises**", "Perception-retaining", "Nature: At start", "Nature: Cont. 20 dB",
         "Nature: Cont. 0 dB", "Human: Cont. 10 dB", "Fade in", "Drop letters"]
     worse = table[(table.row_key == "env-nat-cont-snr0") & (table.column == "clean")]
     assert worse["significant"].all() and (worse["direction"] == "down").all()
-    md = (workdir / "results/tables/table3.md").read_text()
+    md = (workdir / "results/ravdess/tables/table3.md").read_text()
     assert "Drop letters (drop-letters): skipped on this corpus (no alignment for this corpus)" in md
     assert "Fade in (fade-in): 30 of 120 utterances skipped (too short); its cells use the others." in md
     for plot in TARGETS[-2:]:

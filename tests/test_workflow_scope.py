@@ -44,13 +44,13 @@ def _job_counts(stdout: str) -> dict[str, int]:
 
 def test_model_regimes_narrow_one_model_only(tmp_path, ravdess_root, noise_root):
     overlay = _overlay(ravdess_root, noise_root)
-    proc = run_snakemake(tmp_path, overlay, "-n", "results/tables/table4.csv", "results/tables/table3.csv")
+    proc = run_snakemake(tmp_path, overlay, "-n", "results/ravdess/tables/table4.csv", "results/ravdess/tables/table3.csv")
     counts = _job_counts(proc.stdout)
     # tdnn: clean + matched + mismatched-{nat,fade,reverb} = 5 regimes; tdnn_nr: clean + matched
     per_regime = N_FOLDS * 2  # folds x tasks x 1 repetition
-    assert counts["train_tdnn"] == (5 + 2) * per_regime
-    assert counts["predict_tdnn"] == (5 + 2) * per_regime
-    assert "train_tdnn" in proc.stdout and "mismatched-nat" in proc.stdout
+    assert counts["train_model"] == (5 + 2) * per_regime
+    assert counts["predict_model"] == (5 + 2) * per_regime
+    assert "train_model" in proc.stdout and "mismatched-nat" in proc.stdout
     assert not re.search(r"models/tdnn_nr/mismatched", proc.stdout)
 
 

@@ -59,8 +59,8 @@ def test_model_folders_are_complete_and_load_with_weights_only(train_run):
 
 def test_training_reads_only_train_pool_features(train_run):
     workdir, overlay = train_run
-    proc = wf.run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "train_tdnn")
-    blocks = re.findall(r"rule train_tdnn:\n\s+input: ([^\n]+)", proc.stdout)
+    proc = wf.run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "train_model")
+    blocks = re.findall(r"rule train_model:\n\s+input: ([^\n]+)", proc.stdout)
     assert len(blocks) == len(REGIMES) * N_FOLDS
     features = [p.strip() for block in blocks for p in block.split(",") if "/features/" in p]
     assert any(p.endswith("/train.h5") for p in features)
@@ -79,6 +79,6 @@ def test_retraining_gives_identical_files(train_run):
     files = [folder / n for n in ("model.pt", "norm.npz", "hparams.yaml", "curve.csv", "selection.csv")]
     files.append(workdir / _predictions("matched", 1))
     before = [f.read_bytes() for f in files]
-    proc = wf.run_snakemake(workdir, overlay, _predictions("matched", 1), "--forcerun", "train_tdnn")
-    assert re.search(r"^train_tdnn\s+1$", proc.stdout + proc.stderr, flags=re.M)  # it did train again
+    proc = wf.run_snakemake(workdir, overlay, _predictions("matched", 1), "--forcerun", "train_model")
+    assert re.search(r"^train_model\s+1$", proc.stdout + proc.stderr, flags=re.M)  # it did train again
     assert [f.read_bytes() for f in files] == before

@@ -1,5 +1,5 @@
 """Rule make_sweep: the augmentation-fraction sweep (paper §8.4): UAR per fraction on clean and on
-perception-retaining test speech -> results/tables/sweep.{csv,md}, results/plots/sweep.png."""
+perception-retaining test speech -> results/{corpus}/tables/sweep.{csv,md}, results/{corpus}/plots/sweep.png."""
 
 from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.sweep import build_sweep, plot_sweep, write_sweep

@@ -46,8 +46,6 @@ PRETRAINED_ROOT = "resources/pretrained"
 READY = "ready.json"
 TINY_NAME = "tiny-random-wav2vec2"
 TINY_LABEL = "tiny random wav2vec2"
-#: Which pretrained key each E-DNN model family uses (paper §7.3: base; §7.4.2: large-robust).
-MODEL_BACKBONES = {"ednn": "wav2vec2_base", "ednn_nr": "wav2vec2_robust"}
 MISSING_MODES = ("download", "tiny_random")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Files a wav2vec2 backbone needs; the weights are the first pattern group present in the repo.
@@ -91,13 +89,6 @@ def folder_name(repo_id: str) -> str:
     if not isinstance(repo_id, str) or not _REPO_ID.fullmatch(repo_id) or "--" in repo_id:
         raise PretrainedError(f"{repo_id!r} is not a Hugging Face repo id of the form owner/name")
     return repo_id.replace("/", "--")
-
-
-def backbone_key(model: str) -> str:
-    try:
-        return MODEL_BACKBONES[model]
-    except KeyError:
-        raise PretrainedError(f"model {model!r} has no wav2vec2 backbone; known: {sorted(MODEL_BACKBONES)}") from None
 
 
 def resolve_backbone(pretrained: dict, key: str, *, root: str = PRETRAINED_ROOT, base_dir: str | Path = ".") -> Backbone:

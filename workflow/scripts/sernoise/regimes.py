@@ -37,7 +37,7 @@ conditions, each condition read from its own source for the column; only the Mat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 REGIME_KINDS = ("clean", "matched", "mismatched", "all")
 SWEEP_PREFIX = "fraction-"
@@ -55,6 +55,10 @@ class Regime:
     train_conditions: tuple[str, ...] = field(default_factory=tuple)
     held_out_type: str | None = None
     fraction: float | None = None  # fraction regimes: share of clean training utterances augmented (0, 1]
+
+    def as_dict(self) -> dict:
+        """Plain data (rule params; sernoise.training.artifacts.TrainingRun reads it back)."""
+        return asdict(self)
 
 
 def perception_of(config: dict, conditions: dict) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """Black-box access to a trained model: ``predictor(batch of 16 kHz audio arrays) -> class indices``.
 
 The attack only sees predicted labels (paper §7.5).  A predictor is built from a model folder
-(``results/{corpus}/models/{model}/{regime}/fold{k}/rep{r}/{task}/``) by the entry of
-:data:`PREDICTORS` for the model family; a new family registers a callable
-``(folder, device) -> predictor`` there and the files of its folder that the predictor reads in
-:data:`MODEL_FILES` (the attack rules' inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
+(``results/{corpus}/models/{model}/{regime}/fold{k}/rep{r}/{task}/``) by the ``attack`` entry
+point of the model family's registry entry (:mod:`sernoise.model_registry`): a callable
+``(folder, device) -> predictor``; the entry's ``model_files`` are the files of the folder that
+the predictor reads (the attack rules' inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
 RNNoise-denoised audio (``tdnn_nr``), the E-DNN on wav2vec2-base (``ednn``) and on
 wav2vec2-large-robust (``ednn_nr``); an E-DNN also reads the pre-trained backbone folder that its
 hparams.yaml names (the attack rules take that folder's completion marker as an input too).
@@ -16,27 +16,14 @@ the attack is spent in the model.
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from sernoise.pretrained import MODEL_BACKBONES
-
-# the E-DNN families: one model class on the wav2vec2 backbone of each (ednn, ednn_nr)
-EDNN_MODELS = tuple(MODEL_BACKBONES)
-# model family -> "module:callable" building a predictor from (model folder, device)
-PREDICTORS = {
-    "tdnn": "sernoise.attack.models:TdnnPredictor.from_folder",
-    "tdnn_nr": "sernoise.attack.models:TdnnNrPredictor.from_folder",
-    **dict.fromkeys(EDNN_MODELS, "sernoise.attack.models:EdnnAttackPredictor.from_folder"),
-}
-# model family -> files of its model folder the predictor reads (the rule's inputs)
-TDNN_FILES = ("model.pt", "hparams.yaml", "norm.npz")
-EDNN_FILES = ("model.pt", "hparams.yaml")
-MODEL_FILES = {"tdnn": TDNN_FILES, "tdnn_nr": TDNN_FILES, **dict.fromkeys(EDNN_MODELS, EDNN_FILES)}
+from sernoise.model_registry import RegistryError, get_model
+from sernoise.model_registry import load as load_entry_point
 
 
 class CountingPredictor:
@@ -76,7 +63,7 @@ class TdnnPredictor(CountingPredictor):
     """The T-DNN of paper §7.2 on raw audio: log Mel filterbanks (stored precision: float16),
     z-normalised with the model's training statistics (norm.npz), argmax of the scores.
 
-    This is the path of the stored features (``extract_features`` + ``predict_tdnn``), so the
+    This is the path of the stored features (``extract_features`` + ``predict_model``), so the
     label of a clean utterance equals the one in the predictions file.
     """
 
@@ -124,7 +111,7 @@ class EdnnAttackPredictor(CountingPredictor):
     softmax scores of the fine-tuned model, argmax.
 
     Wraps :class:`sernoise.training.ednn.EdnnPredictor` (``inner``), which loads the model folder as
-    rule ``predict_ednn`` does: hparams.yaml names the backbone folder, whose weights must be the
+    rule ``predict_audio_model`` does: hparams.yaml names the backbone folder, whose weights must be the
     ones the model was trained on (fingerprint), and model.pt holds the trained weights; batch size
     and mixed precision are those of its training.  ``save_path``: the wav2vec2 wrapper's cache folder (default:
     ``hf_cache`` beside the backbone folder, e.g. resources/pretrained/hf_cache, which the E-DNN
@@ -151,14 +138,17 @@ class EdnnAttackPredictor(CountingPredictor):
         return self.inner.scores(features)
 
 
+def model_files(model: str) -> tuple:
+    """Files of a model folder the attack predictor of ``model`` reads (the attack rules' inputs)."""
+    return tuple(get_model(model).model_files)
+
+
 def load_predictor(model: str, folder, device: str = "cpu"):
-    """The predictor of model family ``model`` for a model folder (KeyError names the known families)."""
+    """The attack predictor of model family ``model`` for a model folder (KeyError names the attackable families)."""
     try:
-        target = PREDICTORS[model]
-    except KeyError:
-        raise KeyError(f"no attack predictor for model {model!r}; known: {sorted(PREDICTORS)}") from None
-    module_name, attr = target.split(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj(folder, device)
+        target = get_model(model).attack
+    except RegistryError as error:
+        raise KeyError(str(error)) from None
+    if target is None:
+        raise KeyError(f"no attack predictor for model {model!r}: its registry entry has no attack entry point")
+    return load_entry_point(target)(folder, device)

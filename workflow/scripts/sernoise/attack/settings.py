@@ -10,7 +10,7 @@ to other sections, and resolves the noise sets to categories:
 * ``noise_sets``: name -> ``all`` (every category), ``retaining`` (the perception-retaining
   categories) or a list of categories;
 * ``models`` within ``training.models``, with an attack predictor
-  (:data:`sernoise.attack.models.PREDICTORS`: tdnn, tdnn_nr, ednn, ednn_nr) and trained in
+  (the model registry's ``attack`` entry point: tdnn, tdnn_nr, ednn, ednn_nr) and trained in
   ``regime`` (``training.model_regimes``, when it limits a model's regime kinds); null: every
   trained model that has a predictor and is trained in ``regime``; ``tasks`` within
   ``training.tasks`` (null: all of them); ``regime`` one of the regimes being trained;
@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 from .algorithm import check_budget
-from .models import PREDICTORS
+from sernoise.model_registry import registered_models
 from .perturb import AttackNoiseError, attack_kind
 
 
@@ -79,15 +79,16 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
     def in_regime(model) -> bool:
         return kind is None or model not in model_kinds or kind in model_kinds[model]
 
+    attackable = sorted(name for name, family in registered_models().items() if family.attack)
     models = attack.get("models")
     if models is None:  # every trained model that has a predictor and a model of the attacked regime
-        models = [m for m in trained if m in PREDICTORS and in_regime(m)]
+        models = [m for m in trained if m in attackable and in_regime(m)]
     for i, model in enumerate(models):
         if model not in trained:
             problems.append(f"config key attack.models[{i}]: model {model!r} is not trained (training.models: {trained})")
-        elif model not in PREDICTORS:
+        elif model not in attackable:
             problems.append(f"config key attack.models[{i}]: no attack predictor for model {model!r} "
-                            f"(sernoise.attack.models.PREDICTORS: {sorted(PREDICTORS)})")
+                            f"(model families with one: {attackable})")
         elif not in_regime(model):
             problems.append(f"config key attack.models[{i}]: model {model!r} is not trained in regime "
                             f"{attack['regime']!r} (training.model_regimes.{model}: {model_kinds[model]})")

@@ -11,20 +11,11 @@ from __future__ import annotations
 import importlib
 
 from .base import Condition, ConditionError, Context, Result, SkipUtterance
+from .catalog import CONDITION_TYPES
 
-# type name in config -> "module:Class" (imported lazily: SoX/rubberband wrappers, librosa...)
-TYPES = {
-    "env": "sernoise.conditions.env:EnvironmentalNoise",
-    "insert": "sernoise.conditions.insert:InsertClip",
-    "fade": "sernoise.conditions.fade:Fade",
-    "speed_segment": "sernoise.conditions.speed:SpeedSegment",
-    "speed_utterance": "sernoise.conditions.speed:SpeedUtterance",
-    "pitch": "sernoise.conditions.pitch:PitchShift",
-    "reverb": "sernoise.conditions.reverb:Reverb",
-    "drop_words": "sernoise.conditions.drop:DropWords",
-    "drop_letters": "sernoise.conditions.drop:DropLetters",
-    "filler": "sernoise.conditions.filler:Filler",
-}
+# type name in config -> "module:Class" (imported lazily: SoX/rubberband wrappers, librosa...);
+# the catalog also holds what the workflow plan needs to know of a type without importing it.
+TYPES = {name: ctype.target for name, ctype in CONDITION_TYPES.items()}
 
 
 def condition_class(type_name: str):

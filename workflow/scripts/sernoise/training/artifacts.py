@@ -1,4 +1,4 @@
-"""What the train rules (train_tdnn, train_ednn) share besides the training itself.
+"""What the train rules (train_model, train_audio_model; sernoise.training.tdnn_job, ednn_job) share besides the training itself.
 
 * :class:`TrainingRun`: which model a rule trains (model, regime, fold, repetition, task), its
   seed and its training sets.

@@ -302,7 +302,7 @@ def check_backbone(hparams: dict) -> str:
     backbone = hparams["backbone"]
     if backbone_fingerprint(backbone["folder"]) != backbone["fingerprint"]:
         raise ValueError(f"{backbone['folder']}: the backbone weights differ from those the model was trained on "
-                         "(re-run train_ednn)")
+                         "(re-run train_audio_model)")
     return backbone["folder"]
 
 

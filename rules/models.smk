@@ -1,0 +1,87 @@
+# Models (paper §7.1-7.4, SPEC §7-8): one training per (model, regime, fold, repetition, task),
+# hyper-parameters chosen on validation; each trained model predicts its fold's test-role
+# utterances, clean and in every built condition (TEST pool), into a predictions file that carries
+# its keys. Which code trains and predicts a model is its family's entry in sernoise.model_registry
+# (T-DNN: sernoise.training.tdnn_job, E-DNN: sernoise.training.ednn_job); a family reads filterbank
+# features (train_model / predict_model; the T-DNN-NR those of RNNoise-denoised audio) or the
+# waveform (train_audio_model / predict_audio_model: the same rules with audio inputs and the
+# pretrained backbone). Regimes and input functions: rules/common.smk (sernoise.plan).
+
+
+rule train_model:
+    input:
+        unpack(train_inputs),
+    output:
+        **model_outputs("features"),
+    log:
+        "logs/{corpus}/train/{model}/{regime}/fold{fold}/rep{rep}/{task}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/train/{model}/{regime}/fold{fold}/rep{rep}/{task}.tsv"
+    wildcard_constraints:
+        model=MODEL_WILDCARDS["features_model"],
+        regime=MODEL_WILDCARDS["regime"],
+        task=MODEL_WILDCARDS["task"],
+    conda:
+        "../envs/torch.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=model_resource("train", "mem_mb", 6000),
+        runtime=model_resource("train", "runtime", 480),
+        gpu=TRAIN_GPU,
+    params:
+        regime=lambda wc: training_regime(wc).as_dict(),
+        conditions=lambda wc: list(training_regime(wc).train_conditions),
+        seed=config["seed"],
+        augmented_per_clean=config["training"]["augmented_per_clean"],
+        device=config["training"]["device"],
+        settings=lambda wc: config[PLAN.family(wc.model).settings],
+        backbone=lambda wc: PLAN.backbones[wc.model].as_dict() if wc.model in PLAN.backbones else None,
+        save_path=f"{PRETRAINED_ROOT}/hf_cache",
+    script:
+        "../workflow/scripts/train_model.py"
+
+
+use rule train_model as train_audio_model with:
+    output:
+        **model_outputs("waveform"),
+    wildcard_constraints:
+        model=MODEL_WILDCARDS["waveform_model"],
+        regime=MODEL_WILDCARDS["regime"],
+        task=MODEL_WILDCARDS["task"],
+
+
+rule predict_model:
+    input:
+        unpack(predict_inputs),
+    output:
+        "results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv",
+    log:
+        "logs/{corpus}/predict/{model}/{regime}/fold{fold}/rep{rep}/{task}.log",
+    benchmark:
+        "benchmarks/snakemake/{corpus}/predict/{model}/{regime}/fold{fold}/rep{rep}/{task}.tsv"
+    wildcard_constraints:
+        model=MODEL_WILDCARDS["features_model"],
+        regime=MODEL_WILDCARDS["regime"],
+        task=MODEL_WILDCARDS["task"],
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=model_resource("predict", "mem_mb", 3000),
+        runtime=model_resource("predict", "runtime", 60),
+        gpu=TRAIN_GPU,
+    params:
+        conditions=PLAN.tested,
+        device=config["training"]["device"],
+        settings=lambda wc: config[PLAN.family(wc.model).settings],
+        save_path=f"{PRETRAINED_ROOT}/hf_cache",
+    script:
+        "../workflow/scripts/predict_model.py"
+
+
+use rule predict_model as predict_audio_model with:
+    wildcard_constraints:
+        model=MODEL_WILDCARDS["waveform_model"],
+        regime=MODEL_WILDCARDS["regime"],
+        task=MODEL_WILDCARDS["task"],
+    threads: config["training"]["threads"]
