@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from sernoise.tasks import config_problems as task_problems
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names each offending key."""
@@ -112,6 +114,7 @@ def _cross_checks(config: dict) -> list[str]:
         if condition not in (config.get("conditions") or {}):
             problems.append(f"config key denoise.conditions[{i}]: unknown condition {condition!r}; "
                             f"defined under conditions: {sorted(config.get('conditions') or {})}")
+    problems += task_problems(config)  # e.g. a mapping onto a class the task does not list
     return problems
 
 

@@ -5,6 +5,11 @@
 * :mod:`sernoise.training.loop`: one training with early stopping, and the grid search (the
   epoch loop, evaluation and grid search are shared with the E-DNN).
 * :mod:`sernoise.training.ednn`: the same for the E-DNN, on audio.
+* :mod:`sernoise.training.strategies`: named bundles of hooks into the shared epoch loop (examples
+  per epoch, batch transforms such as mixup, extra loss terms such as a teacher's, the selection
+  metric); ``standard`` is the plain loop.
+* :mod:`sernoise.training.losses`: the torch criteria of the tasks (:mod:`sernoise.tasks`):
+  cross-entropy, 1 - CCC.
 * :mod:`sernoise.training.predict`: a trained model's predictions on the fold's test data.
 * :mod:`sernoise.training.artifacts`: the run of a train rule and the files of a model folder
   besides the weights (curve, selection, hparams.yaml, versions.yaml).

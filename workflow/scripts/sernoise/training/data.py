@@ -22,8 +22,9 @@ only the amount of augmentation.  Training sets grow with p (n_clean + n example
 Conditions with no usable utterance (skipped on this corpus, e.g. drop-word without
 alignments) are left out of the pool and reported in :attr:`TrainingSets.left_out`.
 
-Labels: the manifest's ``activation_bin`` / ``valence_bin`` -> 0 low, 1 mid, 2 high
-(utterances without a bin for the task are left out and counted).
+Labels: the task's targets (:mod:`sernoise.tasks`); for the built-in tasks the manifest's
+``activation_bin`` / ``valence_bin`` -> 0 low, 1 mid, 2 high (utterances without a target for the
+task are left out and counted).
 
 z-normalisation (paper §7.2.1): mean and standard deviation per filterbank channel over
 all frames of the TRAINING examples (clean and augmented) only; the same statistics are
@@ -47,10 +48,10 @@ import pandas as pd
 from sernoise.features import N_MELS, FeatureArchive
 from sernoise.folds import split_of
 from sernoise.seeds import derive_seed
+from sernoise.tasks import TaskError, get_task
 
 LABELS = ("low", "mid", "high")
 LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
-TASK_COLUMNS = {"activation": "activation_bin", "valence": "valence_bin"}
 CLEAN = "clean"
 STD_FLOOR = 1e-5
 
@@ -99,24 +100,17 @@ class TrainingSets:
         }
 
 
-def task_column(task: str) -> str:
+def labels_of(manifest: pd.DataFrame, task, *, corpus: str | None = None, config=None) -> dict:
+    """utt_id -> target of the task (class index; ratings tuple for a dimensional task); utterances without one are absent.
+
+    ``task``: a name resolved by :func:`sernoise.tasks.get_task` (the built-in ``activation`` /
+    ``valence`` bins, or a ``tasks:`` entry of ``config``) or a :class:`sernoise.tasks.Task`;
+    ``corpus`` names the manifest's corpus (categorical and dimensional tasks need it).
+    """
     try:
-        return TASK_COLUMNS[task]
-    except KeyError:
-        raise TrainingDataError(f"unknown task {task!r}; known: {sorted(TASK_COLUMNS)}") from None
-
-
-def labels_of(manifest: pd.DataFrame, task: str) -> dict[str, int]:
-    """utt_id -> class index for the task; utterances with an empty bin are absent."""
-    column = task_column(task)
-    labels = {}
-    for utt_id, value in zip(manifest["utt_id"].astype(str), manifest[column].fillna("").astype(str)):
-        if value == "":
-            continue
-        if value not in LABEL_INDEX:
-            raise TrainingDataError(f"manifest column {column}: {utt_id} has bin {value!r}; expected one of {LABELS}")
-        labels[utt_id] = LABEL_INDEX[value]
-    return labels
+        return get_task(task, config).targets(manifest, corpus)
+    except TaskError as error:
+        raise TrainingDataError(str(error)) from None
 
 
 def role_utterances(manifest: pd.DataFrame, folds: pd.DataFrame, fold: int, role: str) -> list[str]:
@@ -198,13 +192,17 @@ def assemble(
     seed: int,
     augmented_per_clean: float,
     available: Mapping[str, Iterable[str]],
+    corpus: str | None = None,
+    config=None,
 ) -> TrainingSets:
     """Training and validation examples of one (regime, fold, repetition, task); see the module doc.
 
     ``regime`` is a :class:`sernoise.regimes.Regime`; ``available`` maps each of its
-    ``train_conditions`` to the utterances of its TRAIN-pool dataset with status ok.
+    ``train_conditions`` to the utterances of its TRAIN-pool dataset with status ok.  ``task`` is a
+    task name (it is part of the draws' seeds); ``corpus`` and ``config`` resolve it as in
+    :func:`labels_of` (needed for tasks other than the built-in bins).
     """
-    labels = labels_of(manifest, task)
+    labels = labels_of(manifest, task, corpus=corpus, config=config)
     examples = {}
     n_unlabelled = 0
     left_out: dict[str, str] = {}

@@ -33,15 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from sernoise.audio_store import AudioStore
-from sernoise.models.ednn import EDNN, HPARAM_KEYS, EDNNConfig, relative_lengths
+from sernoise.models.ednn import EDNN, HPARAM_KEYS, N_CLASSES, EDNNConfig, relative_lengths
 from sernoise.training.data import Example, TrainingDataError, load_by_condition
 from sernoise.training.loop import (
     LabelledArrays, TrainingError, TrainResult, ValidationEvaluator, grid_combinations, loss_weights, padded_batch,
-    run_epochs, search_grid, softmax_scores, start_training,
+    prepare_task, run_epochs, search_grid, softmax_scores, start_training,
 )
+from sernoise.training.losses import task_loss
+from sernoise.training.strategies import STANDARD, Strategy, StrategyRun
 from sernoise.training.predict import load_weights, save_state
 
 SAMPLE_RATE = 16000
@@ -79,10 +80,10 @@ class EDNNSettings:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "device"}
 
 
-def model_config(ednn: dict, point: dict | None = None) -> EDNNConfig:
-    """The EDNNConfig of config ``ednn`` (freeze, top_k, dropout) and one grid point."""
+def model_config(ednn: dict, point: dict | None = None, n_outputs: int = N_CLASSES) -> EDNNConfig:
+    """The EDNNConfig of config ``ednn`` (freeze, top_k, dropout), one grid point and the task's output size."""
     values = {"freeze": ednn.get("freeze", "feature_extractor"), "top_k": int(ednn.get("top_k", 2)),
-              "dropout": float(ednn.get("dropout", 0.1))}
+              "dropout": float(ednn.get("dropout", 0.1)), "n_classes": int(n_outputs)}
     values.update({k: int(v) for k, v in (point or {}).items()})
     return EDNNConfig(**values)
 
@@ -193,8 +194,8 @@ def predict_proba(model: EDNN, arrays: list[np.ndarray], batch_size: int = 16, d
 class _Evaluator(ValidationEvaluator):
     """E-DNN validation: each batch padded when it is needed (whole waveforms would fill the device)."""
 
-    def __init__(self, data: WaveData, batch_size: int, device, weight, dtype):
-        super().__init__(data, batch_size, weight)
+    def __init__(self, data: WaveData, batch_size: int, device, weight, dtype, task=None, metrics=()):
+        super().__init__(data, batch_size, weight, task, metrics)
         self.data, self.device, self.dtype = data, device, dtype
 
     def batch_logits(self, model: EDNN):
@@ -225,36 +226,44 @@ def build_optimizer(model: EDNN, settings: EDNNSettings) -> torch.optim.Optimize
 
 
 def train_one(config: EDNNConfig, backbone_folder, train: WaveData, val: WaveData, settings: EDNNSettings,
-              seed: int, *, save_path=None, progress=None, tag: str = "") -> EDNNResult:
-    """Fine-tune one E-DNN; the returned state is the best epoch's trainable parameters (on the CPU)."""
+              seed: int, *, save_path=None, progress=None, tag: str = "", task=None,
+              strategy: Strategy | None = None) -> EDNNResult:
+    """Fine-tune one E-DNN; the returned state is the best epoch's trainable parameters (on the CPU).
+
+    ``task`` and ``strategy`` as for the T-DNN (:func:`sernoise.training.loop.train_one`).
+    """
     rng = start_training(train, val, seed)
+    task, strategy, metrics = prepare_task(task, strategy, config.n_classes, train, settings.class_weighting)
     device = torch.device(settings.device)
     model = EDNN(config, backbone_folder, save_path=save_path).to(device)
     dtype = autocast_dtype(device, settings.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
-    criterion = nn.CrossEntropyLoss(weight=weight)
+    hooks = StrategyRun(strategy, seed, len(train), task_loss(task, weight), config.n_classes)
     optimiser = build_optimizer(model, settings)
     labels = torch.from_numpy(train.labels)
     max_samples = None if settings.max_seconds is None else int(round(settings.max_seconds * SAMPLE_RATE))
+
+    def forward(wav, lens):
+        with _autocast(device, dtype):
+            return model(wav, lens)
 
     def step(index):
         wav, lens = collate_waves(train.arrays, index, device, max_samples=max_samples, rng=rng)
         y = labels[index].to(device)
         optimiser.zero_grad(set_to_none=True)
-        with _autocast(device, dtype):
-            logits = model(wav, lens)
-        loss = criterion(logits.float(), y)
+        loss = hooks.batch_loss(model, forward, index, (wav, lens), y)
         scaler.scale(loss).backward()
         scaler.step(optimiser)
         scaler.update()
         return loss
 
     fitted = run_epochs(
-        model, step, _Evaluator(val, settings.eval_batch_size, device, weight, dtype), model.trainable_state,
+        model, step, _Evaluator(val, settings.eval_batch_size, device, weight, dtype, task, metrics).scores,
+        model.trainable_state,
         lengths=train.lengths if max_samples is None else np.minimum(train.lengths, max_samples),
         batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
-        progress=progress, tag=tag,
+        progress=progress, tag=tag, items=hooks.epoch_items, select=strategy.selection_metric,
     )
     return EDNNResult(
         config=config, **fitted, n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -262,20 +271,21 @@ def train_one(config: EDNNConfig, backbone_folder, train: WaveData, val: WaveDat
     )
 
 
-def grid_points(ednn: dict) -> list[EDNNConfig]:
-    """Every combination of ``ednn.grid`` (dense_layers, dense_units), in a fixed order."""
+def grid_points(ednn: dict, n_outputs: int = N_CLASSES) -> list[EDNNConfig]:
+    """Every combination of ``ednn.grid`` (dense_layers, dense_units), in a fixed order; ``n_outputs`` outputs."""
     points = grid_combinations(ednn.get("grid") or {}, HPARAM_KEYS, EDNNConfig(), "ednn.grid")
-    return [model_config(ednn, point) for point in points]
+    return [model_config(ednn, point, n_outputs) for point in points]
 
 
 def grid_search(ednn: dict, backbone_folder, train: WaveData, val: WaveData, settings: EDNNSettings, seed: int,
-                *, save_path=None, progress=None) -> tuple[EDNNResult, list[dict]]:
-    """Train every grid point; the result with the lowest best validation loss and one row per point."""
+                *, save_path=None, progress=None, task=None,
+                strategy: Strategy | None = None) -> tuple[EDNNResult, list[dict]]:
+    """Train every grid point (output layer sized by ``task``); the best result and one row per point."""
     return search_grid(
-        grid_points(ednn), HPARAM_KEYS,
+        grid_points(ednn, N_CLASSES if task is None else task.output_size), HPARAM_KEYS,
         lambda config, tag: train_one(config, backbone_folder, train, val, settings, seed, save_path=save_path,
-                                      progress=progress, tag=tag),
-        progress=progress,
+                                      progress=progress, tag=tag, task=task, strategy=strategy),
+        progress=progress, select=(strategy or STANDARD).selection_metric,
     )
 
 

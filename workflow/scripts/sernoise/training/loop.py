@@ -27,6 +27,13 @@ deterministic; batch order comes from a NumPy generator with the same seed.  On 
 seed and data give bit-identical weights; on CUDA, torch's deterministic mode is asked for
 with ``warn_only`` (a kernel without a deterministic version warns instead of failing).
 
+Tasks and strategies: a training predicts one task (:mod:`sernoise.tasks`: its output size,
+loss and validation metrics; default the 3-bin classification) and follows one strategy
+(:mod:`sernoise.training.strategies`: the examples of each epoch, batch transforms, extra loss
+terms, the validation metric that selects the best epoch and grid point).  The default
+strategy sets no hook and selects on the validation loss: training is then exactly the plain
+loop described above (same operations, same random draws).
+
 Shared with the E-DNN (:mod:`sernoise.training.ednn`), which differs in model, optimiser,
 precision and data but not in how it is trained and selected: :class:`LabelledArrays`,
 :func:`padded_batch`, :func:`softmax_scores`, :class:`ValidationEvaluator`,
@@ -47,6 +54,9 @@ import torch
 from torch import nn
 
 from sernoise.models.tdnn import HPARAM_KEYS, N_CLASSES, TDNN, TDNNConfig
+from sernoise.tasks import BUILTIN_TASKS, Task, is_better
+from sernoise.training.losses import task_loss
+from sernoise.training.strategies import STANDARD, Strategy, StrategyRun
 
 BUCKET_BATCHES = 16
 
@@ -88,11 +98,13 @@ class LabelledArrays:
     """
 
     arrays: list[np.ndarray]
-    labels: np.ndarray
+    labels: np.ndarray  # class indices (int64), or (n, attributes) float32 targets of a dimensional task
     noun = "arrays"  # what an array is, for error messages (a class attribute, not a field)
 
     def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        labels = np.asarray(self.labels)
+        floats = labels.size > 0 and labels.dtype.kind == "f"
+        self.labels = labels.astype(np.float32) if floats else labels.astype(np.int64)
         if len(self.arrays) != len(self.labels):
             raise TrainingError(f"{len(self.arrays)} {self.noun} but {len(self.labels)} labels")
         self.lengths = np.asarray([a.shape[0] for a in self.arrays], dtype=np.int64)
@@ -119,6 +131,8 @@ class TrainResult:
     seconds: float
     curve: list[dict] = field(default_factory=list)
     stopped_early: bool = False
+    selection_metric: str = "loss"  # the validation metric that chose best_epoch
+    best_val_score: float = math.nan  # its value at best_epoch
 
 
 def resolve_device(name: str) -> str:
@@ -246,17 +260,24 @@ def predict_proba(model: nn.Module, arrays: list[np.ndarray], batch_size: int = 
 
 
 class ValidationEvaluator:
-    """Validation loss and UAR of a model over fixed length-sorted batches.
+    """Validation loss and metrics of a model over fixed length-sorted batches.
 
-    The loss is the training criterion (with class weights, if any) summed over all examples and
-    divided by their total weight: the weighted mean over the validation set, whatever the
-    batching.  Subclasses say how a batch reaches the model (:meth:`batch_logits`).
+    Classification: the loss is the training criterion (with class weights, if any) summed over
+    all examples and divided by their total weight: the weighted mean over the validation set,
+    whatever the batching; the metrics are ``uar`` and those of ``metrics`` (the task's, e.g.
+    ``f1_weighted``).  Dimensional task: the loss is the task loss (1 - mean CCC) over the whole
+    validation set, the metrics all the task's (``ccc`` and per attribute).  Subclasses say how a
+    batch reaches the model (:meth:`batch_logits`).
     """
 
-    def __init__(self, data: LabelledArrays, batch_size: int, weight: torch.Tensor | None):
+    def __init__(self, data: LabelledArrays, batch_size: int, weight: torch.Tensor | None,
+                 task: Task | None = None, metrics=()):
         self.index_batches = sorted_batches(data.lengths, batch_size)
         self.labels = np.concatenate([data.labels[i] for i in self.index_batches])
-        self.criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
+        self.task = task if task is not None else BUILTIN_TASKS["activation"]
+        self.metrics = tuple(metrics) if self.task.is_classification else self.task.metric_names
+        self.criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum") if self.task.is_classification \
+            else task_loss(self.task)
         self.weight = weight
         self.denominator = float(weight[torch.from_numpy(self.labels).to(weight.device)].sum()) if weight is not None \
             else float(len(self.labels))
@@ -265,21 +286,40 @@ class ValidationEvaluator:
         """Yield (logits, labels on the device) for each batch of ``index_batches``, in order."""
         raise NotImplementedError
 
-    @torch.no_grad()
     def __call__(self, model: nn.Module) -> tuple[float, float]:
+        """(validation loss, validation UAR; NaN for a dimensional task)."""
+        scores = self.scores(model)
+        return scores["loss"], scores.get("uar", math.nan)
+
+    @torch.no_grad()
+    def scores(self, model: nn.Module) -> dict[str, float]:
+        """{"loss": validation loss, metric: value} for ``uar`` (classification) and the evaluator's metrics."""
         model.eval()
-        total, predicted = 0.0, []
+        total, predicted, outputs = 0.0, [], []
+        classification = self.task.is_classification
         for logits, y in self.batch_logits(model):
-            total += float(self.criterion(logits.float(), y))
-            predicted.append(logits.argmax(dim=1).cpu().numpy())
-        return total / self.denominator, uar(self.labels, np.concatenate(predicted))
+            if classification:
+                total += float(self.criterion(logits.float(), y))
+                predicted.append(logits.argmax(dim=1).cpu().numpy())
+            if self.metrics:
+                outputs.append(logits.float().cpu())
+        if classification:
+            scores = {"loss": total / self.denominator, "uar": uar(self.labels, np.concatenate(predicted))}
+        else:
+            scores = {"loss": float(self.criterion(torch.cat(outputs), torch.from_numpy(self.labels)))}
+        wanted = [m for m in self.metrics if m not in scores]
+        if wanted:
+            values = self.task.metrics(self.labels, torch.cat(outputs).numpy())
+            scores.update({m: values[m] for m in wanted})
+        return scores
 
 
 class _Evaluator(ValidationEvaluator):
     """T-DNN validation, with the batches padded once and kept on the device (feature sequences are small)."""
 
-    def __init__(self, data: SequenceData, batch_size: int, device, weight: torch.Tensor | None):
-        super().__init__(data, batch_size, weight)
+    def __init__(self, data: SequenceData, batch_size: int, device, weight: torch.Tensor | None,
+                 task: Task | None = None, metrics=()):
+        super().__init__(data, batch_size, weight, task, metrics)
         self.batches = [(collate(data.arrays, index, device), torch.from_numpy(data.labels[index]).to(device))
                         for index in self.index_batches]
 
@@ -306,44 +346,70 @@ def loss_weights(labels: np.ndarray, n_classes: int, device, class_weighting: bo
     return torch.from_numpy(class_weights(labels, n_classes)).to(device)
 
 
+def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, chosen) -> list[np.ndarray]:
+    """The batches of one epoch: of every example (``chosen`` None), or of the examples ``chosen`` (repeats allowed).
+
+    Either way :func:`bucket_batches` with ``rng``; the batches hold example indices.
+    """
+    if chosen is None:
+        return bucket_batches(lengths, batch_size, rng)
+    chosen = np.asarray(chosen)
+    if chosen.ndim != 1 or chosen.size == 0 or chosen.dtype.kind not in "iu" \
+            or chosen.min() < 0 or chosen.max() >= len(lengths):
+        raise TrainingError(f"the examples of an epoch must be a non-empty list of indices in [0, {len(lengths)})")
+    return [chosen[index] for index in bucket_batches(lengths[chosen], batch_size, rng)]
+
+
 def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarray, batch_size: int,
                rng: np.random.Generator, max_epochs: int, patience: int | None, progress=None,
-               tag: str = "") -> dict:
+               tag: str = "", items=None, select: str = "loss") -> dict:
     """The epochs of one training with early stopping and the best epoch kept (T-DNN and E-DNN alike).
 
     Each epoch calls ``step(index)`` (one optimiser step on the examples ``index``; returns that
     batch's mean loss) for every length-bucketed batch of ``lengths`` (:func:`bucket_batches`
-    with ``rng``), then ``evaluate(model)`` -> (validation loss, validation UAR).  ``snapshot()``
-    is taken at every epoch that lowers the (finite) validation loss.  Training stops after
-    ``patience`` epochs without improvement (None: never) or ``max_epochs`` epochs.
+    with ``rng``), then ``evaluate(model)`` -> {"loss": validation loss, metric: value, ...}
+    (or the pair (validation loss, validation UAR)).  ``items(epoch, model, curve)``, if given,
+    returns the indices of the examples of that epoch (None: all; see
+    :meth:`sernoise.training.strategies.StrategyRun.epoch_items`).  ``snapshot()`` is taken at
+    every epoch that improves the (finite) validation metric ``select``: ``loss`` (lower is
+    better; the default) or a metric ``evaluate`` returns (``uar``, ``f1_weighted``, ``ccc``:
+    higher is better).  Training stops after ``patience`` epochs without improvement (None:
+    never) or ``max_epochs`` epochs.
 
     Returns the keyword arguments of a :class:`TrainResult` other than ``config``, the best
     epoch's snapshot as ``state_dict``.
     """
-    best_loss, best_uar, best_epoch, best_state = math.inf, float("nan"), 0, None
+    best_score, best_scores, best_epoch, best_state = None, {}, 0, None
     curve, waited, stopped_early = [], 0, False
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
         tick = time.perf_counter()
+        chosen = None if items is None else items(epoch, model, curve)
         model.train()
         total, count = 0.0, 0
-        for index in bucket_batches(lengths, batch_size, rng):
+        for index in epoch_batches(lengths, batch_size, rng, chosen):
             loss = step(index)
             total += float(loss.detach()) * len(index)
             count += len(index)
         train_loss = total / count
-        val_loss, val_uar = evaluate(model)
-        curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_uar": val_uar})
-        improved = math.isfinite(val_loss) and val_loss < best_loss
+        scores = evaluate(model)
+        if not isinstance(scores, dict):
+            scores = dict(zip(("loss", "uar"), scores))
+        if select not in scores:
+            raise TrainingError(f"{tag}selection metric {select!r} is not among the validation metrics {sorted(scores)}")
+        curve.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in scores.items()}})
+        improved = is_better(select, scores[select], best_score)
         if improved:
-            best_loss, best_uar, best_epoch, waited = val_loss, val_uar, epoch, 0
+            best_score, best_scores, best_epoch, waited = scores[select], scores, epoch, 0
             best_state = snapshot()
         else:
             waited += 1
         if progress is not None:
+            others = "".join(f" val_{k} {v:.3f}" for k, v in scores.items() if k not in ("loss", "uar"))
             progress(
-                f"{tag}epoch {epoch}/{max_epochs} train_loss {train_loss:.4f} val_loss {val_loss:.4f} "
-                f"val_uar {val_uar:.3f} ({time.perf_counter() - tick:.1f} s){' *' if improved else ''}"
+                f"{tag}epoch {epoch}/{max_epochs} train_loss {train_loss:.4f} val_loss {scores['loss']:.4f} "
+                f"val_uar {scores.get('uar', math.nan):.3f}{others} ({time.perf_counter() - tick:.1f} s)"
+                f"{' *' if improved else ''}"
             )
         if not math.isfinite(train_loss):
             raise TrainingError(f"{tag}training loss is {train_loss} at epoch {epoch}")
@@ -351,17 +417,45 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
             stopped_early = epoch < max_epochs
             break
     if best_state is None:
-        raise TrainingError(f"{tag}validation loss was never finite")
+        raise TrainingError(f"{tag}validation {'loss' if select == 'loss' else select} was never finite")
     return {
         "state_dict": best_state,
         "best_epoch": best_epoch,
-        "best_val_loss": best_loss,
-        "best_val_uar": best_uar,
+        "best_val_loss": best_scores["loss"],
+        "best_val_uar": best_scores.get("uar", math.nan),
         "epochs_run": len(curve),
         "seconds": time.perf_counter() - start,
         "curve": curve,
         "stopped_early": stopped_early,
+        "selection_metric": select,
+        "best_val_score": best_score,
     }
+
+
+def prepare_task(task: Task | None, strategy: Strategy | None, n_outputs: int, train: LabelledArrays,
+                 class_weighting: bool) -> tuple[Task, Strategy, tuple[str, ...]]:
+    """Check that a model of ``n_outputs`` outputs, ``strategy`` and the settings fit the task.
+
+    Returns the task (None: the built-in 3-bin classification), the strategy (None: standard)
+    and the validation metrics to compute besides the loss (classification: ``uar``, plus the
+    selection metric).
+    """
+    explicit = task is not None
+    task = task if explicit else BUILTIN_TASKS["activation"]
+    strategy = strategy or STANDARD
+    if explicit and n_outputs != task.output_size:
+        raise TrainingError(f"task {task.name!r} needs {task.output_size} model outputs, the model has {n_outputs}")
+    if task.is_classification != (train.labels.dtype.kind != "f"):
+        raise TrainingError(f"task {task.name!r} ({task.kind}) does not fit the targets given ({train.labels.dtype})")
+    if class_weighting and not task.is_classification:
+        raise TrainingError(f"class_weighting applies to classification tasks only, not {task.name!r}")
+    select = strategy.selection_metric
+    allowed = ("loss", "uar", "f1_weighted") if task.is_classification else ("loss", "ccc")
+    if select not in allowed:
+        raise TrainingError(f"selection metric {select!r} does not apply to task {task.name!r} ({task.kind}); "
+                            f"choose one of {list(allowed)}")
+    metrics = ("uar",) + ((select,) if select == "f1_weighted" else ())
+    return task, strategy, metrics
 
 
 def train_one(
@@ -373,13 +467,20 @@ def train_one(
     *,
     progress=None,
     tag: str = "",
+    task: Task | None = None,
+    strategy: Strategy | None = None,
 ) -> TrainResult:
-    """Train one T-DNN with early stopping; the returned state is the best epoch's (on the CPU)."""
+    """Train one T-DNN with early stopping; the returned state is the best epoch's (on the CPU).
+
+    ``task`` (default: 3-bin classification) must have ``config.n_classes`` outputs;
+    ``strategy`` (default: standard) hooks into the epochs (see the module doc).
+    """
     rng = start_training(train, val, seed)
+    task, strategy, metrics = prepare_task(task, strategy, config.n_classes, train, settings.class_weighting)
     device = torch.device(settings.device)
     model = TDNN(config).to(device)
     weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
-    criterion = nn.CrossEntropyLoss(weight=weight)
+    hooks = StrategyRun(strategy, seed, len(train), task_loss(task, weight), config.n_classes)
     optimiser = torch.optim.RMSprop(model.parameters(), lr=settings.learning_rate)
     labels = torch.from_numpy(train.labels)
 
@@ -387,7 +488,7 @@ def train_one(
         x, n = collate(train.arrays, index, device, max_frames=settings.max_frames, rng=rng)
         y = labels[index].to(device)
         optimiser.zero_grad(set_to_none=True)
-        loss = criterion(model(x, n), y)
+        loss = hooks.batch_loss(model, model, index, (x, n), y)
         loss.backward()
         optimiser.step()
         return loss
@@ -396,10 +497,10 @@ def train_one(
         return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     fitted = run_epochs(
-        model, step, _Evaluator(val, settings.batch_size, device, weight), snapshot,
+        model, step, _Evaluator(val, settings.batch_size, device, weight, task, metrics).scores, snapshot,
         lengths=train.lengths if settings.max_frames is None else np.minimum(train.lengths, settings.max_frames),
         batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
-        progress=progress, tag=tag,
+        progress=progress, tag=tag, items=hooks.epoch_items, select=strategy.selection_metric,
     )
     return TrainResult(config=config, **fitted)
 
@@ -420,18 +521,24 @@ def grid_combinations(grid: dict, keys, defaults, config_key: str) -> list[dict]
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def grid_points(grid: dict) -> list[TDNNConfig]:
-    """Every combination of the grid (config ``tdnn.grid``), in a fixed order (keys as in HPARAM_KEYS)."""
-    return [TDNNConfig(**point) for point in grid_combinations(grid, HPARAM_KEYS, TDNNConfig(), "tdnn.grid")]
+def grid_points(grid: dict, n_outputs: int = N_CLASSES) -> list[TDNNConfig]:
+    """Every combination of the grid (config ``tdnn.grid``), in a fixed order (keys as in HPARAM_KEYS).
+
+    ``n_outputs``: the size of the output layer (the task's :attr:`~sernoise.tasks.Task.output_size`).
+    """
+    return [TDNNConfig(**point, n_classes=n_outputs)
+            for point in grid_combinations(grid, HPARAM_KEYS, TDNNConfig(), "tdnn.grid")]
 
 
-def search_grid(points: list, keys, train_point, *, progress=None) -> tuple:
+def search_grid(points: list, keys, train_point, *, progress=None, select: str = "loss") -> tuple:
     """Train every grid point with ``train_point(config, tag)``; the best result and one selection row per point.
 
-    Best: the lowest best validation loss (ties: the first point in grid order).  A row holds
-    the point's index, its hyper-parameters ``keys`` and its training outcome, no timings.
+    Best: the best validation ``select`` metric at the point's best epoch (default: the lowest
+    best validation loss; ties: the first point in grid order).  A row holds the point's index,
+    its hyper-parameters ``keys`` and its training outcome, no timings (and the selection
+    metric's value when it is neither the loss nor the UAR).
     """
-    best, rows, best_index = None, [], 0
+    best, rows, best_index, best_score = None, [], 0, None
     for i, config in enumerate(points):
         tag = f"[grid {i + 1}/{len(points)}] " if len(points) > 1 else ""
         if progress is not None:
@@ -446,11 +553,13 @@ def search_grid(points: list, keys, train_point, *, progress=None) -> tuple:
             "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss,
             "val_uar_at_best": result.best_val_uar,
+            **({f"val_{select}_at_best": result.best_val_score} if select not in ("loss", "uar") else {}),
             "epochs_run": result.epochs_run,
             "selected": False,
         })
-        if best is None or result.best_val_loss < best.best_val_loss:
-            best, best_index = result, i
+        score = result.best_val_loss if select == "loss" else result.best_val_score
+        if best is None or is_better(select, score, best_score):
+            best, best_index, best_score = result, i, score
         del result  # a worse point's weights are freed before the next point trains
     rows[best_index]["selected"] = True
     return best, rows
@@ -464,10 +573,13 @@ def grid_search(
     seed: int,
     *,
     progress=None,
+    task: Task | None = None,
+    strategy: Strategy | None = None,
 ) -> tuple[TrainResult, list[dict]]:
-    """Train every grid point; the result with the lowest best validation loss and one row per point."""
+    """Train every grid point (output layer sized by ``task``); the best result (see :func:`search_grid`) and one row per point."""
     return search_grid(
-        grid_points(grid), HPARAM_KEYS,
-        lambda config, tag: train_one(config, train, val, settings, seed, progress=progress, tag=tag),
-        progress=progress,
+        grid_points(grid, N_CLASSES if task is None else task.output_size), HPARAM_KEYS,
+        lambda config, tag: train_one(config, train, val, settings, seed, progress=progress, tag=tag, task=task,
+                                      strategy=strategy),
+        progress=progress, select=(strategy or STANDARD).selection_metric,
     )
