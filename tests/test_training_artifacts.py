@@ -65,10 +65,11 @@ def test_training_run_seed_title_and_record():
     assert run.record() == {
         "seed": run.seed, "config_seed": 42, "regime": "mismatched-nat", "regime_kind": "mismatched",
         "regime_conditions": ["c1", "c2"], "held_out_type": "nat", "fold": 2, "rep": 1, "task": "activation",
-        "labels": ["low", "mid", "high"],
+        "task_kind": "bins", "labels": ["low", "mid", "high"],
+        "strategy": {"name": "standard", "selection_metric": "loss"},
     }
     assert list(run.record()) == ["seed", "config_seed", "regime", "regime_kind", "regime_conditions",
-                                  "held_out_type", "fold", "rep", "task", "labels"]
+                                  "held_out_type", "fold", "rep", "task", "task_kind", "labels", "strategy"]
 
 
 def test_hparams_fields_keep_their_order_and_plain_types(tmp_path):

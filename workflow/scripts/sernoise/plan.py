@@ -27,10 +27,10 @@ from sernoise.conditions.catalog import CatalogError, ConditionInfo, describe_co
 from sernoise.model_registry import ModelFamily, RegistryError, get_model, registered_models
 from sernoise.pretrained import PRETRAINED_ROOT, Backbone, PretrainedError, folder_name, resolve_backbone
 from sernoise.regimes import Regime, RegimeError, build_regimes, sweep_regimes
+from sernoise.tasks import TaskError, get_task
+from sernoise.training.strategies import StrategyError, get_strategy
 
 TABLE_FORMATS = ("csv", "md", "tex", "html")
-# Tasks of the paper (3 bins); sernoise.tasks extends the list from config.
-BUILTIN_TASKS = {"activation": "bins", "valence": "bins"}
 
 
 class PlanError(ValueError):
@@ -63,6 +63,7 @@ class Plan:
     pools: list[str]
     tasks: list[str]
     task_kinds: dict[str, str]
+    strategy: str  # training.strategy.name (sernoise.training.strategies)
     models: dict[str, ModelFamily]  # training.models, in config order
     regimes: dict[str, Regime]  # the trained regimes (sweep excluded)
     model_regimes: dict[str, list[str]]
@@ -259,23 +260,25 @@ def _conditions(config: dict) -> tuple[dict[str, ConditionInfo], list[str]]:
 
 
 def _tasks(config: dict) -> dict[str, str]:
-    known = dict(BUILTIN_TASKS)
-    try:  # the task registry, where present, knows more tasks than the paper's
-        from sernoise import tasks as task_registry
-    except ImportError:
-        task_registry = None
+    """Task name -> kind (bins, categorical, dimensional) of training.tasks, from the task registry."""
     kinds = {}
     for i, name in enumerate(config["training"]["tasks"]):
-        if task_registry is not None:
-            try:
-                kinds[name] = task_registry.get_task(name, config).kind
-                continue
-            except Exception as error:  # the registry's own error names the task
-                raise PlanError(f"config key training.tasks[{i}]: {error}") from None
-        if name not in known:
-            raise PlanError(f"config key training.tasks[{i}]: unknown task {name!r}; known: {sorted(known)}")
-        kinds[name] = known[name]
+        try:
+            kinds[name] = get_task(name, config).kind
+        except TaskError as error:
+            raise PlanError(f"config key training.tasks[{i}]: {error}") from None
     return kinds
+
+
+def _strategy(config: dict) -> str:
+    """The training strategy's name, after building it once with its options (errors name the key)."""
+    spec = config["training"].get("strategy") or {}
+    name = spec.get("name", "standard")
+    try:
+        get_strategy(name, spec.get("options"))
+    except StrategyError as error:
+        raise PlanError(f"config key training.strategy: {error}") from None
+    return name
 
 
 def _models(config: dict, task_kinds: dict[str, str]) -> dict[str, ModelFamily]:
@@ -360,6 +363,7 @@ def build_plan(config: dict, *, attack_defaults: dict | None = None, perception_
     plugins = load_plugins(config)
     conditions, built = _conditions(config)
     task_kinds = _tasks(config)
+    strategy = _strategy(config)
     models = _models(config, task_kinds)
     regimes = _regimes(config, conditions, built)
     sweep_model, sweep = _sweep(config, conditions, built, models)
@@ -382,6 +386,7 @@ def build_plan(config: dict, *, attack_defaults: dict | None = None, perception_
         built=built,
         pools=list(config["augment"]["pools"]),
         tasks=list(task_kinds),
+        strategy=strategy,
         task_kinds=task_kinds,
         models=models,
         regimes=regimes,

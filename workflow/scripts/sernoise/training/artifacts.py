@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,9 @@ import yaml
 import sernoise
 from sernoise.regimes import Regime
 from sernoise.seeds import derive_seed
-from sernoise.training.data import LABELS, TrainingSets, assemble
+from sernoise.tasks import get_task
+from sernoise.training.strategies import get_strategy
+from sernoise.training.data import TrainingSets, assemble
 
 CURVE_COLUMNS = ["epoch", "train_loss", "val_loss", "val_uar"]
 
@@ -38,12 +40,27 @@ class TrainingRun:
     rep: int
     task: str
     config_seed: int
+    corpus: str | None = None
+    config: dict | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_rule(cls, wildcards, params) -> TrainingRun:
-        """From a train rule's wildcards (model, fold, rep, task) and params (regime, seed)."""
+    def from_rule(cls, wildcards, params, config=None) -> TrainingRun:
+        """From a train rule's wildcards (corpus, model, fold, rep, task), params (regime, seed) and the
+        config (its ``tasks:`` define tasks beyond the paper's bins)."""
         return cls(model=wildcards.model, regime=Regime(**params.regime), fold=int(wildcards.fold),
-                   rep=int(wildcards.rep), task=wildcards.task, config_seed=params.seed)
+                   rep=int(wildcards.rep), task=wildcards.task, config_seed=params.seed,
+                   corpus=getattr(wildcards, "corpus", None), config=config)
+
+    @property
+    def strategy(self):
+        """The configured training strategy (config ``training.strategy``; standard when there is no config)."""
+        spec = ((self.config or {}).get("training") or {}).get("strategy") or {}
+        return get_strategy(spec.get("name", "standard"), spec.get("options"))
+
+    @property
+    def task_spec(self):
+        """The run's task from the task registry (labels, output size, loss, metrics)."""
+        return get_task(self.task, self.config)
 
     @property
     def seed(self) -> int:
@@ -58,7 +75,8 @@ class TrainingRun:
                  available) -> TrainingSets:
         """The training and validation examples of this run (:func:`sernoise.training.data.assemble`)."""
         return assemble(manifest, folds, regime=self.regime, fold=self.fold, rep=self.rep, task=self.task,
-                        seed=self.config_seed, augmented_per_clean=augmented_per_clean, available=available)
+                        seed=self.config_seed, augmented_per_clean=augmented_per_clean, available=available,
+                        corpus=self.corpus, config=self.config)
 
     def record(self) -> dict:
         """The hparams.yaml entries that say which run a model folder holds."""
@@ -72,7 +90,10 @@ class TrainingRun:
             "fold": self.fold,
             "rep": self.rep,
             "task": self.task,
-            "labels": list(LABELS),
+            "task_kind": self.task_spec.kind,
+            "labels": list(self.task_spec.labels),
+            "strategy": {"name": self.strategy.name, **self.strategy.options,
+                         "selection_metric": self.strategy.selection_metric},
         }
 
 

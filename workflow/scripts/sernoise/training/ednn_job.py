@@ -50,7 +50,7 @@ def library_versions() -> dict:
 def train(smk) -> None:
     with rule_log(smk) as log:
         p, inp, out = smk.params, smk.input, smk.output
-        run = TrainingRun.from_rule(smk.wildcards, p)
+        run = TrainingRun.from_rule(smk.wildcards, p, smk.config)
         threads = int(smk.threads)
         torch.set_num_threads(threads)
         device = resolve_device(p.device)
@@ -76,7 +76,7 @@ def train(smk) -> None:
         fingerprint = backbone_fingerprint(backbone["folder"])
         settings = EDNNSettings.from_config(p.settings, device=device)
         best, selection = grid_search(p.settings, backbone["folder"], train, val, settings, seed, save_path=p.save_path,
-                                      progress=log.info)
+                                      progress=log.info, task=run.task_spec, strategy=run.strategy)
         log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f; %d of %d parameters trained",
                  best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar,
                  best.n_trainable, best.n_parameters)

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported where a hook runs: the plan checks strategy names without it
+    import torch
+    from torch import nn
 
 from sernoise.seeds import rng_for
 from sernoise.tasks import SELECTION_METRICS, TaskError
@@ -113,6 +115,8 @@ class StrategyRun:
 
     def epoch_items(self, epoch: int, model: nn.Module, curve: list[dict]) -> np.ndarray | None:
         """The ``items`` hook's indices for ``epoch`` (None: every example); keeps its weights for the batches."""
+        import torch
+
         self.epoch, self.batch, self.weights = epoch, 0, None
         hook = self.strategy.items
         if hook is None:
@@ -133,6 +137,8 @@ class StrategyRun:
 
     def batch_loss(self, model: nn.Module, forward, index: np.ndarray, inputs: tuple, targets: torch.Tensor):
         """Transform, forward pass (``forward(*inputs)``), task loss (example-weighted if asked) and extra loss."""
+        import torch
+
         self.batch += 1
         strategy = self.strategy
         ctx = BatchContext(self.epoch, self.batch, np.asarray(index), tuple(inputs), targets, model,
@@ -157,6 +163,8 @@ def frozen(teacher: nn.Module):
 
     For teacher-student strategies: the teacher never learns and never adds randomness (no dropout).
     """
+    import torch
+
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -173,6 +181,8 @@ def frozen(teacher: nn.Module):
 
 def one_hot(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Class indices -> (batch, n_classes) float probabilities; float targets are returned as they are."""
+    from torch import nn
+
     if targets.dtype.is_floating_point:
         return targets
     return nn.functional.one_hot(targets, n_classes).float()
@@ -190,6 +200,8 @@ def mixup_transform(alpha: float):
     """
 
     def transform(ctx: BatchContext):
+        import torch
+
         lam = float(ctx.rng.beta(alpha, alpha))
         perm = torch.from_numpy(ctx.rng.permutation(len(ctx.index)))
         x, lengths, *rest = ctx.inputs

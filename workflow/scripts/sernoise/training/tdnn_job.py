@@ -31,7 +31,7 @@ from sernoise.training.predict import (
 def train(smk) -> None:
     with rule_log(smk) as log:
         p, out = smk.params, smk.output
-        run = TrainingRun.from_rule(smk.wildcards, p)
+        run = TrainingRun.from_rule(smk.wildcards, p, smk.config)
         threads = int(smk.threads)
         torch.set_num_threads(threads)
         device = resolve_device(p.device)
@@ -56,7 +56,8 @@ def train(smk) -> None:
                  dict(zip(LABELS, np.bincount(train.labels, minlength=len(LABELS)).tolist())))
 
         settings = TrainSettings.from_config(p.settings, device=device)
-        best, selection = grid_search(p.settings["grid"], train, val, settings, seed, progress=log.info)
+        best, selection = grid_search(p.settings["grid"], train, val, settings, seed, progress=log.info,
+                                      task=run.task_spec, strategy=run.strategy)
         log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f",
                  best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar)
 
