@@ -117,6 +117,12 @@ def test_plan_of_the_shared_data_config():
         "ednn": "E-DNN (tiny random wav2vec2)", "ednn_nr": "NR-E-DNN (tiny random wav2vec2)"}
 
 
+def test_categorical_task_from_config_is_planned():
+    plan = _plan({"training": {"tasks": ["emotion4"]}})
+    assert plan.task_kinds == {"emotion4": "categorical"} and plan.strategy == "standard"
+    assert "results/ravdess/predictions/tdnn/clean/fold1/rep1/emotion4.csv" in plan.prediction_targets()
+
+
 def test_plan_of_the_default_config_and_its_sweep():
     plan = _plan()
     assert plan.sweep_model == "tdnn" and "fraction-50" in plan.sweep_regimes
@@ -133,6 +139,10 @@ def test_plan_of_the_default_config_and_its_sweep():
     ({"augment": {"conditions": ["reverb", "nope"]}}, "config key augment.conditions[1]: unknown condition 'nope'"),
     ({"plugins": ["sernoise_no_such_plugin"]}, "config key plugins[0]: cannot import 'sernoise_no_such_plugin'"),
     ({"attack": {"models": ["ednn"]}}, "config key attack.models[0]"),
+    ({"training": {"strategy": {"name": "nope"}}}, "config key training.strategy: unknown training strategy 'nope'"),
+    ({"training": {"strategy": {"name": "mixup", "options": {"alpha": 0}}}}, "alpha must be > 0"),
+    ({"training": {"regimes": ["clean", "noisy"]}}, "config key training.regimes: unknown regime 'noisy'"),
+    ({"training": {"tasks": ["avd"]}}, "config key training.models[0]: tdnn cannot learn task 'avd'"),
 ])
 def test_bad_configs_fail_naming_the_key(overlay, fragment):
     with pytest.raises(PlanError) as error:
@@ -155,6 +165,18 @@ def test_a_plugin_registers_a_family_the_plan_then_trains(tmp_path, monkeypatch)
     finally:
         unregister_model("toy")
         sys.modules.pop("toy_family_plugin", None)
+
+
+def test_a_registered_regime_kind_is_planned():
+    from sernoise.regimes import Regime, _REGIME_KINDS, register_regime_kind
+
+    register_regime_kind("reverb_only", lambda config, conditions, retaining: [
+        Regime("reverb_only", "reverb_only", tuple(c for c in conditions if c == "reverb"))])
+    try:
+        plan = _plan({"training": {"regimes": ["clean", "reverb_only"]}})
+        assert list(plan.regimes) == ["clean", "reverb_only"] and plan.regimes["reverb_only"].train_conditions == ("reverb",)
+    finally:
+        _REGIME_KINDS.pop("reverb_only")
 
 
 def test_registry_rejects_bad_entries_and_second_registrations():

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-REGIME_KINDS = ("clean", "matched", "mismatched", "all")
 SWEEP_PREFIX = "fraction-"
 COLUMNS = ("clean", "mismatch", "match")
 
@@ -80,33 +79,58 @@ def type_of(config: dict) -> dict[str, str]:
     return owner
 
 
+def _clean(config, conditions, retaining) -> list[Regime]:
+    return [Regime("clean", "clean")]
+
+
+def _matched(config, conditions, retaining) -> list[Regime]:
+    return [Regime("matched", "matched", tuple(retaining))]
+
+
+def _all(config, conditions, retaining) -> list[Regime]:
+    return [Regime("all", "all", tuple(conditions))]
+
+
+def _mismatched(config, conditions, retaining) -> list[Regime]:
+    types = config.get("noise_types") or {}
+    if not types:
+        raise RegimeError("config key training.regimes: 'mismatched' needs noise_types")
+    typed = {cid for members in types.values() for cid in members}
+    return [Regime(f"mismatched-{t}", "mismatched", tuple(c for c in retaining if c in typed and c not in members), t)
+            for t, members in types.items()]
+
+
+# Regime kinds (training.regimes): kind -> builder(config, conditions, retaining ids) -> regimes.  The
+# paper's four are the first entries; a plugin adds a kind with register_regime_kind.
+_REGIME_KINDS = {"clean": _clean, "matched": _matched, "mismatched": _mismatched, "all": _all}
+
+
+def register_regime_kind(kind: str, builder, *, replace: bool = False) -> None:
+    """Make ``kind`` usable in training.regimes; ``builder(config, conditions, retaining) -> [Regime, ...]``."""
+    if kind in _REGIME_KINDS and not replace:
+        raise RegimeError(f"regime kind {kind!r} is already registered")
+    _REGIME_KINDS[kind] = builder
+
+
+def regime_kinds() -> list[str]:
+    return list(_REGIME_KINDS)
+
+
 def build_regimes(config: dict, conditions: dict) -> dict[str, Regime]:
     """All regimes the config asks for, by name (``mismatched`` expands to one per type)."""
     perception = perception_of(config, conditions)
     retaining = [cid for cid in conditions if perception[cid] == "retaining"]
-    types = config.get("noise_types") or {}
-    for noise_type, members in types.items():
+    for noise_type, members in (config.get("noise_types") or {}).items():
         for cid in members:
             if cid not in conditions:
                 raise RegimeError(f"config key noise_types.{noise_type}: unknown condition {cid!r}")
     type_of(config)  # checks that no condition has two types
     regimes: dict[str, Regime] = {}
     for kind in config["training"]["regimes"]:
-        if kind == "clean":
-            regimes["clean"] = Regime("clean", "clean")
-        elif kind == "matched":
-            regimes["matched"] = Regime("matched", "matched", tuple(retaining))
-        elif kind == "all":
-            regimes["all"] = Regime("all", "all", tuple(conditions))
-        elif kind == "mismatched":
-            if not types:
-                raise RegimeError("config key training.regimes: 'mismatched' needs noise_types")
-            typed = {cid for members in types.values() for cid in members}
-            for noise_type, members in types.items():
-                train = tuple(cid for cid in retaining if cid in typed and cid not in members)
-                regimes[f"mismatched-{noise_type}"] = Regime(f"mismatched-{noise_type}", "mismatched", train, noise_type)
-        else:
-            raise RegimeError(f"config key training.regimes: unknown regime {kind!r}; known: {REGIME_KINDS}")
+        if kind not in _REGIME_KINDS:
+            raise RegimeError(f"config key training.regimes: unknown regime {kind!r}; known: {tuple(_REGIME_KINDS)}")
+        for regime in _REGIME_KINDS[kind](config, conditions, retaining):
+            regimes[regime.name] = regime
     return regimes
 
 
