@@ -1,6 +1,8 @@
 # sernoise: one-command install, demo and tests.
 #   make demo   create .venv if needed, then run the workflow at demo scale
-#   make test   create .venv if needed, then run the whole test suite
+#   make test   create .venv if needed, then lint and run the whole test suite (the CI command)
+#   make test-fast   unit tests only (no Snakemake runs), for the edit-test loop
+#   make lint   ruff on the Python code, snakefmt on the Snakefile and rules
 SHELL := /bin/bash
 VENV ?= .venv
 CORES ?= 2
@@ -11,7 +13,7 @@ DEMO_CONFIG ?= $(if $(wildcard $(SHARED_DATA)/ravdess),tests/configs/shared_data
 DEMO_CORPUS ?= ravdess
 STAMP := $(VENV)/.sernoise-installed
 
-.PHONY: venv demo test lint dryrun clean
+.PHONY: venv demo test test-fast lint dryrun clean
 
 venv: $(STAMP)
 
@@ -31,11 +33,15 @@ demo: venv
 	echo "make demo: results/$(DEMO_CORPUS)/tables/table3.csv after $$(( (table3 - start) / 60 )) min $$(( (table3 - start) % 60 )) s;" \
 	     "everything after $$(( (end - start) / 60 )) min $$(( (end - start) % 60 )) s (--cores $(CORES))"
 
-test: venv
-	$(VENV)/bin/python -m pytest -n $(CORES) --dist loadfile
+test: venv lint
+	$(VENV)/bin/python -m pytest -n $(CORES) --dist loadfile --durations=20
+
+test-fast: venv
+	$(VENV)/bin/python -m pytest -n $(CORES) --dist loadfile -m "not workflow" --durations=10
 
 lint: venv
-	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakefmt --check Snakefile rules/
 
 dryrun: venv
 	$(VENV)/bin/snakemake -n --quiet

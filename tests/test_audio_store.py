@@ -179,7 +179,7 @@ def test_store_over_shards_and_index(tmp_path):
 
 def test_missing_or_foreign_shard_names_the_file(tmp_path):
     with pytest.raises(AudioStoreError, match="absent.h5"):
-        AudioShard(tmp_path / "absent.h5").utt_ids
+        _ = AudioShard(tmp_path / "absent.h5").utt_ids
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")
     with pytest.raises(AudioStoreError, match="junk.h5"):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from sernoise.audio_store import AudioStore, ShardWriter
-from sernoise.corpora.manifest import BINS, MANIFEST_COLUMNS
+from sernoise.corpora.manifest import MANIFEST_COLUMNS
 from sernoise.perception.export import export_pairs, plan_pairs, read_key, write_readme
 from sernoise.perception.responses import ResponsesError, quality_control, read_responses
 from sernoise.perception.select import (

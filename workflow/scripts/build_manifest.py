@@ -1,6 +1,5 @@
 """Rule build_manifest: merge the shards into manifest.csv, rejects.csv and the audio index."""
 
-from pathlib import Path
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.prepare import assemble_manifest, write_index

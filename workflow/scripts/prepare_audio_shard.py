@@ -1,6 +1,5 @@
 """Rule prepare_audio_shard: read, check and convert one shard of the corpus to 16 kHz mono."""
 
-import pandas as pd
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.prepare import prepare_shard, select_shard

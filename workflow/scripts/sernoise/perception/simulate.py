@@ -67,7 +67,7 @@ def simulate_responses(tasks: pd.DataFrame, key: pd.DataFrame, *, true_change: d
         truth[pid] = (rng.random() < p_v, rng.random() < p_a, s_v, s_a)
 
     rows, first_fast = [], set()
-    for batch, items in tasks.sort_values(["batch", "position"]).groupby("batch", sort=True):
+    for _batch, items in tasks.sort_values(["batch", "position"]).groupby("batch", sort=True):
         for w in (workers[i] for i in rng.choice(n_workers, size=workers_per_pair, replace=False)):
             for pid, pair_kind in zip(items["pair_id"], items["kind"]):
                 o_a, o_v = float(info.at[pid, "original_activation"]), float(info.at[pid, "original_valence"])
