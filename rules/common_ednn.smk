@@ -53,14 +53,14 @@ def backbone(model):
 
 def ednn_model_labels():
     """Table labels of the E-DNN models that run on a stand-in backbone: {"ednn": "E-DNN (tiny random wav2vec2)"}."""
-    from sernoise.evaluation.table3 import model_label
+    from sernoise.evaluation.labels import model_label
 
     return {m: f"{model_label(m)} ({b.label})" for m, b in BACKBONES.items() if b.label}
 
 
 def ednn_caption_notes():
     """One caption sentence per stand-in backbone, saying what it replaces and why."""
-    from sernoise.evaluation.table3 import model_label
+    from sernoise.evaluation.labels import model_label
 
     return [
         f"{model_label(m)} ({b.label}): a tiny randomly initialised wav2vec2 ({b.folder}) stands in for "

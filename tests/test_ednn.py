@@ -236,8 +236,9 @@ def test_table3_labels_a_stand_in_backbone(tmp_path):
     """Table 3 labels E-DNN columns trained on the tiny stand-in and says so in its caption."""
     from sernoise.conditions import build_conditions
     from sernoise.evaluation.metrics import compute_metrics
-    from sernoise.evaluation.table3 import build_table3, to_html, to_latex, to_markdown
-    from test_table3 import synthetic_config, write_synthetic_predictions
+    from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+    from sernoise.evaluation.table3 import build_table3
+    from sernoise.evaluation.uar_table import to_html, to_latex, to_markdown
 
     config = synthetic_config()
     config["training"]["models"] = ["tdnn", "ednn"]
