@@ -583,7 +583,7 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
 def _skip_examples(params_csv: Path) -> dict[str, str]:
     """Reason kind (numbers masked, as status.json counts them) -> the first skipped utterance's
     reason of that kind, numbers included (from the dataset's params.csv, when it is there)."""
-    from sernoise.augment import reason_kind
+    from sernoise.augmented_io import reason_kind
 
     if not params_csv.is_file():
         return {}
