@@ -9,8 +9,9 @@ import torch
 
 from sernoise.audio_store import ShardWriter
 from sernoise.models.ednn import EDNN, EDNNConfig, normalise_waveforms, relative_lengths
+from sernoise.predictions import CLEAN
 from sernoise.pretrained import make_tiny_wav2vec2
-from sernoise.training.data import CLEAN, Example
+from sernoise.training.data import Example
 from sernoise.training.ednn import (
     EDNNSettings, WaveData, _Evaluator, collate_waves, grid_points, load_ednn, load_waveforms, predict_proba,
     save_trainable, train_one,

@@ -10,14 +10,13 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from sernoise.evaluation.metrics import (
     CONFUSION_COLUMNS,
     METRIC_COLUMNS,
-    PredictionError,
     compute_metrics,
     condition_metrics,
     confusion,
     parse_prediction_path,
-    uar,
     uar_from_confusion,
 )
+from sernoise.predictions import PredictionError, uar
 
 
 def write(path, rows):

@@ -13,8 +13,9 @@ from sernoise.conditions import build_conditions
 from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.sweep import build_sweep, plot_sweep, sweep_points, to_markdown, write_sweep
 from sernoise.folds import make_folds
+from sernoise.predictions import CLEAN
 from sernoise.regimes import Regime, RegimeError, fraction_name, sweep_regimes
-from sernoise.training.data import CLEAN, draw_fraction, fraction_count, role_utterances
+from sernoise.training.data import draw_fraction, fraction_count, role_utterances
 from test_training import _assemble, _manifest  # assemble() of a corpus fixture for fold 2, rep 1, seed 7
 
 FRACTIONS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]

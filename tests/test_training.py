@@ -35,14 +35,12 @@ from sernoise.training.loop import (
     grid_search,
     predict_proba,
     train_one,
-    uar,
 )
+from sernoise.predictions import PREDICTION_COLUMNS, read_predictions
 from sernoise.training.predict import (
-    PREDICTION_COLUMNS,
     load_model,
     predict_features,
     predictions_frame,
-    read_predictions,
     save_state,
     write_predictions,
 )
@@ -295,9 +293,7 @@ def test_training_crops_respect_max_frames():
     assert result.epochs_run == 1
 
 
-def test_uar_and_class_weights():
-    assert uar([0, 0, 1, 2], [0, 1, 1, 2]) == pytest.approx((0.5 + 1 + 1) / 3)
-    assert uar([1, 1], [1, 0]) == 0.5  # only classes present count
+def test_class_weights():
     weights = class_weights(np.array([0, 0, 0, 1]))
     assert weights[2] == 0 and weights[1] == pytest.approx(3 * weights[0])
 

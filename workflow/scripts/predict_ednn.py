@@ -1,6 +1,6 @@
 """Rule predict_ednn: one trained E-DNN on its fold's test-role utterances, clean and in every condition.
 
-Same output format as predict_tdnn (sernoise.training.predict.PREDICTION_COLUMNS): condition, utt_id,
+Same output format as predict_tdnn (sernoise.predictions.PREDICTION_COLUMNS): condition, utt_id,
 true, predicted, score_low, score_mid, score_high.  Conditions use their TEST-pool audio datasets
 (only utterances with status ok are stored there).  The backbone folder must be the one the model
 was trained on (its fingerprint is checked).
@@ -16,8 +16,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
+from sernoise.predictions import CLEAN  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
-from sernoise.training.data import CLEAN  # noqa: E402
 from sernoise.training.ednn import (  # noqa: E402
     check_backbone, load_ednn, open_store, predict_proba, read_utterances,
 )

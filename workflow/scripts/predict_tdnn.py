@@ -1,7 +1,7 @@
 """Rule predict_tdnn: one trained T-DNN on its fold's test-role utterances, clean and in every condition.
 
 Output columns: condition ("clean" or the condition id), utt_id, true, predicted, score_low,
-score_mid, score_high (sernoise.training.predict.PREDICTION_COLUMNS).  Conditions use their
+score_mid, score_high (sernoise.predictions.PREDICTION_COLUMNS).  Conditions use their
 TEST-pool datasets; only utterances with status ok are in those feature archives.
 """
 
@@ -10,8 +10,8 @@ import torch
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
+from sernoise.predictions import CLEAN
 from sernoise.runlog import rule_log
-from sernoise.training.data import CLEAN
 from sernoise.training.loop import resolve_device
 from sernoise.training.predict import (
     labelled_test_utterances, load_model, predict_conditions, predict_features, write_predictions,

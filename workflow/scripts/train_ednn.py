@@ -19,12 +19,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
+from sernoise.predictions import CLEAN, LABELS  # noqa: E402
 from sernoise.pretrained import backbone_fingerprint  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
 from sernoise.training.artifacts import (  # noqa: E402
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
-from sernoise.training.data import CLEAN, LABELS  # noqa: E402
 from sernoise.training.ednn import (  # noqa: E402
     EDNNSettings, WaveData, grid_search, load_waveforms, save_trainable, store_utterances,
 )

@@ -11,11 +11,12 @@ import pandas as pd
 import torch
 
 from sernoise.corpora.manifest import read_manifest
+from sernoise.predictions import CLEAN, LABELS
 from sernoise.runlog import rule_log
 from sernoise.training.artifacts import (
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
-from sernoise.training.data import CLEAN, LABELS, archive_utterances, load_and_normalise, save_norm
+from sernoise.training.data import archive_utterances, load_and_normalise, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
 from sernoise.training.predict import save_state
 

@@ -59,6 +59,7 @@ from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import merge_shards, merged_counts, read_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.io import write_csv_atomic
+from sernoise.predictions import CLEAN
 from sernoise.quality import as_stored, measure_pesq, measure_stoi, quality_for
 
 log = logging.getLogger("sernoise.denoise")
@@ -71,7 +72,6 @@ INT16_RANGE = 32768.0
 RESAMPLE_QUALITY = "HQ"
 PIP_REQUIREMENT = 'pyrnnoise==0.4.3 audiolab==0.5.1 "av<17"'
 
-CLEAN = "clean"
 PARAM_COLUMNS = [
     "utt_id", "status", "note", "condition", "pool", "additive", "duration",
     "snr_before", "snr_after", "stoi_before", "stoi_after", "pesq_before", "pesq_after", "vad_mean",

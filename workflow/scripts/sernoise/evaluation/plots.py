@@ -27,10 +27,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from sernoise.predictions import CLEAN  # noqa: E402
 from sernoise.regimes import column_source  # noqa: E402
 
 from .labels import CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, model_label, ordered_categories  # noqa: E402
-from .metrics import CLEAN  # noqa: E402
 from .uar_table import condition_infos, evaluation_regimes, ordered_names  # noqa: E402
 
 CHANCE = 1 / 3

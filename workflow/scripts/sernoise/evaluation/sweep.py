@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sernoise.predictions import CLEAN
 from sernoise.regimes import fraction_name
 
 from .labels import model_label, task_label
-from .metrics import CLEAN
 from .render import write_table_files
 from .stats import ALPHA, bonferroni, paired_ttest
 from .uar_table import ConfusionIndex, condition_infos

@@ -45,13 +45,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sernoise.predictions import CLEAN
 from sernoise.regimes import build_regimes, column_source
 
 from .labels import (
     CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
     model_label, ordered_categories, task_label,
 )
-from .metrics import CLEAN, CM_COLUMNS, read_confusion, uar_from_confusion
+from .metrics import CM_COLUMNS, read_confusion, uar_from_confusion
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import ALPHA, bonferroni, direction, paired_ttest
 

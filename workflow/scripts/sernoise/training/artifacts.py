@@ -21,9 +21,10 @@ import torch
 import yaml
 
 import sernoise
+from sernoise.predictions import LABELS
 from sernoise.regimes import Regime
 from sernoise.seeds import derive_seed
-from sernoise.training.data import LABELS, TrainingSets, assemble
+from sernoise.training.data import TrainingSets, assemble
 
 CURVE_COLUMNS = ["epoch", "train_loss", "val_loss", "val_uar"]
 

@@ -46,12 +46,11 @@ import pandas as pd
 
 from sernoise.features import N_MELS, FeatureArchive
 from sernoise.folds import split_of
+from sernoise.predictions import CLEAN, LABELS
 from sernoise.seeds import derive_seed
 
-LABELS = ("low", "mid", "high")
 LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 TASK_COLUMNS = {"activation": "activation_bin", "valence": "valence_bin"}
-CLEAN = "clean"
 STD_FLOOR = 1e-5
 
 

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from sernoise.models.tdnn import HPARAM_KEYS, N_CLASSES, TDNN, TDNNConfig
+from sernoise.predictions import CLASS_INDICES, uar
 
 BUCKET_BATCHES = 16
 
@@ -139,14 +140,6 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def uar(true, predicted, n_classes: int = N_CLASSES) -> float:
-    """Unweighted average recall over the classes present in ``true`` (NaN when empty)."""
-    true = np.asarray(true)
-    predicted = np.asarray(predicted)
-    recalls = [float(np.mean(predicted[true == k] == k)) for k in range(n_classes) if np.any(true == k)]
-    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def class_weights(labels: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -272,7 +265,7 @@ class ValidationEvaluator:
         for logits, y in self.batch_logits(model):
             total += float(self.criterion(logits.float(), y))
             predicted.append(logits.argmax(dim=1).cpu().numpy())
-        return total / self.denominator, uar(self.labels, np.concatenate(predicted))
+        return total / self.denominator, uar(self.labels, np.concatenate(predicted), CLASS_INDICES)
 
 
 class _Evaluator(ValidationEvaluator):
