@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from sernoise.predictions import CLASS_INDICES, LABELS, PREDICTION_COLUMNS, PredictionError, read_predictions, uar
+from sernoise.predictions import (
+    CLASS_INDICES, LABELS, PREDICTION_COLUMNS, PredictionError, prediction_keys, read_predictions, uar,
+)
 
 
 def test_uar_of_labels_and_of_class_indices_agree_with_sklearn():
@@ -30,13 +32,15 @@ def test_uar_counts_only_the_classes_present():
 def _frame(**changes):
     frame = pd.DataFrame({"condition": ["clean", "fade-in"], "utt_id": ["u1", "u1"], "true": ["low", "mid"],
                           "predicted": ["low", "high"], "score_low": 0.5, "score_mid": 0.25, "score_high": 0.25})
-    return frame.assign(**changes)
+    return frame.assign(**prediction_keys("ravdess", "tdnn", "clean", 1, 2, "activation"), **changes)
 
 
 def test_read_predictions_checks_columns_labels_and_duplicates(tmp_path):
     path = tmp_path / "p.csv"
     _frame().to_csv(path, index=False)
-    assert list(read_predictions(path).columns) == PREDICTION_COLUMNS
+    frame = read_predictions(path)
+    assert sorted(frame.columns) == sorted(PREDICTION_COLUMNS)
+    assert frame["fold"].dtype == "int64" and frame["rep"].tolist() == [2, 2] and frame["utt_id"].tolist() == ["u1"] * 2
     _frame().drop(columns="score_mid").to_csv(path, index=False)
     with pytest.raises(PredictionError, match=r"p\.csv: missing column\(s\) \['score_mid'\]"):
         read_predictions(path)

@@ -40,10 +40,7 @@ def setup(tmp_path_factory):
     config = synthetic_config()
     conditions = build_conditions(config["conditions"])
     paths = write_synthetic_predictions(root, config)
-    predictions = pd.concat([
-        pd.read_csv(p).assign(regime=p.parts[-4], fold=int(p.parts[-3][4:]), rep=int(p.parts[-2][3:]), task=p.stem)
-        for p in paths
-    ], ignore_index=True)
+    predictions = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     metrics, confusion = compute_metrics(paths)
     table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess")
     return {"root": root, "config": config, "conditions": conditions, "paths": paths, "predictions": predictions,

@@ -36,7 +36,7 @@ from sernoise.training.loop import (
     predict_proba,
     train_one,
 )
-from sernoise.predictions import PREDICTION_COLUMNS, read_predictions
+from sernoise.predictions import PREDICTION_COLUMNS, prediction_keys, read_predictions
 from sernoise.training.predict import (
     load_model,
     predict_features,
@@ -324,9 +324,14 @@ def test_predictions_file_format(tmp_path):
     scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     frames = [predictions_frame("clean", ["a", "b"], [0, 1], scores),
               predictions_frame("fade-in", [], [], np.zeros((0, 3)))]
-    write_predictions(frames, tmp_path / "p.csv")
+    keys = prediction_keys("ravdess", "tdnn", "matched", "2", "1", "valence")
+    write_predictions(frames, tmp_path / "p.csv", keys)
     table = read_predictions(tmp_path / "p.csv")
     assert list(table.columns) == PREDICTION_COLUMNS
+    assert table[["corpus", "model", "regime", "fold", "rep", "task"]].drop_duplicates().to_dict("records") == [
+        {"corpus": "ravdess", "model": "tdnn", "regime": "matched", "fold": 2, "rep": 1, "task": "valence"}]
+    with pytest.raises(ValueError, match=r"p\.csv: prediction key\(s\) \['task'\] not given"):
+        write_predictions(frames, tmp_path / "p.csv", {k: v for k, v in keys.items() if k != "task"})
     assert table["true"].tolist() == ["low", "mid"] and table["predicted"].tolist() == ["low", "high"]
     assert table["condition"].tolist() == ["clean", "clean"]
     assert np.allclose(table[["score_low", "score_mid", "score_high"]].to_numpy(), scores)

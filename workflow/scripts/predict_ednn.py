@@ -1,8 +1,9 @@
 """Rule predict_ednn: one trained E-DNN on its fold's test-role utterances, clean and in every condition.
 
-Same output format as predict_tdnn (sernoise.predictions.PREDICTION_COLUMNS): condition, utt_id,
-true, predicted, score_low, score_mid, score_high.  Conditions use their TEST-pool audio datasets
-(only utterances with status ok are stored there).  The backbone folder must be the one the model
+Same output format as predict_tdnn (sernoise.predictions.PREDICTION_COLUMNS): corpus, model, regime,
+fold, rep, task (the rule's wildcards), condition, utt_id, true, predicted, score_low, score_mid,
+score_high.  Conditions use their TEST-pool audio datasets (only utterances with status ok are
+stored there).  The backbone folder must be the one the model
 was trained on (its fingerprint is checked).
 """
 
@@ -16,7 +17,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
-from sernoise.predictions import CLEAN  # noqa: E402
+from sernoise.predictions import CLEAN, prediction_keys  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
 from sernoise.training.ednn import (  # noqa: E402
     check_backbone, load_ednn, open_store, predict_proba, read_utterances,
@@ -43,5 +44,6 @@ with rule_log(snakemake) as log:
 
     frames = predict_conditions([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), test, labels,
                                 open_source=open_store, score=score, what="audio", log=log)
-    table = write_predictions(frames, snakemake.output[0])
+    keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
+    table = write_predictions(frames, snakemake.output[0], keys)
     log.info("%d predictions -> %s", len(table), snakemake.output[0])

@@ -1,7 +1,8 @@
 """Rule predict_tdnn: one trained T-DNN on its fold's test-role utterances, clean and in every condition.
 
-Output columns: condition ("clean" or the condition id), utt_id, true, predicted, score_low,
-score_mid, score_high (sernoise.predictions.PREDICTION_COLUMNS).  Conditions use their
+Output columns: the model's keys (corpus, model, regime, fold, rep, task: the rule's wildcards), then
+condition ("clean" or the condition id), utt_id, true, predicted, score_low, score_mid, score_high
+(sernoise.predictions.PREDICTION_COLUMNS).  Conditions use their
 TEST-pool datasets; only utterances with status ok are in those feature archives.
 """
 
@@ -10,7 +11,7 @@ import torch
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
-from sernoise.predictions import CLEAN
+from sernoise.predictions import CLEAN, prediction_keys
 from sernoise.runlog import rule_log
 from sernoise.training.loop import resolve_device
 from sernoise.training.predict import (
@@ -32,5 +33,6 @@ with rule_log(snakemake) as log:
 
     frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,
                                 open_source=FeatureArchive, score=score, what="features", log=log)
-    table = write_predictions(frames, snakemake.output[0])
+    keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
+    table = write_predictions(frames, snakemake.output[0], keys)
     log.info("%d predictions -> %s", len(table), snakemake.output[0])

@@ -25,7 +25,7 @@ import yaml
 
 from sernoise.io import write_csv_atomic
 from sernoise.models.tdnn import TDNN, TDNNConfig
-from sernoise.predictions import CLEAN, LABELS, PREDICTION_COLUMNS
+from sernoise.predictions import CLEAN, KEY_COLUMNS, LABELS, PREDICTION_COLUMNS, ROW_COLUMNS
 from sernoise.training.data import labels_of, load_norm, normalise, role_utterances
 from sernoise.training.loop import predict_proba
 
@@ -77,7 +77,7 @@ def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray) -> pd.D
         "score_low": scores[:, 0],
         "score_mid": scores[:, 1],
         "score_high": scores[:, 2],
-    }, columns=PREDICTION_COLUMNS)
+    }, columns=ROW_COLUMNS)
 
 
 def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch_size: int = 64, device="cpu") -> np.ndarray:
@@ -86,9 +86,14 @@ def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch
     return predict_proba(model, normalise(features, mean, std), batch_size=batch_size, device=device)
 
 
-def write_predictions(frames: list[pd.DataFrame], path) -> pd.DataFrame:
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
-    table = table[PREDICTION_COLUMNS]
+def write_predictions(frames: list[pd.DataFrame], path, keys: dict) -> pd.DataFrame:
+    """The prediction file of one model: its ``keys`` (:func:`sernoise.predictions.prediction_keys`:
+    corpus, model, regime, fold, rep, task) on every row of the condition ``frames``."""
+    missing = [c for c in KEY_COLUMNS if c not in keys]
+    if missing:
+        raise ValueError(f"{path}: prediction key(s) {missing} not given")
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    table = table[ROW_COLUMNS].assign(**{c: keys[c] for c in KEY_COLUMNS})[PREDICTION_COLUMNS]
     write_csv_atomic(table, path, float_format="%.6f")
     return table
 
