@@ -34,8 +34,8 @@ clean one (``snr_before``) and of the denoised utterance against the clean one (
 noisy − clean); STOI and wide-band PESQ of the noisy (``*_before``) and the denoised
 (``*_after``) utterance against the clean one, for the pools configured in
 ``denoise.quality.pools`` (equal lengths only, measured as for the augmented datasets by
-:mod:`sernoise.quality`; ``*_before`` is copied from the augmented dataset's params when it has it).  For the clean corpus the
-``*_after`` columns measure what RNNoise does to clean speech (the SNR column is then the
+:mod:`sernoise.quality`; ``*_before`` is copied from the augmented dataset's params when it has
+it).  For the clean corpus the ``*_after`` columns measure what RNNoise does to clean speech (the SNR column is then the
 difference SNR, ``snr_after``, and nothing is "before").  ``vad_mean`` is the mean of the
 speech probability RNNoise reports per frame.
 """

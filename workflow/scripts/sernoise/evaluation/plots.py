@@ -48,6 +48,16 @@ def _stats(metrics: pd.DataFrame, model, task, regime, condition) -> tuple[float
     return float(rows.mean()), float(rows.std(ddof=1)) if len(rows) > 1 else 0.0, int(len(rows))
 
 
+def _models_and_tasks(config: dict, metrics: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The panel rows and columns: models with metrics and tasks, in config order then the others
+    (one "(none)" placeholder when there is nothing, so an empty run still gives a figure)."""
+    training = config.get("training", {})
+    present = set(metrics["model"])
+    models = [m for m in ordered_names(training.get("models"), present) if m in present]
+    tasks = ordered_names(training.get("tasks"), metrics["task"].unique())
+    return models or ["(none)"], tasks or ["(none)"]
+
+
 def _panels(n_rows, n_cols, width, height):
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False,
                              sharey=True, constrained_layout=True)
@@ -63,10 +73,7 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
     snrs = sorted({float(c.snr_db) for c in cont}, reverse=True)
     categories = ordered_categories(c.category for c in cont)
     colors = {k: CATEGORY_COLORS.get(k) or EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, k in enumerate(categories)}
-    training = config.get("training", {})
-    models = [m for m in ordered_names(training.get("models"), metrics["model"].unique()) if (metrics["model"] == m).any()]
-    tasks = ordered_names(training.get("tasks"), metrics["task"].unique())
-    models, tasks = models or ["(none)"], tasks or ["(none)"]
+    models, tasks = _models_and_tasks(config, metrics)
     fig, axes = _panels(len(models), len(tasks), 5.6, 4.2)
     x_labels = ["clean\n(∞)"] + [f"{s:g} dB" for s in snrs]
     for i, model in enumerate(models):
@@ -121,10 +128,7 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
 def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path, tested=None) -> None:
     infos = condition_infos(conditions)
     order = [CLEAN] + [c for c in infos if tested is None or c in set(tested)]
-    training = config.get("training", {})
-    models = [m for m in ordered_names(training.get("models"), metrics["model"].unique()) if (metrics["model"] == m).any()]
-    tasks = ordered_names(training.get("tasks"), metrics["task"].unique())
-    models, tasks = models or ["(none)"], tasks or ["(none)"]
+    models, tasks = _models_and_tasks(config, metrics)
     panels = [(m, t) for m in models for t in tasks]
     width = max(9.0, 0.42 * len(order) + 2)
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False,

@@ -284,7 +284,8 @@ def build_uar_table(
     rows = table_rows([infos[c] for c in tested])
     training = config.get("training", {})
     if models is None:
-        models = [m for m in ordered_names(training.get("models"), confusion["model"].unique()) if m not in set(exclude)]
+        excluded = set(exclude)
+        models = [m for m in ordered_names(training.get("models"), confusion["model"].unique()) if m not in excluded]
     models = list(models)
     tasks = ordered_names(training.get("tasks"), confusion["task"].unique())
     index = ConfusionIndex(confusion)
@@ -556,8 +557,9 @@ def write_uar_table(table: UarTable, csv=None, markdown=None, latex=None, html_p
 def run_table_rule(smk, log, build, **options) -> UarTable:
     """Rules make_table3 and make_table4: the table that ``build``
     (:func:`sernoise.evaluation.table3.build_table3`, :func:`sernoise.evaluation.table4.build_table4`)
-    makes of the rule's inputs (``confusion``, ``statuses``) and params (``settings``: rules/common.smk evaluation_settings; ``corpus``), with
-    ``options`` (e.g. ``exclude``), written to the rule's outputs (csv, markdown, latex, html) and logged."""
+    makes of the rule's inputs (``confusion``, ``statuses``) and params (``settings``: rules/common.smk
+    evaluation_settings; ``corpus``), with ``options`` (e.g. ``exclude``), written to the rule's outputs
+    (csv, markdown, latex, html) and logged."""
     settings = smk.params.settings
     table = build(
         read_confusion(smk.input.confusion),
