@@ -30,7 +30,7 @@ import soundfile as sf  # noqa: E402
 # benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
 from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise import denoise  # noqa: E402
-from sernoise.augment import measure_pesq, measure_stoi  # noqa: E402
+from sernoise.quality import measure_pesq, measure_stoi  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Unit tests of sernoise.augment: one condition over one shard, merging, the gallery."""
+"""Unit tests of sernoise.augment (one condition over one shard), .augmented_io (params, status,
+merging), .quality (PESQ) and .gallery."""
 
 from __future__ import annotations
 
@@ -12,19 +13,10 @@ import pytest
 
 from sernoise.alignments import Segment, write_sphinx_seg
 from sernoise.audio_store import AudioShard, AudioStore, ShardWriter
-from sernoise.augment import (
-    PARAM_COLUMNS,
-    augment_shard,
-    gallery_utterance,
-    load_params,
-    measure_pesq,
-    merge_augmented,
-    plot_gallery,
-    read_params,
-    reason_kind,
-    unmet_requirement,
-    utterance_seed,
-)
+from sernoise.augment import augment_shard, unmet_requirement, utterance_seed
+from sernoise.augmented_io import PARAM_COLUMNS, load_params, merge_augmented, read_params, reason_kind
+from sernoise.gallery import gallery_utterance, plot_gallery
+from sernoise.quality import measure_pesq
 from sernoise.conditions import build_condition
 from sernoise.conditions.base import Condition, Result, SkipUtterance
 from sernoise.corpora.manifest import MANIFEST_COLUMNS

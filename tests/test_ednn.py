@@ -9,8 +9,9 @@ import torch
 
 from sernoise.audio_store import ShardWriter
 from sernoise.models.ednn import EDNN, EDNNConfig, normalise_waveforms, relative_lengths
+from sernoise.predictions import CLEAN
 from sernoise.pretrained import make_tiny_wav2vec2
-from sernoise.training.data import CLEAN, Example
+from sernoise.training.data import Example
 from sernoise.training.ednn import (
     EDNNSettings, WaveData, _Evaluator, collate_waves, grid_points, load_ednn, load_waveforms, predict_proba,
     save_trainable, train_one,
@@ -236,8 +237,9 @@ def test_table3_labels_a_stand_in_backbone(tmp_path):
     """Table 3 labels E-DNN columns trained on the tiny stand-in and says so in its caption."""
     from sernoise.conditions import build_conditions
     from sernoise.evaluation.metrics import compute_metrics
-    from sernoise.evaluation.table3 import build_table3, to_html, to_latex, to_markdown
-    from test_table3 import synthetic_config, write_synthetic_predictions
+    from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+    from sernoise.evaluation.table3 import build_table3
+    from sernoise.evaluation.uar_table import to_html, to_latex, to_markdown
 
     config = synthetic_config()
     config["training"]["models"] = ["tdnn", "ednn"]

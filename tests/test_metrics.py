@@ -10,21 +10,21 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from sernoise.evaluation.metrics import (
     CONFUSION_COLUMNS,
     METRIC_COLUMNS,
-    PredictionError,
     compute_metrics,
     condition_metrics,
     confusion,
-    parse_prediction_path,
-    uar,
     uar_from_confusion,
 )
+from sernoise.predictions import PREDICTION_COLUMNS, PredictionError, prediction_keys, uar
 
 
-def write(path, rows):
+def write(path, rows, *, corpus="ravdess", model="tdnn", regime="clean", fold=1, rep=1, task="activation"):
+    """A prediction file of ``rows`` (condition, utt_id, true, predicted) with the given key columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows, columns=["condition", "utt_id", "true", "predicted"])
     for label in ("low", "mid", "high"):
         frame[f"score_{label}"] = 1 / 3
+    frame = frame.assign(**prediction_keys(corpus, model, regime, fold, rep, task))[PREDICTION_COLUMNS]
     frame.to_csv(path, index=False)
     return path
 
@@ -80,7 +80,7 @@ def test_per_model_files_read_back_concatenated(tmp_path):
     rows = [("clean", "u1", "low", "low"), ("clean", "u2", "mid", "low"), ("fade-in", "u1", "low", "mid")]
     frames = {}
     for model in ("tdnn", "ednn"):
-        p = write(tmp_path / f"results/ravdess/predictions/{model}/clean/fold1/rep1/activation.csv", rows)
+        p = write(tmp_path / f"results/ravdess/predictions/{model}/clean/fold1/rep1/activation.csv", rows, model=model)
         metrics, cm = compute_metrics([p])
         metrics.to_csv(tmp_path / f"{model}-metrics.csv", index=False)
         cm.to_csv(tmp_path / f"{model}-confusion.csv", index=False)
@@ -97,11 +97,11 @@ def test_per_model_files_read_back_concatenated(tmp_path):
 
 
 def test_compute_metrics_files(tmp_path):
-    root = tmp_path / "results/ravdess/predictions/tdnn/matched/fold2/rep3"
-    p = write(root / "valence.csv", [
+    # the keys come from the file's columns: the path says nothing (and could say something else)
+    p = write(tmp_path / "results/ravdess/predictions/ednn/clean/fold1/rep1/activation.csv", [
         ("clean", "u1", "low", "low"), ("clean", "u2", "mid", "low"),
         ("fade-in", "u1", "low", "low"), ("fade-in", "u2", "mid", "mid"), ("fade-in", "u3", "high", "mid"),
-    ])
+    ], model="tdnn", regime="matched", fold=2, rep=3, task="valence")
     metrics, cm = compute_metrics([p])
     assert list(metrics.columns) == METRIC_COLUMNS and list(cm.columns) == CONFUSION_COLUMNS
     row = metrics.set_index("condition").loc["fade-in"]
@@ -120,5 +120,23 @@ def test_bad_prediction_files_name_the_file(tmp_path):
     root.joinpath("valence.csv").write_text("condition,utt_id,true\nclean,u1,low\n")
     with pytest.raises(PredictionError, match=r"valence\.csv: missing column"):
         compute_metrics([root / "valence.csv"])
-    with pytest.raises(PredictionError, match="not a prediction file path"):
-        parse_prediction_path(tmp_path / "elsewhere.csv")
+
+
+@pytest.mark.parametrize("key", ["corpus", "model", "regime", "fold", "rep", "task"])
+def test_a_prediction_file_without_a_key_column_names_the_file_and_the_column(tmp_path, key):
+    path = write(tmp_path / "results/x/predictions/tdnn/clean/fold1/rep1/activation.csv",
+                 [("clean", "u1", "low", "low")])
+    pd.read_csv(path).drop(columns=key).to_csv(path, index=False)
+    with pytest.raises(PredictionError, match=rf"activation\.csv: missing column\(s\) \['{key}'\]"):
+        compute_metrics([path])
+
+
+def test_prediction_keys_must_be_filled_and_folds_integers(tmp_path):
+    path = write(tmp_path / "p.csv", [("clean", "u1", "low", "low"), ("clean", "u2", "low", "low")])
+    frame = pd.read_csv(path)
+    frame.assign(model=["tdnn", None]).to_csv(path, index=False)
+    with pytest.raises(PredictionError, match=r"p\.csv: column 'model' has empty values"):
+        compute_metrics([path])
+    frame.assign(fold=["1", "one"]).to_csv(path, index=False)
+    with pytest.raises(PredictionError, match=r"p\.csv: column 'fold' has non-integer value\(s\) \['one'\]"):
+        compute_metrics([path])

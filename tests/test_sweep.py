@@ -8,21 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+from fixtures.training_corpus import assemble_toy, toy_manifest
 from sernoise.conditions import build_conditions
 from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.sweep import build_sweep, plot_sweep, sweep_points, to_markdown, write_sweep
 from sernoise.folds import make_folds
+from sernoise.predictions import CLEAN
 from sernoise.regimes import Regime, RegimeError, fraction_name, sweep_regimes
-from sernoise.training.data import CLEAN, draw_fraction, fraction_count, role_utterances
-from test_table3 import synthetic_config, write_synthetic_predictions
-from test_training import _assemble, _manifest  # assemble() of a corpus fixture for fold 2, rep 1, seed 7
+from sernoise.training.data import draw_fraction, fraction_count, role_utterances
 
 FRACTIONS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
 
 
 @pytest.fixture
 def corpus():
-    manifest = _manifest(n_groups=5, per_group=20)
+    manifest = toy_manifest(n_groups=5, per_group=20)
     folds = make_folds(manifest["group"], 5)
     everything = list(manifest["utt_id"])
     available = {"c1": everything, "c2": everything[::2], "c3": []}  # c3 skipped on this corpus
@@ -43,7 +44,7 @@ def test_fraction_count_rounds_half_up_within_bounds():
 @pytest.mark.parametrize("p", FRACTIONS)
 def test_p_percent_of_clean_utterances_get_one_copy(corpus, p):
     manifest, folds, _ = corpus
-    sets = _assemble(corpus, _fraction(p))
+    sets = assemble_toy(corpus, _fraction(p))
     for role, examples, n_clean in (("train", sets.train, sets.n_clean_train), ("val", sets.val, sets.n_clean_val)):
         utts = role_utterances(manifest, folds, 2, role)
         clean = [e for e in examples if e.condition == CLEAN]
@@ -60,12 +61,12 @@ def test_p_percent_of_clean_utterances_get_one_copy(corpus, p):
 def test_fractions_are_nested_and_seeded(corpus):
     previous: set = set()
     for p in FRACTIONS:
-        chosen = {(e.utt_id, e.condition) for e in _assemble(corpus, _fraction(p)).train if e.condition != CLEAN}
+        chosen = {(e.utt_id, e.condition) for e in assemble_toy(corpus, _fraction(p)).train if e.condition != CLEAN}
         assert previous <= chosen  # a smaller fraction's copies are among a larger one's
         previous = chosen
-    full = _assemble(corpus, _fraction(100))
-    assert full.train == _assemble(corpus, _fraction(100)).train
-    assert full.train != _assemble(corpus, _fraction(100), rep=2).train
+    full = assemble_toy(corpus, _fraction(100))
+    assert full.train == assemble_toy(corpus, _fraction(100)).train
+    assert full.train != assemble_toy(corpus, _fraction(100), rep=2).train
     both = {e.condition for e in full.train if e.condition != CLEAN}
     assert both == {"c1", "c2"}
 

@@ -1,108 +1,37 @@
-"""Table 3 and the plots from synthetic prediction files (sernoise.evaluation.table3, .plots).
+"""Table 3 and the plots from synthetic prediction files (sernoise.evaluation.table3, .uar_table, .plots).
 
-The synthetic predictions are built so that the outcome is known: every model is right with
-probability 0.8 on clean speech and 0.78 on noisy speech, except the clean model on
-env-nat-cont-snr0 (0.35: clearly worse -> ↓ in the Clean column) while the matched model is
-good there (0.75 -> ↑ against the Clean column).  Conditions needing alignments or fillers are
-skipped (no prediction rows), as on RAVDESS.
+The synthetic predictions (tests/fixtures/synthetic_predictions.py) are built so that the outcome
+is known: the clean model is clearly worse on env-nat-cont-snr0 (↓ in the Clean column) while the
+matched model is good there (↑ against the Clean column).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
+from fixtures.synthetic_predictions import (
+    EXPECTED_ROWS, FOLDS, REPS, SKIPPED, synthetic_config, write_synthetic_predictions,
+)
 from sernoise.conditions import build_conditions
-from sernoise.config import load_config
-from sernoise.evaluation.metrics import LABELS, compute_metrics
+from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.plots import plot_uar_per_condition, plot_uar_vs_snr
-from sernoise.evaluation.table3 import (
-    EMPTY,
+from sernoise.evaluation.render import EMPTY
+from sernoise.evaluation.table3 import build_table3
+from sernoise.evaluation.uar_table import (
     ConditionInfo,
-    build_table3,
     skipped_from_statuses,
-    table3_rows,
+    table_rows,
     to_html,
     to_latex,
     to_markdown,
-    write_table3,
+    write_uar_table,
 )
-from sernoise.regimes import build_regimes
-
-REPO = Path(__file__).resolve().parents[1]
-FOLDS = (1, 2, 3)
-REPS = (1, 2)
-N_UTT = 60
-SKIPPED = {
-    "drop-letters": "needs phone alignments, which the corpus lacks",
-    "filler-short": "needs alignments and the filler bank",
-    "filler-long": "needs alignments and the filler bank",
-}
-EXPECTED_ROWS = [
-    "No noise", "All noises**", "Perception-retaining",
-    "Nature: At start", "Nature: Cont. 20 dB", "Nature: Cont. 10 dB", "Nature: Cont. 0 dB",
-    "Interior: At start", "Interior: Cont. 20 dB", "Interior: Cont. 10 dB", "Interior: Cont. 0 dB",
-    "Human: At start", "Human: Cont. 20 dB", "Human: Cont. 10 dB", "Human: Cont. 0 dB",
-    "Speed segment", "Fade in", "Fade out", "Drop word", "Drop letters", "Reverb",
-]
-
-
-def synthetic_config() -> dict:
-    config = load_config([REPO / "config.yaml"], REPO / "schemas" / "config.schema.yaml")
-    config = copy.deepcopy(config)
-    config["training"].update(models=["tdnn"], regimes=["clean", "matched", "mismatched", "all"], repetitions=len(REPS))
-    config["folds"]["n_folds"] = len(FOLDS)
-    return config
-
-
-def accuracy(regime: str, condition: str) -> float:
-    if condition == "clean":
-        return 0.8
-    if condition == "env-nat-cont-snr0":
-        return {"clean": 0.35, "matched": 0.75}.get(regime, 0.6)
-    return 0.78
-
-
-def predictions_frame(regime: str, fold: int, rep: int, task: str, conditions, *, model="tdnn") -> pd.DataFrame:
-    """One prediction file's rows: imbalanced true labels, right with probability accuracy()."""
-    rng = np.random.default_rng(zlib.crc32(f"{model}/{regime}/{fold}/{rep}/{task}".encode()))
-    true = rng.choice(LABELS, size=N_UTT, p=[0.5, 0.3, 0.2])
-    frames = []
-    for condition in ["clean", *conditions]:
-        right = rng.random(N_UTT) < accuracy(regime, condition)
-        wrong = np.array([rng.choice([x for x in LABELS if x != t]) for t in true])
-        predicted = np.where(right, true, wrong)
-        scores = rng.dirichlet(np.ones(3), size=N_UTT)
-        frames.append(pd.DataFrame({
-            "condition": condition, "utt_id": [f"u{i:03d}" for i in range(N_UTT)], "true": true,
-            "predicted": predicted, "score_low": scores[:, 0], "score_mid": scores[:, 1], "score_high": scores[:, 2],
-        }))
-    return pd.concat(frames, ignore_index=True)
-
-
-def write_synthetic_predictions(root: Path, config: dict, *, corpus="ravdess", model="tdnn", regimes=None,
-                                tested=None, folds=FOLDS, reps=REPS) -> list[Path]:
-    """Prediction files of every regime, fold, rep and task under root/results/{corpus}/predictions."""
-    conditions = build_conditions(config["conditions"])
-    regimes = list(build_regimes(config, conditions)) if regimes is None else regimes
-    tested = [c for c in (tested or conditions) if c not in SKIPPED]
-    paths = []
-    for regime in regimes:
-        for fold in folds:
-            for rep in reps:
-                for task in config["training"]["tasks"]:
-                    path = root / f"results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    predictions_frame(regime, fold, rep, task, tested, model=model).to_csv(path, index=False)
-                    paths.append(path)
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +40,7 @@ def setup(tmp_path_factory):
     config = synthetic_config()
     conditions = build_conditions(config["conditions"])
     paths = write_synthetic_predictions(root, config)
-    predictions = pd.concat([
-        pd.read_csv(p).assign(regime=p.parts[-4], fold=int(p.parts[-3][4:]), rep=int(p.parts[-2][3:]), task=p.stem)
-        for p in paths
-    ], ignore_index=True)
+    predictions = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     metrics, confusion = compute_metrics(paths)
     table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess")
     return {"root": root, "config": config, "conditions": conditions, "paths": paths, "predictions": predictions,
@@ -155,7 +81,7 @@ def test_rows_follow_config_snr_and_distortions():
         ConditionInfo("pitch-up", "distortion", "altering"),
         ConditionInfo("my-dist", "distortion", "retaining"),
     ]
-    names = [row.name for row in table3_rows(conditions)]
+    names = [row.name for row in table_rows(conditions)]
     assert names == ["No noise", "All noises**", "Perception-retaining", "Nature: At start", "Nature: Cont. 5 dB",
                      "Human: Cont. 15 dB", "Human: Cont. 0 dB", "Reverb", "my-dist"]
 
@@ -238,7 +164,7 @@ def test_significance_marks(setup):
 
 def test_renderings(setup, tmp_path):
     table = setup["table"]
-    write_table3(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
+    write_uar_table(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
     back = pd.read_csv(tmp_path / "t.csv")
     assert len(back) == len(EXPECTED_ROWS) * 3 * 2
     assert {"mean", "std", "n_pairs", "p", "p_adjusted", "significant", "comparison"} <= set(back.columns)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fixtures.synthetic_predictions import EXPECTED_ROWS, SKIPPED, synthetic_config, write_synthetic_predictions
 from sernoise.conditions import build_conditions
+from sernoise.evaluation.labels import NR_MODELS
 from sernoise.evaluation.metrics import compute_metrics
-from sernoise.evaluation.table3 import EMPTY, NR_MODELS, build_table3
-from sernoise.evaluation.table4 import build_table4, write_table4
-from test_table3 import EXPECTED_ROWS, SKIPPED, synthetic_config, write_synthetic_predictions
+from sernoise.evaluation.render import EMPTY
+from sernoise.evaluation.table3 import build_table3
+from sernoise.evaluation.table4 import build_table4
+from sernoise.evaluation.uar_table import write_uar_table
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_table3_of_the_workflow_leaves_the_nr_arms_out(setup):
 
 def test_renderings(setup, tmp_path):
     table = setup["table"]
-    write_table4(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
+    write_uar_table(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
     md = (tmp_path / "t.md").read_text()
     assert md.startswith("Table 4: UAR on ravdess") and "RNNoise" in md and f"m = {table.m}" in md
     assert "| NR-T-DNN |" in md and "| NR-E-DNN |" in md and "table3.csv" not in md

@@ -8,15 +8,15 @@ import pytest
 import torch
 import yaml
 
+from fixtures.training_corpus import assemble_toy, toy_manifest
 from sernoise.features import write_feature_archive
 from sernoise.folds import make_folds
 from sernoise.models.tdnn import TDNN, TDNNConfig
+from sernoise.predictions import CLEAN, PREDICTION_COLUMNS, prediction_keys, read_predictions
 from sernoise.regimes import Regime
 from sernoise.training.data import (
-    CLEAN,
     LABEL_INDEX,
     TrainingDataError,
-    assemble,
     draw_pairs,
     labels_of,
     load_and_normalise,
@@ -35,53 +35,26 @@ from sernoise.training.loop import (
     grid_search,
     predict_proba,
     train_one,
-    uar,
 )
 from sernoise.training.predict import (
-    PREDICTION_COLUMNS,
     load_model,
     predict_features,
     predictions_frame,
-    read_predictions,
     save_state,
     write_predictions,
 )
-
-BINS = ["low", "mid", "high"]
 
 
 # ------------------------------------------------------------------------------ data
 
 
-def _manifest(n_groups: int = 5, per_group: int = 12) -> pd.DataFrame:
-    rows = []
-    for g in range(1, n_groups + 1):
-        for i in range(per_group):
-            rows.append({
-                "utt_id": f"g{g:02d}-u{i:02d}",
-                "group": f"pair{g:02d}",
-                "speaker": f"s{g}",
-                "activation_bin": BINS[i % 3],
-                "valence_bin": BINS[(i // 3) % 3],
-            })
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture
 def corpus():
-    manifest = _manifest()
+    manifest = toy_manifest()
     folds = make_folds(manifest["group"], 5)
     everything = list(manifest["utt_id"])
     available = {"c1": everything, "c2": everything, "c3": [], "c9": everything}  # c3 skipped
     return manifest, folds, available
-
-
-def _assemble(corpus, regime, **overrides):
-    manifest, folds, available = corpus
-    kwargs = dict(regime=regime, fold=2, rep=1, task="activation", seed=7, augmented_per_clean=1.0,
-                  available=available)
-    kwargs.update(overrides)
-    return assemble(manifest, folds, **kwargs)
 
 
 def test_labels_map_low_mid_high_to_0_1_2():
@@ -96,7 +69,7 @@ def test_labels_map_low_mid_high_to_0_1_2():
 
 def test_clean_regime_is_clean_train_and_val_roles_only(corpus):
     manifest, folds, _ = corpus
-    sets = _assemble(corpus, Regime("clean", "clean"))
+    sets = assemble_toy(corpus, Regime("clean", "clean"))
     assert {e.condition for e in sets.train + sets.val} == {CLEAN}
     assert [e.utt_id for e in sets.train] == role_utterances(manifest, folds, 2, "train")
     assert [e.utt_id for e in sets.val] == role_utterances(manifest, folds, 2, "val")
@@ -108,9 +81,9 @@ def test_noisy_regimes_have_equal_sizes_and_draw_only_their_conditions(corpus):
     manifest, folds, _ = corpus
     n_clean = len(role_utterances(manifest, folds, 2, "train"))
     n_val = len(role_utterances(manifest, folds, 2, "val"))
-    matched = _assemble(corpus, Regime("matched", "matched", ("c1", "c2", "c3")))
-    single = _assemble(corpus, Regime("mismatched-x", "mismatched", ("c2",), "x"))
-    clean = _assemble(corpus, Regime("clean", "clean"))
+    matched = assemble_toy(corpus, Regime("matched", "matched", ("c1", "c2", "c3")))
+    single = assemble_toy(corpus, Regime("mismatched-x", "mismatched", ("c2",), "x"))
+    clean = assemble_toy(corpus, Regime("clean", "clean"))
     assert len(clean.train) == n_clean
     assert len(matched.train) == len(single.train) == 2 * n_clean  # augmented_per_clean = 1
     assert len(matched.val) == len(single.val) == 2 * n_val
@@ -120,7 +93,7 @@ def test_noisy_regimes_have_equal_sizes_and_draw_only_their_conditions(corpus):
     # Augmented examples are utterances of the same role, with their own labels.
     train_ids = set(role_utterances(manifest, folds, 2, "train"))
     assert all(e.utt_id in train_ids for e in matched.train)
-    half = _assemble(corpus, Regime("matched", "matched", ("c1", "c2")), augmented_per_clean=0.5)
+    half = assemble_toy(corpus, Regime("matched", "matched", ("c1", "c2")), augmented_per_clean=0.5)
     assert half.n_augmented_train == round(0.5 * n_clean)
 
 
@@ -129,7 +102,7 @@ def test_no_test_role_utterance_in_training_or_validation(corpus):
     for fold in range(1, 6):
         test = set(role_utterances(manifest, folds, fold, "test"))
         for regime in (Regime("clean", "clean"), Regime("all", "all", ("c1", "c2", "c3"))):
-            sets = _assemble(corpus, regime, fold=fold)
+            sets = assemble_toy(corpus, regime, fold=fold)
             used = {e.utt_id for e in sets.train + sets.val}
             assert used and not used & test
             assert not {e.utt_id for e in sets.train} & {e.utt_id for e in sets.val}
@@ -137,12 +110,12 @@ def test_no_test_role_utterance_in_training_or_validation(corpus):
 
 def test_augmented_draws_are_seeded_per_regime_fold_rep_task(corpus):
     regime = Regime("matched", "matched", ("c1", "c2"))
-    first = _assemble(corpus, regime)
-    assert first.train == _assemble(corpus, regime).train
-    assert first.train != _assemble(corpus, regime, rep=2).train
-    assert first.train != _assemble(corpus, regime, seed=8).train
+    first = assemble_toy(corpus, regime)
+    assert first.train == assemble_toy(corpus, regime).train
+    assert first.train != assemble_toy(corpus, regime, rep=2).train
+    assert first.train != assemble_toy(corpus, regime, seed=8).train
     # The order of conditions in the config does not matter.
-    assert first.train == _assemble(corpus, Regime("matched", "matched", ("c2", "c1"))).train
+    assert first.train == assemble_toy(corpus, Regime("matched", "matched", ("c2", "c1"))).train
 
 
 def test_draws_without_replacement_then_whole_rounds():
@@ -155,7 +128,7 @@ def test_draws_without_replacement_then_whole_rounds():
 
 def test_a_regime_with_only_skipped_conditions_is_an_error(corpus):
     with pytest.raises(TrainingDataError, match="skipped"):
-        _assemble(corpus, Regime("mismatched-y", "mismatched", ("c3",), "y"))
+        assemble_toy(corpus, Regime("mismatched-y", "mismatched", ("c3",), "y"))
 
 
 def _write_archives(tmp_path, manifest, folds, fold, *, other_offset):
@@ -175,7 +148,7 @@ def _write_archives(tmp_path, manifest, folds, fold, *, other_offset):
 
 def test_z_normalisation_uses_training_statistics_only(corpus, tmp_path):
     manifest, folds, available = corpus
-    sets = _assemble(corpus, Regime("matched", "matched", ("c1",)))
+    sets = assemble_toy(corpus, Regime("matched", "matched", ("c1",)))
     results = []
     for offset in (0.0, 50.0):
         paths = _write_archives(tmp_path, manifest, folds, 2, other_offset=offset)
@@ -295,9 +268,7 @@ def test_training_crops_respect_max_frames():
     assert result.epochs_run == 1
 
 
-def test_uar_and_class_weights():
-    assert uar([0, 0, 1, 2], [0, 1, 1, 2]) == pytest.approx((0.5 + 1 + 1) / 3)
-    assert uar([1, 1], [1, 0]) == 0.5  # only classes present count
+def test_class_weights():
     weights = class_weights(np.array([0, 0, 0, 1]))
     assert weights[2] == 0 and weights[1] == pytest.approx(3 * weights[0])
 
@@ -328,9 +299,14 @@ def test_predictions_file_format(tmp_path):
     scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     frames = [predictions_frame("clean", ["a", "b"], [0, 1], scores),
               predictions_frame("fade-in", [], [], np.zeros((0, 3)))]
-    write_predictions(frames, tmp_path / "p.csv")
+    keys = prediction_keys("ravdess", "tdnn", "matched", "2", "1", "valence")
+    write_predictions(frames, tmp_path / "p.csv", keys)
     table = read_predictions(tmp_path / "p.csv")
     assert list(table.columns) == PREDICTION_COLUMNS
+    assert table[["corpus", "model", "regime", "fold", "rep", "task"]].drop_duplicates().to_dict("records") == [
+        {"corpus": "ravdess", "model": "tdnn", "regime": "matched", "fold": 2, "rep": 1, "task": "valence"}]
+    with pytest.raises(ValueError, match=r"p\.csv: prediction key\(s\) \['task'\] not given"):
+        write_predictions(frames, tmp_path / "p.csv", {k: v for k, v in keys.items() if k != "task"})
     assert table["true"].tolist() == ["low", "mid"] and table["predicted"].tolist() == ["low", "high"]
     assert table["condition"].tolist() == ["clean", "clean"]
     assert np.allclose(table[["score_low", "score_mid", "score_high"]].to_numpy(), scores)

@@ -25,7 +25,8 @@ from sernoise.training.artifacts import (
     write_selection,
     write_yaml,
 )
-from sernoise.training.data import CLEAN, Example, TrainingSets
+from sernoise.predictions import CLEAN
+from sernoise.training.data import Example, TrainingSets
 from sernoise.training.loop import (
     LabelledArrays,
     TrainingError,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sernoise.audio_store import AudioStore
-from sernoise.augment import PARAM_COLUMNS, load_params
+from sernoise.augmented_io import PARAM_COLUMNS, load_params
 from workflow_helpers import REPO, SNAKEMAKE, module_run, run_snakemake, shared_overlay
 
 pytestmark = pytest.mark.workflow

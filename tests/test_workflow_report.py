@@ -1,6 +1,6 @@
 """Evaluation rules end to end: compute_metrics -> make_table3 + plot_uar -> `snakemake --report`.
 
-The prediction files are synthetic (tests/test_table3.py writes them) and placed in a temporary
+The prediction files are synthetic (tests/fixtures/synthetic_predictions.py writes them) and placed in a temporary
 working directory with the augmented test sets' status.json files; `--allowed-rules` keeps
 Snakemake from rebuilding what produced them (training, augmentation), so only the evaluation
 rules run, as they would after a real run.
@@ -14,7 +14,7 @@ import re
 import pandas as pd
 import pytest
 
-from test_table3 import synthetic_config, write_synthetic_predictions
+from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
 from workflow_helpers import run_snakemake
 
 pytestmark = pytest.mark.workflow

@@ -124,7 +124,7 @@ def assert_feature_archives_hold_the_ok_utterances(results: Path, conditions, *,
 def assert_predictions_cover_the_test_role(workdir: Path, model: str, regimes, conditions, n_folds: int) -> None:
     """Every prediction file of ``model``: the test-role utterances of its fold, once per condition
     (clean included), true labels from the manifest, scores a distribution whose argmax is the prediction."""
-    from sernoise.training.predict import PREDICTION_COLUMNS, read_predictions  # imports torch
+    from sernoise.predictions import PREDICTION_COLUMNS, read_predictions
 
     manifest = read_manifest(workdir / "results/ravdess/manifest.csv").set_index("utt_id")
     folds = pd.read_csv(workdir / "results/ravdess/folds.csv", dtype={"group": str})

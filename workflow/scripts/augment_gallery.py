@@ -3,8 +3,9 @@
 import json
 
 from sernoise.audio_store import AudioStore
-from sernoise.augment import snr_text, gallery_utterance, load_params, plot_gallery
+from sernoise.augmented_io import load_params
 from sernoise.corpora.manifest import read_manifest
+from sernoise.gallery import gallery_utterance, plot_gallery, snr_text
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 
 from sernoise.audio_store import AudioShard
-from sernoise.augment import write_status
+from sernoise.augmented_io import write_status
 from sernoise.denoise import (
     CLEAN, PARAM_COLUMNS, denoise_shard, denoised_status, read_source_params, rnnoise_version, skip_shard,
 )

@@ -9,7 +9,7 @@ import json
 import time
 
 from sernoise.audio_store import AudioStore
-from sernoise.augment import read_params
+from sernoise.augmented_io import read_params
 from sernoise.features import FeatureError, extract_store, write_feature_archive
 from sernoise.runlog import rule_log
 

@@ -3,7 +3,7 @@ perception-retaining test speech -> results/{corpus}/tables/sweep.{csv,md}, resu
 
 from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.sweep import build_sweep, plot_sweep, write_sweep
-from sernoise.evaluation.table3 import ConditionInfo
+from sernoise.evaluation.uar_table import ConditionInfo
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:

@@ -1,6 +1,8 @@
 """Rule make_table3: Table 3 (paper layout) with paired t-tests and Bonferroni, as CSV, Markdown, LaTeX, HTML."""
 
-from sernoise.evaluation.table3 import NR_MODELS, build_table3, run_table_rule
+from sernoise.evaluation.labels import NR_MODELS
+from sernoise.evaluation.table3 import build_table3
+from sernoise.evaluation.uar_table import run_table_rule
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:

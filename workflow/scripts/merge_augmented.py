@@ -1,6 +1,6 @@
 """Rule merge_augmented: per-shard outputs of one (condition, pool) -> params.csv, index.csv, status.json."""
 
-from sernoise.augment import merge_augmented
+from sernoise.augmented_io import merge_augmented
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:

@@ -2,7 +2,7 @@
 
 from sernoise.evaluation.metrics import read_metrics
 from sernoise.evaluation.plots import plot_uar_per_condition, plot_uar_vs_snr
-from sernoise.evaluation.table3 import ConditionInfo
+from sernoise.evaluation.uar_table import ConditionInfo
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:

@@ -38,7 +38,8 @@ from typing import Iterator
 
 import h5py
 import numpy as np
-import pandas as pd
+
+from sernoise.io import read_csv_checked
 
 FORMAT_VERSION = 1
 CHUNK_SAMPLES = 2**16
@@ -391,10 +392,8 @@ class AudioStore:
         index_csv = Path(index_csv)
         if not index_csv.is_file():
             raise AudioStoreError(f"{index_csv}: index file not found")
-        frame = pd.read_csv(index_csv, dtype={"utt_id": str, "shard": str}, keep_default_na=False)
-        missing = [c for c in ("utt_id", "shard") if c not in frame.columns]
-        if missing:
-            raise AudioStoreError(f"{index_csv}: missing column(s) {missing}")
+        frame = read_csv_checked(index_csv, ["utt_id", "shard"], error=AudioStoreError,
+                                 dtype={"utt_id": str, "shard": str}, keep_default_na=False)
         names = list(dict.fromkeys(frame["shard"].tolist()))
         store = cls([index_csv.parent / name for name in names])
         in_index = set(frame["utt_id"])

@@ -18,6 +18,10 @@ One call handles the utterances of one clean audio shard for one (condition, poo
 A corpus that cannot support a condition still gets valid outputs (an empty shard, a
 header-only params file, a status JSON with the reason), so downstream rules never fail on
 a missing file and the reason is stated where people look for results.
+
+The files themselves (params, status, merging the shards of a dataset) are
+:mod:`sernoise.augmented_io`'s; STOI and PESQ are :mod:`sernoise.quality`'s; the spectrogram
+gallery is :mod:`sernoise.gallery`'s.
 """
 
 from __future__ import annotations
@@ -25,46 +29,23 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import re
 import time
-import warnings
 from collections import Counter
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sernoise.audio_store import ShardWriter, dequantise, quantise
+from sernoise.audio_store import ShardWriter
+from sernoise.augmented_io import PARAM_PREFIX, reason_kind, write_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.conditions.base import SAMPLE_RATE, Condition, ConditionError, Context, SkipUtterance
+from sernoise.quality import as_stored, measure_pesq, measure_stoi, quality_for
 from sernoise.seeds import derive_seed
 
 log = logging.getLogger("sernoise.augment")
 
 POOLS = ("train", "test")
-
-# Fixed leading columns of params.csv; the condition's own parameters follow as p_<name>.
-PARAM_COLUMNS = [
-    "utt_id",
-    "seed",
-    "status",
-    "note",
-    "condition",
-    "pool",
-    "family",
-    "perception",
-    "snr_target",
-    "snr_measured",
-    "duration_in",
-    "duration_out",
-    "stoi",
-    "pesq",
-]
-PARAM_PREFIX = "p_"
-
-DEFAULT_QUALITY = {"stoi": True, "pesq": True, "pools": ["test"]}
 
 # Utterances per apply_batch call for conditions with an exact batch path (Condition.batch_exact).
 BATCH_SIZE = 32
@@ -115,18 +96,6 @@ def unmet_requirement(condition: Condition, manifest: pd.DataFrame, *, noise=Non
     return None
 
 
-def reason_kind(reason: str) -> str:
-    """A skip reason with its numbers masked ('#'), to count reasons of one kind in status files."""
-    return re.sub(r"(?<![A-Za-z])[-+]?\d+(?:\.\d+)?", "#", reason)
-
-
-def quality_for(quality: dict | None, pool: str) -> tuple[bool, bool]:
-    """(stoi?, pesq?) for this pool from the ``augment.quality`` config."""
-    q = dict(DEFAULT_QUALITY if quality is None else quality)
-    on_pool = pool in (q.get("pools") or [])
-    return bool(q.get("stoi", False)) and on_pool, bool(q.get("pesq", False)) and on_pool
-
-
 def _scalar(value: Any):
     """A CSV-friendly scalar (NumPy scalars -> Python; lists/dicts -> compact JSON text)."""
     if isinstance(value, np.generic):
@@ -142,61 +111,6 @@ def _scalar(value: Any):
 
 def _float(value) -> float:
     return math.nan if value is None else float(value)
-
-
-def measure_stoi(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
-    from pystoi import stoi
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = float(stoi(x.astype(np.float64), y.astype(np.float64), SAMPLE_RATE, extended=False))
-    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    if notes:  # pystoi returns a placeholder (1e-5) when the signal is too short
-        return math.nan, "stoi: " + notes[0]
-    return value, ""
-
-
-def measure_pesq(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
-    import pesq
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return float(pesq.pesq(SAMPLE_RATE, x, y, "wb")), ""
-    except (pesq.PesqError, ValueError) as error:
-        message = error.args[0] if error.args else type(error).__name__
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        return math.nan, f"pesq: {type(error).__name__}: {message}"
-
-
-def _stored(y: np.ndarray) -> np.ndarray:
-    """``y`` as the shard will give it back (int16 quantisation): measure what is stored."""
-    q, scale = quantise(y)
-    return dequantise(q, scale)
-
-
-def _write_params(rows: list[dict], path: str | os.PathLike) -> pd.DataFrame:
-    extra: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in PARAM_COLUMNS and key not in extra:
-                extra.append(key)
-    frame = pd.DataFrame(rows, columns=PARAM_COLUMNS + extra)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, path)
-    return frame
-
-
-def write_status(status: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _status(condition: Condition, pool: str, *, skipped: bool, reason: str | None,
@@ -259,7 +173,7 @@ def skip_condition(
     """Outputs of a condition this corpus cannot support: empty shard, header-only params, status."""
     with ShardWriter(out_shard, compression=compression, compression_level=compression_level):
         pass
-    _write_params([], out_params)
+    write_params([], out_params)
     status = _status(condition, pool, skipped=True, reason=reason, n_ok=0, n_skipped=n_utterances)
     if out_status is not None:
         write_status(status, out_status)
@@ -343,7 +257,7 @@ def augment_shard(
             ) from error
 
         writer.add(utt_id, result.audio)
-        y = _stored(result.audio)
+        y = as_stored(result.audio)
         notes = []
         record["snr_target"] = _float(result.snr_target)
         record["duration_out"] = y.size / SAMPLE_RATE
@@ -395,207 +309,9 @@ def augment_shard(
                     n_ok += 1
                 progress_log.update(first + j + 1)
 
-    _write_params(params_rows, out_params)
+    write_params(params_rows, out_params)
     status = _status(condition, pool, skipped=False, reason=None, n_ok=n_ok, n_skipped=len(rows) - n_ok,
                      skip_reasons=dict(skip_reasons))
     if out_status is not None:
         write_status(status, out_status)
     return status
-
-
-# ---------------------------------------------------------------------------------- merging
-
-
-def read_params(path: str | os.PathLike) -> pd.DataFrame:
-    """A params file as text (exact round trip of every cell); empty cells stay ''."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def load_params(path: str | os.PathLike) -> pd.DataFrame:
-    """A params file typed for analysis: numbers as numbers, NaN in empty cells (text columns keep '')."""
-    text = ["utt_id", "status", "note", "condition", "pool", "family", "perception"]
-    frame = pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False, na_values=[""])
-    frame[text] = frame[text].fillna("")
-    return frame
-
-
-def merge_augmented(
-    shards: Iterable,
-    params: Iterable,
-    statuses: Iterable,
-    *,
-    out_params,
-    out_index,
-    out_status,
-) -> dict:
-    """Combine the per-shard outputs of one (condition, pool) into params.csv, index.csv, status.json.
-
-    ``index.csv`` lists the stored (``ok``) utterances with the shard path relative to its own
-    folder, for :meth:`AudioStore.from_index`.  Params cells are copied as text, so merging
-    never changes a number's representation.
-    """
-    shards, params, statuses = list(shards), list(params), list(statuses)
-    if not (len(shards) == len(params) == len(statuses)):
-        raise ValueError(f"{out_params}: {len(shards)} shards, {len(params)} params and {len(statuses)} status files")
-    out_index = Path(out_index)
-    frames, index_parts, states = [], [], []
-    for shard, params_csv, status_json in zip(shards, params, statuses):
-        frame = read_params(params_csv)
-        missing = [c for c in PARAM_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{params_csv}: missing column(s) {missing}")
-        frames.append(frame)
-        states.append(json.loads(Path(status_json).read_text(encoding="utf-8")))
-        ok = frame[frame["status"] == "ok"]
-        rel = Path(os.path.relpath(Path(shard).resolve(), out_index.parent.resolve())).as_posix()
-        index_parts.append(pd.DataFrame({"utt_id": ok["utt_id"], "shard": rel, "duration": ok["duration_out"]}))
-    merged = pd.concat(frames, ignore_index=True, sort=False).fillna("") if frames else pd.DataFrame(columns=PARAM_COLUMNS)
-    merged = merged[PARAM_COLUMNS + [c for c in merged.columns if c not in PARAM_COLUMNS]]
-    if merged["utt_id"].duplicated().any():
-        raise ValueError(f"{out_params}: utterance(s) in more than one shard: "
-                         f"{merged['utt_id'][merged['utt_id'].duplicated()].tolist()[:5]}")
-    # Shards hold contiguous utt_id-sorted blocks already; sort anyway so the file never depends on input order.
-    merged = merged.sort_values("utt_id", kind="stable").reset_index(drop=True)
-    index = (pd.concat(index_parts, ignore_index=True) if index_parts
-             else pd.DataFrame(columns=["utt_id", "shard", "duration"]))
-    index = index.sort_values("utt_id", kind="stable").reset_index(drop=True)
-    for frame, path in ((merged, Path(out_params)), (index, out_index)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        frame.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, path)
-
-    skipped = bool(states) and all(s.get("skipped") for s in states)
-    reasons = [s.get("reason") for s in states if s.get("skipped") and s.get("reason")]
-    skip_reasons: Counter = Counter()
-    for s in states:
-        skip_reasons.update(s.get("skip_reasons") or {})
-    first = states[0] if states else {}
-    status = {
-        "condition": first.get("condition"),
-        "type": first.get("type"),
-        "family": first.get("family"),
-        "perception": first.get("perception"),
-        "additive": first.get("additive"),
-        "pool": first.get("pool"),
-        "skipped": skipped,
-        "reason": reasons[0] if skipped and reasons else None,
-        "n_ok": int(sum(s.get("n_ok", 0) for s in states)),
-        "n_skipped": int(sum(s.get("n_skipped", 0) for s in states)),
-        "skip_reasons": dict(sorted(skip_reasons.items())),
-        "n_shards": len(states),
-    }
-    write_status(status, out_status)
-    return status
-
-
-# ---------------------------------------------------------------------------------- gallery
-
-
-def gallery_utterance(utt_ids: Iterable[str], params: dict[str, pd.DataFrame | None]) -> str:
-    """The first of ``utt_ids`` (manifest order) that every non-skipped condition stored.
-
-    ``params`` maps condition id -> its params frame, or None for a skipped condition.  Falls
-    back to the first utterance when no utterance is kept by all of them.
-    """
-    utt_ids = list(utt_ids)
-    if not utt_ids:
-        raise ValueError("gallery: the corpus has no utterances")
-    kept = None
-    for frame in params.values():
-        if frame is None:
-            continue
-        ok = set(frame.loc[frame["status"] == "ok", "utt_id"])
-        kept = ok if kept is None else kept & ok
-    for utt_id in utt_ids:
-        if kept is None or utt_id in kept:
-            return utt_id
-    return utt_ids[0]
-
-
-def snr_text(value, additive: bool = True) -> str:
-    """'SNR 10.0 dB' (additive: speech vs added noise) or 'diff. SNR 28.7 dB' (difference signal)."""
-    label = "SNR" if additive else "diff. SNR"
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if math.isnan(value):
-        return f"{label} n/a (length changed)" if not additive else f"{label} n/a"
-    if math.isinf(value):
-        return f"{label} ∞" if value > 0 else f"{label} −∞"
-    return f"{label} {value + 0.0:.1f} dB".replace("-0.0 dB", "0.0 dB")
-
-
-def plot_gallery(clean: np.ndarray, panels: list[dict], out_png, *, title: str, ncols: int = 4) -> None:
-    """Log-mel spectrograms of one utterance, clean and under each condition, on one colour scale.
-
-    ``panels``: dicts with ``condition``, ``subtitle`` and either ``audio`` (float32 16 kHz) or
-    ``reason`` (shown as text on an empty, titled panel).  Levels are dB relative to the clean
-    utterance's peak, so louder or quieter outputs look louder or quieter.
-    """
-    import textwrap
-
-    import librosa
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_mels, hop, n_fft = 64, 160, 512
-
-    def mel_db(x):
-        m = librosa.feature.melspectrogram(y=np.asarray(x, dtype=np.float32), sr=SAMPLE_RATE, n_fft=n_fft,
-                                           hop_length=hop, n_mels=n_mels, fmax=SAMPLE_RATE / 2)
-        return m
-
-    clean_mel = mel_db(clean)
-    ref = float(clean_mel.max()) or 1.0
-    all_panels = [{"condition": "clean", "subtitle": "reference", "audio": clean}] + list(panels)
-    max_dur = max((p["audio"].size for p in all_panels if p.get("audio") is not None), default=1) / SAMPLE_RATE
-    nrows = math.ceil(len(all_panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.5 * nrows + 0.8), squeeze=False)
-    mel_hz = librosa.mel_frequencies(n_mels=n_mels, fmax=SAMPLE_RATE / 2)
-    ticks_hz = [250, 1000, 2000, 4000, 8000]
-    tick_pos = [float(np.interp(f, mel_hz, np.arange(n_mels))) for f in ticks_hz]
-    image = None
-    for k, ax in enumerate(axes.flat):
-        if k >= len(all_panels):
-            ax.axis("off")
-            continue
-        panel = all_panels[k]
-        skipped = panel.get("audio") is None
-        ax.set_title(f"{panel['condition']}{' (skipped)' if skipped else ''}\n{panel['subtitle']}", fontsize=9)
-        if skipped:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_facecolor("#eeeeee")
-            reason = "\n".join(textwrap.wrap(str(panel.get("reason") or "skipped"), 38)[:6])
-            ax.text(0.5, 0.5, reason, ha="center", va="center", fontsize=8, transform=ax.transAxes,
-                    color="#444444")
-            continue
-        audio = panel["audio"]
-        db = 10.0 * np.log10(np.maximum(mel_db(audio), 1e-12) / ref)
-        image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
-                          extent=(0, audio.size / SAMPLE_RATE, -0.5, n_mels - 0.5), interpolation="nearest")
-        ax.set_xlim(0, max_dur)
-        ax.set_facecolor("#dddddd")  # beyond the end of a shortened output
-        ax.set_yticks(tick_pos)
-        ax.set_yticklabels(["250", "1k", "2k", "4k", "8k"] if k % ncols == 0 else [], fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
-        if k % ncols == 0:
-            ax.set_ylabel("Hz (mel)", fontsize=8)
-        if k // ncols == nrows - 1 or k + ncols >= len(all_panels):
-            ax.set_xlabel("time (s)", fontsize=8)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.95, 0.97))
-    if image is not None:
-        cax = fig.add_axes((0.955, 0.1, 0.01, 0.8))
-        bar = fig.colorbar(image, cax=cax)
-        bar.set_label("dB re clean peak", fontsize=8)
-        bar.ax.tick_params(labelsize=7)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    # No timestamp or software version in the PNG, so the same inputs give the same bytes.
-    fig.savefig(out_png, dpi=90, metadata={"Software": None})
-    plt.close(fig)

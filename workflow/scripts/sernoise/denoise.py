@@ -33,9 +33,9 @@ clean one (``snr_before``) and of the denoised utterance against the clean one (
 ``10·log10(P_clean / P_(y − clean))`` over the span where noise was added (the support of
 noisy − clean); STOI and wide-band PESQ of the noisy (``*_before``) and the denoised
 (``*_after``) utterance against the clean one, for the pools configured in
-``denoise.quality.pools`` (equal lengths only, as in :mod:`sernoise.augment`; ``*_before``
-is copied from the augmented dataset's params when it has it).  For the clean corpus the
-``*_after`` columns measure what RNNoise does to clean speech (the SNR column is then the
+``denoise.quality.pools`` (equal lengths only, measured as for the augmented datasets by
+:mod:`sernoise.quality`; ``*_before`` is copied from the augmented dataset's params when it has
+it).  For the clean corpus the ``*_after`` columns measure what RNNoise does to clean speech (the SNR column is then the
 difference SNR, ``snr_after``, and nothing is "before").  ``vad_mean`` is the mean of the
 speech probability RNNoise reports per frame.
 """
@@ -47,7 +47,6 @@ import functools
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Iterable
@@ -55,9 +54,12 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from sernoise.audio_store import ShardWriter, dequantise, quantise
-from sernoise.augment import measure_pesq, measure_stoi, write_status
+from sernoise.audio_store import ShardWriter
+from sernoise.augmented_io import merge_shards, merged_counts, read_params, write_status
 from sernoise.conditions import snr as snr_mod
+from sernoise.io import write_csv_atomic
+from sernoise.predictions import CLEAN
+from sernoise.quality import as_stored, measure_pesq, measure_stoi, quality_for
 
 log = logging.getLogger("sernoise.denoise")
 
@@ -69,12 +71,11 @@ INT16_RANGE = 32768.0
 RESAMPLE_QUALITY = "HQ"
 PIP_REQUIREMENT = 'pyrnnoise==0.4.3 audiolab==0.5.1 "av<17"'
 
-CLEAN = "clean"
 PARAM_COLUMNS = [
     "utt_id", "status", "note", "condition", "pool", "additive", "duration",
     "snr_before", "snr_after", "stoi_before", "stoi_after", "pesq_before", "pesq_after", "vad_mean",
 ]
-DEFAULT_QUALITY = {"stoi": True, "pesq": True, "pools": ["test"], "clean": True}
+DEFAULT_QUALITY = {"stoi": True, "pesq": True, "pools": ["test"], "clean": True}  # denoise.quality defaults
 
 
 class DenoiseError(RuntimeError):
@@ -200,24 +201,12 @@ def measure_delay(max_lag: int = 2 * DELAY_48K, seconds: float = 1.0) -> int:
 # ------------------------------------------------------------------------------ measures
 
 
-def quality_for(quality: dict | None, pool: str | None) -> tuple[bool, bool]:
-    """(stoi?, pesq?) for a pool (``None``: the clean corpus) from ``denoise.quality``."""
-    q = dict(DEFAULT_QUALITY if quality is None else quality)
-    on = bool(q.get("clean", True)) if pool is None else pool in (q.get("pools") or [])
-    return bool(q.get("stoi", False)) and on, bool(q.get("pesq", False)) and on
-
-
 def noise_span(clean: np.ndarray, noisy: np.ndarray) -> tuple[int, int] | None:
     """(start, stop) of the support of noisy − clean (where noise was added); None when identical."""
     nonzero = np.flatnonzero(np.asarray(noisy, dtype=np.float64) - np.asarray(clean, dtype=np.float64))
     if nonzero.size == 0:
         return None
     return int(nonzero[0]), int(nonzero[-1]) + 1
-
-
-def _stored(y: np.ndarray) -> np.ndarray:
-    q, scale = quantise(y)
-    return dequantise(q, scale)
 
 
 def _finite(value) -> float | None:
@@ -268,20 +257,9 @@ def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.nda
 # ------------------------------------------------------------------------------ datasets
 
 
-def _write_csv(frame: pd.DataFrame, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, path)
-
-
 def read_source_params(path) -> pd.DataFrame:
     """An augmented dataset's params file (text), or an empty frame when there is none."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "utt_id" not in frame.columns or "status" not in frame.columns:
-        raise DenoiseError(f"{path}: not a params file (needs utt_id and status columns)")
-    return frame
+    return read_params(path, ["utt_id", "status"], error=DenoiseError)
 
 
 def denoise_shard(
@@ -307,7 +285,7 @@ def denoise_shard(
     source itself).  ``source_params``: the augmented shard's params; utterances not ``ok``
     there keep their status and are not denoised.  Every output utterance has its input's length.
     """
-    do_stoi, do_pesq = quality_for(quality, pool)
+    do_stoi, do_pesq = quality_for(quality, pool, DEFAULT_QUALITY)
     is_clean = condition == CLEAN
     statuses = {}
     known = {}
@@ -332,7 +310,7 @@ def denoise_shard(
             x = source.read(utt_id)
             y, vad = rnnoise_denoise(x, return_vad=True)
             writer.add(utt_id, y)
-            y_stored = _stored(y)
+            y_stored = as_stored(y)
             reference = x if is_clean else (clean.read(utt_id) if clean is not None and utt_id in clean else None)
             measures, notes = measure(reference, None if is_clean else x, y_stored, additive=base["additive"],
                                       stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id))
@@ -345,7 +323,7 @@ def denoise_shard(
                 last = now
                 progress(f"{k + 1}/{len(order)} utterances, {audio_seconds / max(now - start, 1e-9):.1f} x real time")
     frame = pd.DataFrame(rows, columns=PARAM_COLUMNS)
-    _write_csv(frame, out_params)
+    write_csv_atomic(frame, out_params)
     return {"n_ok": n_ok, "n_skipped": len(order) - n_ok, "seconds": time.perf_counter() - start,
             "audio_seconds": audio_seconds}
 
@@ -374,7 +352,7 @@ def skip_shard(source_status: dict, source_params: pd.DataFrame, *, out_shard, o
          for r in source_params.to_dict("records")],
         columns=PARAM_COLUMNS,
     )
-    _write_csv(frame, out_params)
+    write_csv_atomic(frame, out_params)
     status = dict(source_status)
     write_status(status, out_status)
     return status
@@ -389,48 +367,17 @@ def merge_denoised(shards: Iterable, params: Iterable, statuses: Iterable | None
     if len(shards) != len(params) or (statuses is not None and len(statuses) != len(shards)):
         raise DenoiseError(f"{out_params}: {len(shards)} shards, {len(params)} params, "
                            f"{'-' if statuses is None else len(statuses)} status files")
-    out_index = Path(out_index)
-    frames, index_parts = [], []
-    for shard, params_csv in zip(shards, params):
-        frame = pd.read_csv(params_csv, dtype=str, keep_default_na=False)
-        missing = [c for c in PARAM_COLUMNS if c not in frame.columns]
-        if missing:
-            raise DenoiseError(f"{params_csv}: missing column(s) {missing}")
-        frames.append(frame)
-        ok = frame[frame["status"] == "ok"]
-        rel = Path(os.path.relpath(Path(shard).resolve(), out_index.parent.resolve())).as_posix()
-        index_parts.append(pd.DataFrame({"utt_id": ok["utt_id"], "shard": rel, "duration": ok["duration"]}))
-    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PARAM_COLUMNS)
-    if merged["utt_id"].duplicated().any():
-        raise DenoiseError(f"{out_params}: utterance(s) in more than one shard: "
-                           f"{merged['utt_id'][merged['utt_id'].duplicated()].tolist()[:5]}")
-    merged = merged.sort_values("utt_id", kind="stable").reset_index(drop=True)
-    index = pd.concat(index_parts, ignore_index=True) if index_parts else pd.DataFrame(columns=["utt_id", "shard", "duration"])
-    index = index.sort_values("utt_id", kind="stable").reset_index(drop=True)
-    _write_csv(merged, out_params)
-    _write_csv(index, out_index)
+    merged = merge_shards(shards, params, out_params=out_params, out_index=out_index, columns=PARAM_COLUMNS,
+                          duration="duration", error=DenoiseError)
     n_ok = int((merged["status"] == "ok").sum())
     if statuses is None:
         status = denoised_status(None, {"n_ok": n_ok, "n_skipped": len(merged) - n_ok}, condition=CLEAN, pool=None)
         status["skipped"] = False
     else:
         states = [json.loads(Path(p).read_text(encoding="utf-8")) for p in statuses]
-        skipped = bool(states) and all(s.get("skipped") for s in states)
         first = states[0] if states else {}
         status = {k: v for k, v in first.items() if k not in ("n_ok", "n_skipped", "skip_reasons")}
-        status.update({
-            "skipped": skipped,
-            "reason": next((s.get("reason") for s in states if s.get("skipped") and s.get("reason")), None)
-            if skipped else None,
-            "n_ok": int(sum(int(s.get("n_ok", 0)) for s in states)),
-            "n_skipped": int(sum(int(s.get("n_skipped", 0)) for s in states)),
-            "n_shards": len(states),
-        })
-        reasons: dict[str, int] = {}
-        for s in states:
-            for key, count in (s.get("skip_reasons") or {}).items():
-                reasons[key] = reasons.get(key, 0) + int(count)
-        status["skip_reasons"] = dict(sorted(reasons.items()))
+        status.update(merged_counts(states))
     status["summary"] = summary(merged)
     write_status(status, out_status)
     return status

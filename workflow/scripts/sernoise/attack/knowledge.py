@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from sernoise.conditions.base import Condition, Context
+from sernoise.io import read_csv_checked
+from sernoise.predictions import CLASS_INDICES, uar
 from sernoise.seeds import rng_for
-from sernoise.training.loop import uar
 
 from .perturb import draw_instance
 
@@ -76,8 +77,8 @@ def measure_degradation(
     for category, conditions in categories.items():
         index = [r for r, _ in noisy[category]]
         t = [true[r] for r in index]
-        u_clean = uar(t, [clean[r] for r in index])
-        u_noisy = uar(t, [p for _, p in noisy[category]])
+        u_clean = uar(t, [clean[r] for r in index], CLASS_INDICES)
+        u_noisy = uar(t, [p for _, p in noisy[category]], CLASS_INDICES)
         rows.append({
             "category": category,
             "perception": (perception or {}).get(category, ""),
@@ -114,9 +115,7 @@ def write_knowledge(frame: pd.DataFrame, path) -> None:
 
 
 def read_knowledge(path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"category": str, "perception": str, "conditions": str}, keep_default_na=False)
-    missing = [c for c in KNOWLEDGE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
+    frame = read_csv_checked(path, KNOWLEDGE_COLUMNS, dtype={"category": str, "perception": str, "conditions": str},
+                             keep_default_na=False)
     frame["uar_drop"] = pd.to_numeric(frame["uar_drop"], errors="coerce")
     return frame

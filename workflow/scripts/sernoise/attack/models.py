@@ -79,7 +79,7 @@ class TdnnPredictor(CountingPredictor):
     @classmethod
     def from_folder(cls, folder, device: str = "cpu") -> "TdnnPredictor":
         folder = Path(folder)
-        return cls(*(folder / name for name in TDNN_FILES), device=device)
+        return cls(folder / "model.pt", folder / "hparams.yaml", folder / "norm.npz", device=device)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         from sernoise.features import log_mel_fbank

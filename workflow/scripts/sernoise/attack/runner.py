@@ -23,19 +23,19 @@ replayed from the largest one, whose row also carries ``model_calls`` and ``comp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from sernoise.conditions.base import Condition, Context
+from sernoise.io import read_csv_checked, write_csv_atomic
+from sernoise.predictions import LABELS
 from sernoise.seeds import derive_seed, rng_for
 
 from .algorithm import AttackResult, algorithm1, check_budget, derive
 from .perturb import NoiseInstance, draw_instance
 
-LABELS = ("low", "mid", "high")
 KNOWLEDGE = ("none", "degradation")
 RESULT_COLUMNS = [
     "model", "regime", "fold", "rep", "task", "noise_set", "knowledge", "utt_id", "run", "budget", "success",
@@ -198,21 +198,15 @@ def run_job(job: AttackJob, predictor: Callable, utterances: Iterable[tuple[str,
 
 
 def write_results(frame: pd.DataFrame, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-    tmp.replace(path)
+    write_csv_atomic(frame, path, float_format="%.6g")
 
 
 def read_results(path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"utt_id": str, "budget": str, "category": str, "condition": str,
-                                     "noise_file": str, "order": str, "trace": str, "noise_set": str,
-                                     "knowledge": str, "model": str, "task": str, "regime": str},
-                        keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
-    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
+    frame = read_csv_checked(path, RESULT_COLUMNS,
+                             dtype={"utt_id": str, "budget": str, "category": str, "condition": str,
+                                    "noise_file": str, "order": str, "trace": str, "noise_set": str,
+                                    "knowledge": str, "model": str, "task": str, "regime": str},
+                             keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
     for column in ("success", "derived"):
         frame[column] = frame[column].astype(str).str.lower().eq("true")
     return frame

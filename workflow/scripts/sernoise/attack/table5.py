@@ -30,7 +30,7 @@ from sernoise.evaluation.render import (
     EMPTY, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files,
 )
 from sernoise.evaluation.stats import ALPHA, bonferroni, direction, paired_ttest
-from sernoise.evaluation.table3 import labels_and_notes, model_label
+from sernoise.evaluation.labels import labels_and_notes, model_label
 
 from .runner import budget_sort_key
 
@@ -70,7 +70,7 @@ class Table5:
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
 
     def label(self, model: str) -> str:
-        return self.labels.get(model) or model_label(model)
+        return model_label(model, self.labels)
 
 
 def pair_rates(results: pd.DataFrame) -> pd.Series:
@@ -83,7 +83,7 @@ def pair_rates(results: pd.DataFrame) -> pd.Series:
 def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", model_labels: dict | None = None,
                  model_notes: list[str] | None = None) -> Table5:
     """Table 5 from the concatenated attack result rows and the resolved attack settings;
-    ``model_labels`` and ``model_notes`` as for :func:`sernoise.evaluation.table3.build_table3`
+    ``model_labels`` and ``model_notes`` as for :func:`sernoise.evaluation.uar_table.build_uar_table`
     (the column label of an E-DNN on a stand-in backbone, and what it means)."""
     models = list(settings["models"])
     labels, model_notes = labels_and_notes(models, model_labels, model_notes)
@@ -109,7 +109,7 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", mod
                         rows.append({
                             "row_order": order, "knowledge": k, "knowledge_label": KNOWLEDGE_LABELS.get(k, k),
                             "noise_set": s, "noise_set_label": set_label(s, specs.get(s, "list")), "budget": b,
-                            "model": mdl, "model_label": labels.get(mdl) or model_label(mdl),
+                            "model": mdl, "model_label": model_label(mdl, labels),
                             "task": t, "task_label": task_name(t),
                             "mean": float(pairs.mean()) if len(pairs) else math.nan,
                             "std": float(pairs.std(ddof=1)) if len(pairs) > 1 else (0.0 if len(pairs) else math.nan),

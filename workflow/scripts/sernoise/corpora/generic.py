@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io import read_csv_checked
 from .manifest import BINS, DEFAULT_BIN_EDGES, MANIFEST_COLUMNS, ManifestError, bin_value, to_manifest_frame
 
 REQUIRED = ("utt_id", "path", "speaker", "group", "emotion")
@@ -22,10 +23,8 @@ def scan(root, options: dict | None = None) -> pd.DataFrame:
     csv_path = Path(options.get("csv") or Path(root) / "manifest.csv")
     if not csv_path.is_file():
         raise FileNotFoundError(f"generic corpus CSV {csv_path} does not exist (set corpora.<name>.csv)")
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"{csv_path}: missing required column(s) {missing}")
+    frame = read_csv_checked(csv_path, REQUIRED, error=ManifestError, what="required ", dtype=str,
+                             keep_default_na=False)
     unknown = [c for c in frame.columns if c not in MANIFEST_COLUMNS]
     if unknown:
         raise ManifestError(f"{csv_path}: unknown column(s) {unknown}; allowed: {MANIFEST_COLUMNS}")

@@ -6,6 +6,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from sernoise.io import read_csv_checked
+
 MANIFEST_COLUMNS = [
     "utt_id",
     "path",
@@ -71,13 +73,13 @@ def to_manifest_frame(rows: Iterable[dict]) -> pd.DataFrame:
 
 def read_manifest(path: str) -> pd.DataFrame:
     """Read a manifest CSV keeping ids and labels as strings and empty cells as ''."""
-    frame = pd.read_csv(
+    frame = read_csv_checked(
         path,
+        MANIFEST_COLUMNS,
+        error=ManifestError,
+        what="manifest ",
         dtype={c: str for c in MANIFEST_COLUMNS if c not in ("duration", "sample_rate", "activation", "valence", "dominance")},
         keep_default_na=False,
         na_values={"activation": [""], "valence": [""], "dominance": [""], "duration": [""], "sample_rate": [""]},
     )
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"{path}: missing manifest column(s) {missing}")
     return frame[MANIFEST_COLUMNS]

@@ -1,14 +1,16 @@
 """Metrics of prediction files (paper §7.2.3; SPEC §8): UAR, per-class recall, weighted F1.
 
-A prediction file is ``results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv``
-with columns ``condition`` ("clean" for clean test speech, else a condition id), ``utt_id``,
-``true``, ``predicted`` (labels ``low | mid | high``) and ``score_low/mid/high``.
+A prediction file (:mod:`sernoise.predictions`; the workflow keeps it at
+``results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv``) has the key
+columns ``corpus, model, regime, fold, rep, task``, then ``condition`` ("clean" for clean test
+speech, else a condition id), ``utt_id``, ``true``, ``predicted`` (labels ``low | mid | high``) and
+``score_low/mid/high``.  The keys are read from those columns, not from the path.
 
-Per (file, condition):
+Per (model, regime, fold, rep, task, condition):
 
 * ``uar``: unweighted average recall = the mean, over the classes present in ``true``, of the
-  recall of that class (``sklearn.metrics.recall_score(average="macro")`` restricted to those
-  classes; equal to ``balanced_accuracy_score``).  Chance is 1/3 with three classes present.
+  recall of that class (:func:`sernoise.predictions.uar`; equal to sklearn's
+  ``balanced_accuracy_score``).  Chance is 1/3 with three classes present.
   A class that is absent from ``true`` has no recall and does not enter the mean (counting it
   as 0 would penalise a model for a class it could not be tested on); predictions of an
   absent class still count as errors in the recall of the true class.
@@ -19,79 +21,27 @@ Per (file, condition):
 * ``n``: number of predictions.
 
 ``confusion.csv`` holds the 3x3 confusion counts (``cm_<true>_<predicted>``) of the same
-(file, condition) groups.  UAR is a function of the confusion matrix, so the UAR of *pooled*
+(keys, condition) groups.  UAR is a function of the confusion matrix, so the UAR of *pooled*
 predictions (Table 3's aggregate rows) is :func:`uar_from_confusion` of the summed counts,
 without reading the predictions again.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, f1_score, recall_score
+from sklearn.metrics import confusion_matrix, f1_score
 
-LABELS = ("low", "mid", "high")
-CLEAN = "clean"
-PREDICTION_COLUMNS = ["condition", "utt_id", "true", "predicted", "score_low", "score_mid", "score_high"]
+from sernoise.io import read_csv_checked
+from sernoise.predictions import LABELS, PredictionError, read_predictions, uar
+
+# the prediction keys that metrics.csv and confusion.csv keep (one corpus per file: no corpus column)
 KEYS = ["model", "regime", "fold", "rep", "task"]
 METRIC_COLUMNS = KEYS + ["condition", "uar", "recall_low", "recall_mid", "recall_high", "f1_weighted", "n"]
 CM_COLUMNS = [f"cm_{t}_{p}" for t in LABELS for p in LABELS]
 CONFUSION_COLUMNS = KEYS + ["condition"] + CM_COLUMNS
-
-_PATH = re.compile(
-    r"predictions/(?P<model>[^/]+)/(?P<regime>[^/]+)/fold(?P<fold>\d+)/rep(?P<rep>\d+)/(?P<task>[^/]+)\.csv$"
-)
-
-
-class PredictionError(ValueError):
-    """A prediction file that cannot be evaluated (the message names the file)."""
-
-
-def parse_prediction_path(path) -> dict:
-    """``model, regime, fold, rep, task`` from a prediction file's path."""
-    match = _PATH.search(Path(path).as_posix())
-    if not match:
-        raise PredictionError(
-            f"{path}: not a prediction file path (expected .../predictions/{{model}}/{{regime}}/fold{{fold}}/rep{{rep}}/{{task}}.csv)"
-        )
-    keys = match.groupdict()
-    keys["fold"], keys["rep"] = int(keys["fold"]), int(keys["rep"])
-    return keys
-
-
-def read_predictions(path) -> pd.DataFrame:
-    """Read and check one prediction file; errors name the file, the column and the bad values."""
-    try:
-        frame = pd.read_csv(path, dtype={"condition": str, "utt_id": str, "true": str, "predicted": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise PredictionError(f"{path}: cannot be read as CSV ({error})") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise PredictionError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")
-    for column in ("true", "predicted"):
-        bad = sorted(set(frame[column].dropna()) - set(LABELS)) + (["<empty>"] if frame[column].isna().any() else [])
-        if bad:
-            raise PredictionError(f"{path}: column {column!r} has label(s) {bad[:5]} outside {list(LABELS)}")
-    if frame["condition"].isna().any():
-        raise PredictionError(f"{path}: column 'condition' has empty values")
-    duplicated = frame.duplicated(["condition", "utt_id"])
-    if duplicated.any():
-        first = frame.loc[duplicated, ["condition", "utt_id"]].iloc[0].tolist()
-        raise PredictionError(f"{path}: {int(duplicated.sum())} duplicated (condition, utt_id) row(s), e.g. {first}")
-    return frame
-
-
-def uar(true, predicted) -> float:
-    """Macro recall over the classes present in ``true`` (NaN for no predictions)."""
-    true, predicted = np.asarray(true), np.asarray(predicted)
-    present = [label for label in LABELS if (true == label).any()]
-    if not present:
-        return float("nan")
-    return float(recall_score(true, predicted, labels=present, average="macro", zero_division=0))
-
 
 def confusion(true, predicted) -> np.ndarray:
     """3x3 confusion counts, rows = true, columns = predicted, in LABELS order."""
@@ -125,10 +75,13 @@ def condition_metrics(true, predicted) -> dict:
     return row
 
 
-def evaluate_frame(frame: pd.DataFrame, keys: dict) -> tuple[list[dict], list[dict]]:
-    """Metric rows and confusion rows, one per condition of one prediction file's frame."""
+def evaluate_frame(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """Metric rows and confusion rows, one per (keys, condition) of a prediction frame (its key
+    columns say which model predicted: :data:`sernoise.predictions.KEY_COLUMNS`)."""
     metrics, confusions = [], []
-    for condition, group in frame.groupby("condition", sort=False):
+    for values, group in frame.groupby(KEYS + ["condition"], sort=False):
+        keys = dict(zip(KEYS, values[:-1]))
+        condition = values[-1]
         true, predicted = group["true"].to_numpy(), group["predicted"].to_numpy()
         metrics.append({**keys, "condition": condition, **condition_metrics(true, predicted)})
         cm = confusion(true, predicted)
@@ -137,14 +90,14 @@ def evaluate_frame(frame: pd.DataFrame, keys: dict) -> tuple[list[dict], list[di
 
 
 def compute_metrics(paths, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """metrics.csv and confusion.csv frames of many prediction files (read one at a time)."""
+    """metrics.csv and confusion.csv frames of many prediction files (read one at a time; the keys
+    of each prediction are its file's key columns, never parsed from the path)."""
     metrics, confusions = [], []
     for path in paths:
-        keys = parse_prediction_path(path)
         frame = read_predictions(path)
         if frame.empty and log is not None:
             log.warning("%s: no predictions", path)
-        m, c = evaluate_frame(frame, keys)
+        m, c = evaluate_frame(frame)
         metrics += m
         confusions += c
     metrics_frame = pd.DataFrame(metrics, columns=METRIC_COLUMNS)
@@ -163,11 +116,7 @@ def _read_frames(paths, columns: list[str]) -> pd.DataFrame:
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     frames = []
     for path in paths:
-        frame = pd.read_csv(path, dtype=_KEY_TYPES)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise PredictionError(f"{path}: missing column(s) {missing}")
-        frames.append(frame)
+        frames.append(read_csv_checked(path, columns, error=PredictionError, dtype=_KEY_TYPES))
     if not frames:
         return pd.DataFrame(columns=columns).astype({k: str for k in _KEY_TYPES if k in columns})
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

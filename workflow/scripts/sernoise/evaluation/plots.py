@@ -27,29 +27,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from sernoise.predictions import CLEAN  # noqa: E402
 from sernoise.regimes import column_source  # noqa: E402
 
-from .metrics import CLEAN  # noqa: E402
-from .table3 import (  # noqa: E402
-    CATEGORY_LABELS,
-    CATEGORY_ORDER,
-    COLUMN_LABELS,
-    COLUMNS,
-    ConditionInfo,
-    _ordered,
-    evaluation_regimes,
-    model_label,
-)
+from .labels import CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, model_label, ordered_categories  # noqa: E402
+from .uar_table import condition_infos, evaluation_regimes, ordered_names  # noqa: E402
 
 CHANCE = 1 / 3
 CATEGORY_COLORS = {"nat": "#2e7d32", "int": "#1565c0", "hum": "#c62828"}
 EXTRA_COLORS = ["#6a1b9a", "#ef6c00", "#00838f", "#5d4037"]
 COLUMN_STYLES = {"clean": ("-", "o"), "mismatch": (":", "s"), "match": ("--", "^")}
 BAR_REGIMES = (("clean", "Trained on clean speech", "#9e9e9e"), ("matched", "Matched (Clean+Noise)", "#1976d2"))
-
-
-def _infos(conditions):
-    return {c.id: c for c in (x if isinstance(x, ConditionInfo) else ConditionInfo.of(x) for x in conditions)}
 
 
 def _stats(metrics: pd.DataFrame, model, task, regime, condition) -> tuple[float, float, int]:
@@ -60,6 +48,16 @@ def _stats(metrics: pd.DataFrame, model, task, regime, condition) -> tuple[float
     return float(rows.mean()), float(rows.std(ddof=1)) if len(rows) > 1 else 0.0, int(len(rows))
 
 
+def _models_and_tasks(config: dict, metrics: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The panel rows and columns: models with metrics and tasks, in config order then the others
+    (one "(none)" placeholder when there is nothing, so an empty run still gives a figure)."""
+    training = config.get("training", {})
+    present = set(metrics["model"])
+    models = [m for m in ordered_names(training.get("models"), present) if m in present]
+    tasks = ordered_names(training.get("tasks"), metrics["task"].unique())
+    return models or ["(none)"], tasks or ["(none)"]
+
+
 def _panels(n_rows, n_cols, width, height):
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False,
                              sharey=True, constrained_layout=True)
@@ -67,19 +65,15 @@ def _panels(n_rows, n_cols, width, height):
 
 
 def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, tested=None, regimes=None) -> None:
-    infos = _infos(conditions)
+    infos = condition_infos(conditions)
     regimes = evaluation_regimes(config, infos, regimes)
     tested = set(infos if tested is None else tested)
     cont = [c for c in infos.values() if c.id in tested and c.family == "environmental"
             and c.perception == "retaining" and c.position == "cont" and c.snr_db is not None]
     snrs = sorted({float(c.snr_db) for c in cont}, reverse=True)
-    seen = list(dict.fromkeys(c.category for c in cont))
-    categories = [k for k in CATEGORY_ORDER if k in seen] + [k for k in seen if k not in CATEGORY_ORDER]
+    categories = ordered_categories(c.category for c in cont)
     colors = {k: CATEGORY_COLORS.get(k) or EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, k in enumerate(categories)}
-    training = config.get("training", {})
-    models = [m for m in _ordered(training.get("models"), metrics["model"].unique()) if (metrics["model"] == m).any()]
-    tasks = _ordered(training.get("tasks"), metrics["task"].unique())
-    models, tasks = models or ["(none)"], tasks or ["(none)"]
+    models, tasks = _models_and_tasks(config, metrics)
     fig, axes = _panels(len(models), len(tasks), 5.6, 4.2)
     x_labels = ["clean\n(∞)"] + [f"{s:g} dB" for s in snrs]
     for i, model in enumerate(models):
@@ -132,12 +126,9 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
 
 
 def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path, tested=None) -> None:
-    infos = _infos(conditions)
+    infos = condition_infos(conditions)
     order = [CLEAN] + [c for c in infos if tested is None or c in set(tested)]
-    training = config.get("training", {})
-    models = [m for m in _ordered(training.get("models"), metrics["model"].unique()) if (metrics["model"] == m).any()]
-    tasks = _ordered(training.get("tasks"), metrics["task"].unique())
-    models, tasks = models or ["(none)"], tasks or ["(none)"]
+    models, tasks = _models_and_tasks(config, metrics)
     panels = [(m, t) for m in models for t in tasks]
     width = max(9.0, 0.42 * len(order) + 2)
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.6 * len(panels)), squeeze=False,

@@ -1,4 +1,4 @@
-"""What the result tables (Tables 3 and 4: :mod:`.table3`, :mod:`.table4`; Table 5:
+"""What the result tables (Tables 3 and 4: :mod:`.uar_table`; Table 5:
 :mod:`sernoise.attack.table5`; the sweep: :mod:`.sweep`) render and write alike: cell texts
 with significance marks, LaTeX escaping and the table environment around a tabular, the notes
 under a Markdown table, and the files of a table (CSV of the cells plus text renderings).

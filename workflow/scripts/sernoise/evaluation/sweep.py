@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sernoise.predictions import CLEAN
 from sernoise.regimes import fraction_name
 
-from .metrics import CLEAN
+from .labels import model_label, task_label
 from .render import write_table_files
 from .stats import ALPHA, bonferroni, paired_ttest
-from .table3 import ConditionInfo, _ConfusionIndex, model_label, task_label
+from .uar_table import ConfusionIndex, condition_infos
 
 TESTS = ("clean", "retaining")
 TEST_LABELS = {"clean": "Clean test", "retaining": "Perception-retaining test"}
@@ -46,10 +47,10 @@ def sweep_points(fractions, regimes_trained) -> list[tuple[float, str]]:
 def build_sweep(confusion: pd.DataFrame, conditions, *, model: str, fractions, tasks, tested=None,
                 regimes_trained=("clean",)) -> pd.DataFrame:
     """The sweep table (CSV_COLUMNS) from confusion counts of the sweep model's predictions."""
-    infos = [c if isinstance(c, ConditionInfo) else ConditionInfo.of(c) for c in conditions]
+    infos = list(condition_infos(conditions).values())
     tested = [c.id for c in infos] if tested is None else list(tested)
     retaining = [c.id for c in infos if c.perception == "retaining" and c.id in set(tested)]
-    index = _ConfusionIndex(confusion)
+    index = ConfusionIndex(confusion)
     records, pairs = [], {}
     for percent, regime in sweep_points(fractions, regimes_trained):
         for task in tasks:

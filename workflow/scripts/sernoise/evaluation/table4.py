@@ -1,6 +1,6 @@
 """Table 4 (paper §8.4, Table 4; SPEC §8): UAR of the noise-robust (NR) arms.
 
-The same rows, cells, statistics and writers as Table 3 (:mod:`sernoise.evaluation.table3`),
+The same rows, cells, statistics and writers as Table 3 (:mod:`sernoise.evaluation.uar_table`),
 with the model columns fixed to the two noise-robust arms of the paper, in its order:
 
 * NR-T-DNN (``tdnn_nr``): the T-DNN trained, validated and tested on RNNoise-denoised audio
@@ -15,22 +15,20 @@ row; paired t-tests over (fold, repetition) pairs, Bonferroni over all compariso
 
 from __future__ import annotations
 
-from .table3 import NR_MODELS, Table3, build_table3, uar_caption, write_table3
+from .labels import NR_MODELS
+from .uar_table import UarTable, build_uar_table, uar_caption
 
 TITLE = "Table 4"
+CSV_NAME = "table4.csv"
 ARMS = ("NR-T-DNN: the T-DNN trained, validated and tested on RNNoise-denoised audio (all audio, clean and noisy, "
         "denoised before features); NR-E-DNN: the end-to-end model on wav2vec2-large-robust")
 
 
-def build_table4(confusion, config: dict, conditions, *, tested=None, skipped=None, corpus: str = "",
-                 regimes=None, models=NR_MODELS, model_labels=None, model_notes=None, model_regimes=None) -> Table3:
+def build_table4(confusion, config: dict, conditions, *, models=NR_MODELS, **options) -> UarTable:
     """Table 4 from confusion counts (every model's; only ``models`` are read) and the configuration;
-    the arguments are :func:`sernoise.evaluation.table3.build_table3`'s."""
-    table = build_table3(confusion, config, conditions, tested=tested, skipped=skipped, corpus=corpus,
-                         regimes=regimes, models=list(models), model_labels=model_labels, model_notes=model_notes,
-                         model_regimes=model_regimes)
-    table.title = TITLE
-    table.notes = [n.replace("table3.csv", "table4.csv") for n in table.notes]
+    ``options`` are :func:`sernoise.evaluation.uar_table.build_uar_table`'s."""
+    table = build_uar_table(confusion, config, conditions, title=TITLE, csv_name=CSV_NAME, models=list(models),
+                            **options)
     present = set(confusion["model"].unique()) if len(confusion) else set()
     for model in table.models:
         if model not in present:
@@ -40,10 +38,6 @@ def build_table4(confusion, config: dict, conditions, *, tested=None, skipped=No
     return table
 
 
-def caption(table: Table3) -> str:
-    """Table 3's caption (:func:`sernoise.evaluation.table3.uar_caption`) for the NR arms, without its asides."""
+def caption(table: UarTable) -> str:
+    """The UAR-table caption (:func:`sernoise.evaluation.uar_table.uar_caption`) for the NR arms, without its asides."""
     return uar_caption(table, f"the noise-robust (NR) arms. {ARMS}", asides=False)
-
-
-def write_table4(table: Table3, csv=None, markdown=None, latex=None, html_path=None) -> None:
-    write_table3(table, csv=csv, markdown=markdown, latex=latex, html_path=html_path)

@@ -24,6 +24,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from sernoise.io import read_csv_checked
 from sernoise.seeds import derive_seed
 
 BANK_COLUMNS = ["file", "source", "class", "category", "split", "duration"]
@@ -95,8 +96,8 @@ def scan_esc50(root, class_to_category: dict[str, str]) -> pd.DataFrame:
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
         raise NoiseBankError(f"ESC-50 metadata not found: {meta}")
-    table = pd.read_csv(meta, dtype=str, keep_default_na=False)
-    _require_columns(table, ["filename", "category", "src_file"], str(meta))
+    table = read_csv_checked(meta, ["filename", "category", "src_file"], error=NoiseBankError, dtype=str,
+                             keep_default_na=False)
     rows = []
     for rec in table.itertuples(index=False):
         category = class_to_category.get(rec.category)
@@ -180,8 +181,7 @@ def _scan_csv(root: Path, entry: dict, class_to_category: dict[str, str]) -> lis
         raise NoiseBankError(f"{where}: unknown key(s) {sorted(unknown)}")
     if not csv_path.is_file():
         raise NoiseBankError(f"{where}: file not found: {csv_path}")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    _require_columns(table, ["file", "class"], str(csv_path))
+    table = read_csv_checked(csv_path, ["file", "class"], error=NoiseBankError, dtype=str, keep_default_na=False)
     if table.empty:
         raise NoiseBankError(f"{where}: {csv_path} lists no files")
     rows = []

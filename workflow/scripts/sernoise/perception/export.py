@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ..io import read_csv_checked
 from ..seeds import rng_for
 from .select import PerceptionError, original_labels
 
@@ -223,11 +224,9 @@ def write_readme(path, **fields) -> None:
 
 def read_key(path) -> pd.DataFrame:
     """key.csv with ids as strings ('' for the gold pairs' condition) and numbers as floats."""
-    key = pd.read_csv(path, dtype={c: str for c in ("pair_id", "kind", "utt_id", "condition", "family",
-                                                    "original_source")}, keep_default_na=False,
-                      na_values={c: [""] for c in KEY_COLUMNS if c.startswith(("original_a", "original_v",
-                                                                                 "duration", "gain"))})
-    missing = [c for c in KEY_COLUMNS if c not in key.columns]
-    if missing:
-        raise PerceptionError(f"{path}: missing column(s) {missing}")
+    key = read_csv_checked(path, KEY_COLUMNS, error=PerceptionError,
+                           dtype={c: str for c in ("pair_id", "kind", "utt_id", "condition", "family",
+                                                   "original_source")}, keep_default_na=False,
+                           na_values={c: [""] for c in KEY_COLUMNS if c.startswith(("original_a", "original_v",
+                                                                                     "duration", "gain"))})
     return key[KEY_COLUMNS]

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io import read_csv_checked
 from .select import PerceptionError
 
 RESPONSE_COLUMNS = ["worker", "pair_id", "same", "activation", "valence", "seconds"]
@@ -52,10 +53,7 @@ def read_responses(path, key: pd.DataFrame) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ResponsesError(f"{path}: responses file not found")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in RESPONSE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ResponsesError(f"{path}: missing column(s) {missing}; expected {RESPONSE_COLUMNS}")
+    frame = read_csv_checked(path, RESPONSE_COLUMNS, error=ResponsesError, dtype=str, keep_default_na=False)
     known = set(key["pair_id"].astype(str))
     problems, rows, seen = [], [], {}
     for i, rec in enumerate(frame[RESPONSE_COLUMNS].itertuples(index=False)):

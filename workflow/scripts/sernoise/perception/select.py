@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..augmented_io import read_params
 from ..corpora.manifest import BINS
 from ..seeds import rng_for
 
@@ -122,10 +123,7 @@ def read_availability(aug_dirs: dict[str, str | Path]) -> tuple[dict[str, set], 
         params_path = folder / "params.csv"
         if not params_path.is_file():
             raise PerceptionError(f"{params_path}: missing (condition {cid} is not skipped)")
-        params = pd.read_csv(params_path, dtype={"utt_id": str, "status": str}, keep_default_na=False)
-        missing = [c for c in ("utt_id", "status") if c not in params.columns]
-        if missing:
-            raise PerceptionError(f"{params_path}: missing column(s) {missing}")
+        params = read_params(params_path, error=PerceptionError)
         available[cid] = set(params.loc[params["status"].str.strip().str.lower() == "ok", "utt_id"])
     return available, skipped
 

@@ -47,12 +47,11 @@ import pandas as pd
 
 from sernoise.features import N_MELS, FeatureArchive
 from sernoise.folds import split_of
+from sernoise.predictions import CLEAN, LABELS
 from sernoise.seeds import derive_seed
 from sernoise.tasks import TaskError, get_task
 
-LABELS = ("low", "mid", "high")
 LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
-CLEAN = "clean"
 STD_FLOOR = 1e-5
 
 

@@ -24,12 +24,12 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
+from sernoise.predictions import CLEAN, LABELS, prediction_keys  # noqa: E402
 from sernoise.pretrained import backbone_fingerprint  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
 from sernoise.training.artifacts import (  # noqa: E402
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
-from sernoise.training.data import CLEAN, LABELS  # noqa: E402
 from sernoise.training.ednn import (  # noqa: E402
     EDNNSettings, WaveData, check_backbone, grid_search, load_ednn, load_waveforms, open_store, predict_proba,
     read_utterances, save_trainable, store_utterances,
@@ -125,5 +125,6 @@ def predict(smk) -> None:
 
         frames = predict_conditions([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), test, labels,
                                     open_source=open_store, score=score, what="audio", log=log)
-        table = write_predictions(frames, smk.output[0])
+        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
+        table = write_predictions(frames, smk.output[0], keys)
         log.info("%d predictions -> %s", len(table), smk.output[0])

@@ -57,6 +57,7 @@ from sernoise.models.tdnn import HPARAM_KEYS, N_CLASSES, TDNN, TDNNConfig
 from sernoise.tasks import BUILTIN_TASKS, Task, is_better
 from sernoise.training.losses import task_loss
 from sernoise.training.strategies import STANDARD, Strategy, StrategyRun
+from sernoise.predictions import uar
 
 BUCKET_BATCHES = 16
 
@@ -153,14 +154,6 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def uar(true, predicted, n_classes: int = N_CLASSES) -> float:
-    """Unweighted average recall over the classes present in ``true`` (NaN when empty)."""
-    true = np.asarray(true)
-    predicted = np.asarray(predicted)
-    recalls = [float(np.mean(predicted[true == k] == k)) for k in range(n_classes) if np.any(true == k)]
-    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def class_weights(labels: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -304,7 +297,8 @@ class ValidationEvaluator:
             if self.metrics:
                 outputs.append(logits.float().cpu())
         if classification:
-            scores = {"loss": total / self.denominator, "uar": uar(self.labels, np.concatenate(predicted))}
+            scores = {"loss": total / self.denominator,
+                      "uar": uar(self.labels, np.concatenate(predicted), range(self.task.output_size))}
         else:
             scores = {"loss": float(self.criterion(torch.cat(outputs), torch.from_numpy(self.labels)))}
         wanted = [m for m in self.metrics if m not in scores]

@@ -9,13 +9,8 @@ A model folder (results/{corpus}/models/tdnn/{regime}/fold{k}/rep{r}/{task}/) ho
 code is ever executed), ``hparams.yaml`` (the selected grid point under ``hparams``) and
 ``norm.npz`` (the training z-normalisation statistics).
 
-Predictions (one CSV per model), consumed by the metrics and tables code::
-
-    condition  "clean" for clean speech, else the condition id
-    utt_id
-    true       low | mid | high
-    predicted  low | mid | high   (argmax of the scores)
-    score_low, score_mid, score_high   softmax scores
+Predictions: one CSV per model, in the format of :mod:`sernoise.predictions` (consumed by the
+metrics and tables code).
 """
 
 from __future__ import annotations
@@ -28,11 +23,11 @@ import pandas as pd
 import torch
 import yaml
 
+from sernoise.io import write_csv_atomic
 from sernoise.models.tdnn import TDNN, TDNNConfig
-from sernoise.training.data import CLEAN, LABELS, labels_of, load_norm, normalise, role_utterances
+from sernoise.predictions import CLEAN, KEY_COLUMNS, LABELS, PREDICTION_COLUMNS, ROW_COLUMNS
+from sernoise.training.data import labels_of, load_norm, normalise, role_utterances
 from sernoise.training.loop import predict_proba
-
-PREDICTION_COLUMNS = ["condition", "utt_id", "true", "predicted", "score_low", "score_mid", "score_high"]
 
 
 class ModelFileError(ValueError):
@@ -82,7 +77,7 @@ def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray) -> pd.D
         "score_low": scores[:, 0],
         "score_mid": scores[:, 1],
         "score_high": scores[:, 2],
-    }, columns=PREDICTION_COLUMNS)
+    }, columns=ROW_COLUMNS)
 
 
 def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch_size: int = 64, device="cpu") -> np.ndarray:
@@ -91,14 +86,15 @@ def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch
     return predict_proba(model, normalise(features, mean, std), batch_size=batch_size, device=device)
 
 
-def write_predictions(frames: list[pd.DataFrame], path) -> pd.DataFrame:
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
-    table = table[PREDICTION_COLUMNS]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6f")
-    tmp.replace(path)
+def write_predictions(frames: list[pd.DataFrame], path, keys: dict) -> pd.DataFrame:
+    """The prediction file of one model: its ``keys`` (:func:`sernoise.predictions.prediction_keys`:
+    corpus, model, regime, fold, rep, task) on every row of the condition ``frames``."""
+    missing = [c for c in KEY_COLUMNS if c not in keys]
+    if missing:
+        raise ValueError(f"{path}: prediction key(s) {missing} not given")
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    table = table[ROW_COLUMNS].assign(**{c: keys[c] for c in KEY_COLUMNS})[PREDICTION_COLUMNS]
+    write_csv_atomic(table, path, float_format="%.6f")
     return table
 
 
@@ -131,11 +127,3 @@ def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open
             log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
     return frames
 
-
-def read_predictions(path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"condition": str, "utt_id": str, "true": str, "predicted": str},
-                        keep_default_na=False)
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ModelFileError(f"{path}: missing column(s) {missing}")
-    return frame

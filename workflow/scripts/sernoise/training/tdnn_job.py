@@ -17,11 +17,12 @@ import torch
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
+from sernoise.predictions import CLEAN, LABELS, prediction_keys
 from sernoise.runlog import rule_log
 from sernoise.training.artifacts import (
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
-from sernoise.training.data import CLEAN, LABELS, archive_utterances, load_and_normalise, save_norm
+from sernoise.training.data import archive_utterances, load_and_normalise, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
 from sernoise.training.predict import (
     labelled_test_utterances, load_model, predict_conditions, predict_features, save_state, write_predictions,
@@ -100,5 +101,6 @@ def predict(smk) -> None:
 
         frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,
                                     open_source=FeatureArchive, score=score, what="features", log=log)
-        table = write_predictions(frames, smk.output[0])
+        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
+        table = write_predictions(frames, smk.output[0], keys)
         log.info("%d predictions -> %s", len(table), smk.output[0])

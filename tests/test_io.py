@@ -1,0 +1,44 @@
+"""sernoise.io: the one column-checked CSV reader and the atomic CSV writer every module uses."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from sernoise.io import read_csv_checked, write_csv_atomic
+
+
+class MyError(ValueError):
+    pass
+
+
+def test_read_csv_checked_returns_the_frame_with_read_csv_options(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("utt_id,status,x\n007,ok,\n")
+    frame = read_csv_checked(path, ["utt_id", "status"], dtype=str, keep_default_na=False)
+    assert frame.to_dict("records") == [{"utt_id": "007", "status": "ok", "x": ""}]
+
+
+def test_a_missing_column_names_the_file_and_the_column(tmp_path):
+    path = tmp_path / "params.csv"
+    path.write_text("utt_id,note\nu1,\n")
+    with pytest.raises(MyError, match=r"params\.csv: missing column\(s\) \['status', 'seed'\]"):
+        read_csv_checked(path, ["utt_id", "status", "seed"], error=MyError)
+    with pytest.raises(ValueError, match=r"params\.csv: missing manifest column\(s\) \['status'\]"):
+        read_csv_checked(path, ["status"], what="manifest ")
+
+
+@pytest.mark.parametrize("content", [None, "", 'a,b\n"1,2\n'])
+def test_an_unreadable_file_names_the_file(tmp_path, content):
+    path = tmp_path / "broken.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(MyError, match=r"broken\.csv: cannot be read as CSV"):
+        read_csv_checked(path, ["a"], error=MyError)
+
+
+def test_write_csv_atomic_leaves_no_temporary_file(tmp_path):
+    path = write_csv_atomic(pd.DataFrame({"a": [0.1234567], "b": ["x"]}), tmp_path / "sub" / "t.csv",
+                            float_format="%.3f")
+    assert path.read_bytes() == b"a,b\n0.123,x\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t.csv"]

@@ -1,0 +1,616 @@
+"""The UAR tables in the paper's Table 3 layout (Table 3, Table 4): rows, cells, statistics, renderings.
+
+:mod:`.table3` and :mod:`.table4` say which models a table shows and how it is captioned; this
+module builds and writes any such table.
+
+Layout (the paper's):
+
+* rows, in order: "No noise" (clean test speech); "All noises**" (every tested condition,
+  perception-altering ones included: uncertain ground truth, hence the stars);
+  "Perception-retaining" (every perception-retaining condition); then, per environmental
+  category (Nature, Interior, Human, then any other configured category), "At start" and one
+  "Cont. <SNR> dB" row per SNR, highest SNR first (perception-retaining conditions only); then
+  each perception-retaining signal distortion in config order;
+* columns: model x regime column (Clean, Clean+Noise Mismatch, Clean+Noise Match) x task (A, V).
+
+A cell is the mean over (fold, repetition) of the UAR of the predictions of the cell's source
+regime (:func:`sernoise.regimes.column_source`) on the row's condition(s).  For a row of several
+conditions (All noises**, Perception-retaining, an environmental row built from more than one
+condition), the UAR of each (fold, rep) is the UAR of the *pooled* predictions of the row's
+conditions, each condition read from its own source regime for the column (All noises** in the
+Match column reads every condition from the ``all`` model); conditions without a source in the
+column, or without any prediction, are left out of the pool (said in the notes).  The per-pair
+UAR comes from summed confusion counts (``confusion.csv``), which equals the UAR of the pooled
+prediction rows.  A (fold, rep) pair that some pooled condition lacks is dropped.
+
+Significance (paper §7.2.3): paired t-test over (fold, rep) pairs, Bonferroni over all
+comparisons of the table (all models and tasks), significant at adjusted p <= 0.05:
+
+* (a) Clean column: each row against "No noise" in the same column (does noise hurt the model
+  trained on clean speech?);
+* (b) Mismatch and Match columns: each row against the Clean column of the same row (does
+  training with noise help?).
+
+Significant cells are marked ↑ (higher than the reference) or ↓ (lower).  An empty cell is "–".
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sernoise.predictions import CLEAN
+from sernoise.regimes import build_regimes, column_source
+
+from .labels import (
+    CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
+    model_label, ordered_categories, task_label,
+)
+from .metrics import CM_COLUMNS, read_confusion, uar_from_confusion
+from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
+from .stats import ALPHA, bonferroni, direction, paired_ttest
+
+CSV_COLUMNS = [
+    "row_order", "row", "row_key", "section", "group", "label", "model", "model_label", "column",
+    "column_label", "task", "task_label", "value", "mean", "std", "n_pairs", "sources", "conditions",
+    "comparison", "reference_mean", "t", "p", "p_adjusted", "significant", "direction", "note",
+]
+
+
+@dataclass(frozen=True)
+class ConditionInfo:
+    """What a UAR table needs of a configured condition (built condition objects or test stand-ins)."""
+
+    id: str
+    family: str
+    perception: str
+    category: str | None = None
+    position: str | None = None
+    snr_db: float | None = None
+
+    @classmethod
+    def of(cls, condition) -> "ConditionInfo":
+        if isinstance(condition, dict):
+            return cls(**{k: condition.get(k) for k in ("id", "family", "perception", "category", "position", "snr_db")})
+        return cls(
+            id=condition.id,
+            family=condition.family,
+            perception=condition.perception,
+            category=getattr(condition, "category", None),
+            position=getattr(condition, "position", None),
+            snr_db=getattr(condition, "snr_db", None),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    kind: str  # clean | all | retaining | condition
+    label: str
+    conditions: tuple[str, ...] = ()
+    section: str = ""
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}: {self.label}" if self.group and self.label else (self.group or self.label)
+
+
+def _snr_text(snr) -> str:
+    return f"{float(snr):g}"
+
+
+def condition_infos(conditions) -> dict[str, ConditionInfo]:
+    """Condition id -> ConditionInfo of configured conditions (objects, dicts or ConditionInfo), in order."""
+    infos = (c if isinstance(c, ConditionInfo) else ConditionInfo.of(c) for c in conditions)
+    return {c.id: c for c in infos}
+
+
+def table_rows(conditions) -> list[Row]:
+    """The rows of a UAR table for the tested conditions (objects, dicts or ConditionInfo, in config order)."""
+    conditions = list(condition_infos(conditions).values())
+    retaining = [c for c in conditions if c.perception == "retaining"]
+    rows = [
+        Row(CLEAN, "clean", "No noise"),
+        Row("ALL", "all", "All noises**", tuple(c.id for c in conditions)),
+        Row("RETAINING", "retaining", "Perception-retaining", tuple(c.id for c in retaining)),
+    ]
+    environmental = [c for c in retaining if c.family == "environmental"]
+    for category in ordered_categories(c.category for c in environmental):
+        members = [c for c in environmental if c.category == category]
+        group = CATEGORY_LABELS.get(category, str(category))
+        start = [c for c in members if c.position == "start"]
+        start_snrs = list(dict.fromkeys(c.snr_db for c in start))
+        if len(start_snrs) <= 1:
+            if start:
+                rows.append(_condition_row(start, "At start", SECTION_ENV, group))
+        else:
+            for snr in sorted(start_snrs, key=lambda s: -math.inf if s is None else s, reverse=True):
+                label = "At start" if snr is None else f"At start {_snr_text(snr)} dB"
+                rows.append(_condition_row([c for c in start if c.snr_db == snr], label, SECTION_ENV, group))
+        cont = [c for c in members if c.position != "start"]
+        for snr in sorted(dict.fromkeys(c.snr_db for c in cont), key=lambda s: -math.inf if s is None else s,
+                          reverse=True):
+            label = "Cont." if snr is None else f"Cont. {_snr_text(snr)} dB"
+            rows.append(_condition_row([c for c in cont if c.snr_db == snr], label, SECTION_ENV, group))
+    for c in retaining:
+        if c.family == "distortion":
+            rows.append(Row(c.id, "condition", condition_label(c.id), (c.id,), SECTION_DIST, ""))
+    return rows
+
+
+def _condition_row(members, label, section, group) -> Row:
+    ids = tuple(c.id for c in members)
+    return Row("+".join(ids), "condition", label, ids, section, group)
+
+
+def evaluation_regimes(config: dict, infos: dict, names=None) -> dict:
+    """The regimes of ``config`` (built as :func:`sernoise.regimes.build_regimes` does), restricted to
+    ``names`` when given (the regimes the workflow trains; a regime left out makes its cells empty)."""
+    regimes = build_regimes(config, infos)
+    if names is not None:
+        regimes = {name: regime for name, regime in regimes.items() if name in set(names)}
+    return regimes
+
+
+def cell_sources(config: dict, regimes: dict, row: Row, column: str) -> list[tuple[str, str]]:
+    """(condition, regime) pairs whose predictions fill a cell; [] for an empty cell."""
+    if row.kind == "clean":
+        source = column_source(config, regimes, column, None)
+        return [(CLEAN, source)] if source else []
+    if row.kind == "all":
+        source = column_source(config, regimes, column, "ALL")
+        if source:
+            return [(c, source) for c in row.conditions]
+        if column != "mismatch":
+            return []
+    pairs = [(c, column_source(config, regimes, column, c)) for c in row.conditions]
+    return [(c, s) for c, s in pairs if s]
+
+
+class ConfusionIndex:
+    """Confusion counts by (model, task, regime, condition) -> frame indexed by (fold, rep)."""
+
+    def __init__(self, confusion: pd.DataFrame):
+        self.groups = {}
+        for key, group in confusion.groupby(["model", "task", "regime", "condition"], sort=False):
+            frame = group.set_index(["fold", "rep"])[CM_COLUMNS].astype(np.int64)
+            self.groups[key] = frame.groupby(level=["fold", "rep"]).sum()
+        self.conditions_with_data = {key[3] for key in self.groups}
+
+    def pair_uars(self, model, task, sources) -> tuple[pd.Series, list[str], list[str], str]:
+        """Per-(fold, rep) UAR of the pooled sources, the conditions pooled, those without data, a note."""
+        frames, used, missing = [], [], []
+        for condition, regime in sources:
+            frame = self.groups.get((model, task, regime, condition))
+            if frame is None or frame.empty:
+                missing.append(condition)
+            else:
+                frames.append(frame)
+                used.append(condition)
+        if not frames:
+            return pd.Series(dtype=float), used, missing, ""
+        common = frames[0].index
+        union = frames[0].index
+        for frame in frames[1:]:
+            common = common.intersection(frame.index)
+            union = union.union(frame.index)
+        note = ""
+        if len(union) > len(common):
+            note = f"{len(union) - len(common)} (fold, rep) pair(s) missing for some pooled condition dropped"
+        total = sum(frame.loc[common].to_numpy() for frame in frames)
+        values = [uar_from_confusion(cm) for cm in total] if len(common) else []
+        index = pd.MultiIndex.from_tuples(list(common), names=["fold", "rep"]) if len(common) else common
+        return pd.Series(values, index=index, dtype=float).sort_index(), used, missing, note
+
+
+@dataclass
+class UarTable:
+    rows: list[Row]
+    models: list[str]
+    tasks: list[str]
+    cells: pd.DataFrame
+    pairs: dict = field(default_factory=dict)  # (row_key, model, column, task) -> Series of UAR per (fold, rep)
+    notes: list[str] = field(default_factory=list)
+    m: int = 0
+    corpus: str = ""
+    title: str = ""
+    caption_text: str = ""  # set by the table's own module (table3.caption, table4.caption)
+    csv_name: str = ""  # the file the notes point to for per-cell notes (table3.csv, table4.csv)
+    labels: dict = field(default_factory=dict)  # model -> column label replacing MODEL_LABELS' (stand-in backbones)
+    model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+
+    def label(self, model: str) -> str:
+        return model_label(model, self.labels)
+
+    def cell(self, row_key: str, model: str, column: str, task: str) -> pd.Series:
+        c = self.cells
+        hit = c[(c["row_key"] == row_key) & (c["model"] == model) & (c["column"] == column) & (c["task"] == task)]
+        if len(hit) != 1:
+            raise KeyError((row_key, model, column, task))
+        return hit.iloc[0]
+
+
+def ordered_names(configured, present) -> list[str]:
+    """The configured names in config order, then the other names present (sorted)."""
+    configured = list(configured or [])
+    return configured + sorted(set(present) - set(configured))
+
+
+def build_uar_table(
+    confusion: pd.DataFrame,
+    config: dict,
+    conditions,
+    *,
+    title: str,
+    csv_name: str,
+    tested=None,
+    skipped: dict | None = None,
+    corpus: str = "",
+    regimes=None,
+    models=None,
+    model_labels: dict | None = None,
+    model_notes: list[str] | None = None,
+    exclude=(),
+    model_regimes: dict | None = None,
+) -> UarTable:
+    """A UAR table (``title``; per-cell notes in ``csv_name``) from confusion counts
+    (metrics.compute_metrics) and the configuration; the caller sets its caption.
+
+    ``conditions``: every configured condition (objects with id/family/perception/..., or
+    ConditionInfo); ``tested``: the condition ids that were tested (rows; default: all);
+    ``skipped``: condition id -> reason, for conditions skipped on this corpus; ``regimes``: the
+    names of the regimes trained (default: every regime the config asks for); ``models``: the
+    model columns, in order, kept even without predictions (default: ``training.models`` then
+    any other model with predictions, less ``exclude``: the workflow's Table 3 excludes the
+    noise-robust arms NR_MODELS, which are Table 4's);
+    ``model_labels``: model -> column label overriding MODEL_LABELS (e.g. "E-DNN (tiny random wav2vec2)");
+    ``model_notes``: sentences added to the caption and the notes (what such a label means);
+    ``model_regimes``: model -> the regimes it was trained in, when fewer than ``regimes``
+    (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool.
+    """
+    infos = condition_infos(conditions)
+    tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
+    regimes = evaluation_regimes(config, infos, regimes)
+    rows = table_rows([infos[c] for c in tested])
+    training = config.get("training", {})
+    if models is None:
+        excluded = set(exclude)
+        models = [m for m in ordered_names(training.get("models"), confusion["model"].unique()) if m not in excluded]
+    models = list(models)
+    tasks = ordered_names(training.get("tasks"), confusion["task"].unique())
+    index = ConfusionIndex(confusion)
+    labels, model_notes = labels_and_notes(models, model_labels, model_notes)
+
+    records, pairs = [], {}
+    pooled_out: dict[tuple[str, str], set] = {}
+    for model in models:
+        for task in tasks:
+            for order, row in enumerate(rows):
+                for column in COLUMNS:
+                    sources = cell_sources(config, regimes, row, column)
+                    untrained = sorted({r for _, r in sources} - set((model_regimes or {}).get(model, regimes)))
+                    if untrained:  # e.g. no mismatched E-DNN in the demo: the cell is empty, not partial
+                        series, used, missing = pd.Series(dtype=float), [], [c for c, _ in sources]
+                        note = f"{model} not trained in regime(s) {', '.join(untrained)} (training.model_regimes)"
+                    else:
+                        series, used, missing, note = index.pair_uars(model, task, sources)
+                    if row.kind in ("all", "retaining") and sources:
+                        # conditions with predictions that this column has no source model for
+                        left = set(row.conditions) - {c for c, _ in sources}
+                        left &= index.conditions_with_data
+                        if left:
+                            pooled_out.setdefault((row.label, column), set()).update(left)
+                    pairs[(row.key, model, column, task)] = series
+                    mean = float(series.mean()) if len(series) else math.nan
+                    std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
+                    records.append({
+                        "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
+                        "group": row.group, "label": row.label, "model": model, "model_label": model_label(model, labels),
+                        "column": column, "column_label": COLUMN_LABELS[column], "task": task,
+                        "task_label": task_label(task), "mean": mean, "std": std, "n_pairs": int(len(series)),
+                        "sources": ";".join(dict.fromkeys(s for _, s in sources)),
+                        "conditions": ";".join(used), "note": note,
+                    })
+    cells = pd.DataFrame(records)
+    _compare(cells, pairs, rows)
+    cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
+    m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
+    notes = _notes(rows, index, skipped or {}, pooled_out, cells, m, csv_name)
+    return UarTable(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, title=title, csv_name=csv_name,
+                    labels=labels, model_notes=model_notes)
+
+
+def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
+    """Add comparison, t, p, p_adjusted, significant and direction columns (in place)."""
+    comparison, reference_mean, t, p = [], [], [], []
+    means = {(r.row_key, r.model, r.column, r.task): r.mean for r in cells.itertuples()}
+    notes = list(cells["note"])
+    for i, r in enumerate(cells.itertuples()):
+        if r.column == "clean":
+            ref_key = (CLEAN, r.model, "clean", r.task)
+            text = "vs No noise, Clean column"
+        else:
+            ref_key = (r.row_key, r.model, "clean", r.task)
+            text = "vs Clean column, same row"
+        mine = pairs[(r.row_key, r.model, r.column, r.task)]
+        if r.row_key == CLEAN and r.column == "clean" or not len(mine) or not len(pairs[ref_key]):
+            comparison.append("")
+            reference_mean.append(math.nan)
+            t.append(math.nan)
+            p.append(math.nan)
+            continue
+        result = paired_ttest(mine, pairs[ref_key])
+        comparison.append(text)
+        reference_mean.append(means[ref_key])
+        t.append(result.statistic)
+        p.append(result.p)
+        if result.note:
+            notes[i] = "; ".join(x for x in (notes[i], f"t-test: {result.note}") if x)
+    cells["comparison"] = comparison
+    cells["reference_mean"] = reference_mean
+    cells["t"] = t
+    cells["p"] = p
+    adjusted, significant, _ = bonferroni(cells["p"].to_numpy(dtype=float))
+    cells["p_adjusted"] = adjusted
+    cells["significant"] = significant
+    cells["direction"] = [
+        direction(mean, ref) if sig else "" for mean, ref, sig in zip(cells["mean"], cells["reference_mean"], significant)
+    ]
+    cells["note"] = notes
+
+
+def _notes(rows, index, skipped, pooled_out, cells, m, csv_name) -> list[str]:
+    notes = []
+    tested = [c for row in rows if row.kind == "all" for c in row.conditions]
+    for cid in tested:
+        name = condition_label(cid) + (f" ({cid})" if condition_label(cid) != cid else "")
+        if cid in skipped and skipped[cid].startswith("partial: "):
+            notes.append(f"{name}: {skipped[cid][len('partial: '):]}; its cells use the others.")
+        elif cid in skipped:
+            notes.append(f"{name}: skipped on this corpus ({skipped[cid]}); its cells are empty and the "
+                         "aggregate rows pool without it.")
+        elif cid not in index.conditions_with_data:
+            notes.append(f"{name}: no predictions; its cells are empty and the aggregate rows pool without it.")
+    for (label, column), left in pooled_out.items():
+        left_sorted = [c for c in tested if c in left]
+        notes.append(
+            f"{label} / {COLUMN_LABELS[column]}: pooled without {', '.join(left_sorted)} "
+            "(no model held them out of training: no mismatched source)."
+            if column == "mismatch" else
+            f"{label} / {COLUMN_LABELS[column]}: pooled without {', '.join(left_sorted)} (no source model)."
+        )
+    dropped = cells["note"].astype(str).str.len().gt(0).sum()
+    if dropped:
+        notes.append(f"{int(dropped)} cell(s) with dropped (fold, rep) pairs or undefined t-tests: see the note "
+                     f"column of {csv_name}.")
+    if m == 0:
+        notes.append("No comparison could be tested (fewer than 2 (fold, rep) pairs per cell).")
+    return notes
+
+
+def uar_caption(table: UarTable, subject: str, *, asides: bool = True) -> str:
+    """The caption of a UAR table (Table 3, Table 4): "<title>: UAR on <corpus> (...) of
+    <subject>. ", then what rows, columns, statistics and marks mean, then the model notes.  ``asides``:
+    say what each comparison asks and why No noise has empty noisy-training columns (Table 3's caption)."""
+    tasks = ", ".join(f"{task_label(t)}: {t}" for t in table.tasks)
+    corpus = f" on {table.corpus}" if table.corpus else ""
+    hurts = " (does noise hurt the model trained on clean speech?)" if asides else ""
+    helps = " (does training with noise help?)" if asides else ""
+    empty = " (the paper leaves the noisy-training columns of No noise empty)" if asides else ""
+    return (
+        f"{table.title}: UAR{corpus} (mean over folds × repetitions) of {subject}. "
+        "No noise: clean test speech. All noises**: every test condition, perception-altering ones included "
+        "(uncertain ground truth). Perception-retaining: the perception-retaining conditions pooled; "
+        "the environmental and signal distortion rows show perception-retaining conditions only. "
+        "Clean: trained on clean speech; Clean+Noise Mismatch: trained with noise, tested on the noise type "
+        "held out of training; Clean+Noise Match: trained with every perception-retaining noise type "
+        "(All noises**: with every noise). Aggregate rows pool the predictions of their conditions, each from "
+        f"its own source model. {tasks}. Chance UAR is 0.33. "
+        "Significance: paired t-test over (fold, repetition) pairs, Bonferroni correction over the "
+        f"m = {table.m} comparisons of this table, significant when adjusted p ≤ {ALPHA:g}. "
+        f"Comparisons: (a) Clean column: each row vs No noise{hurts}; "
+        f"(b) Mismatch and Match columns: each row vs the Clean column of the same row{helps}. "
+        f"↑/↓: significantly higher/lower than that reference. {EMPTY}: no model for this cell{empty} "
+        "or no predictions."
+        + "".join(f" {note}" for note in table.model_notes)
+    )
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+
+def _value_grid(table: UarTable):
+    """Per row: list of cell texts in column order (model, column, task)."""
+    values = {(r.row_key, r.model, r.column, r.task): r.value for r in table.cells.itertuples()}
+    grid = []
+    for row in table.rows:
+        grid.append([values[(row.key, m, c, t)] for m in table.models for c in COLUMNS for t in table.tasks])
+    return grid
+
+
+def _label_cells(table: UarTable):
+    """(section header or None, first label, second label) per row, paper style (group shown once)."""
+    out, last_section, last_group = [], "", None
+    for row in table.rows:
+        section = row.section if row.section != last_section else None
+        last_section = row.section
+        if row.group:
+            first = row.group if row.group != last_group else ""
+            second = row.label
+        else:
+            first, second = row.label, ""
+        last_group = row.group or None
+        out.append((section, first, second))
+    return out
+
+
+def to_markdown(table: UarTable) -> str:
+    n_tasks = len(table.tasks)
+    width = len(table.models) * len(COLUMNS) * n_tasks
+    head_models = []
+    for m in table.models:
+        head_models += [table.label(m)] + [""] * (len(COLUMNS) * n_tasks - 1)
+    head_regime = []
+    head_sub = []
+    for _ in table.models:
+        head_regime += ["Clean"] + [""] * (n_tasks - 1) + ["Clean+Noise"] + [""] * (2 * n_tasks - 1)
+        head_sub += [""] * n_tasks + ["Mismatch"] + [""] * (n_tasks - 1) + ["Match"] + [""] * (n_tasks - 1)
+    head_tasks = [task_label(t) for _ in table.models for _ in COLUMNS for t in table.tasks]
+    lines = [table.caption_text, ""]
+    lines.append("| Noise | | " + " | ".join(head_models) + " |")
+    lines.append("|---|---|" + "---:|" * width)
+    lines.append("| | | " + " | ".join(head_regime) + " |")
+    lines.append("| | | " + " | ".join(head_sub) + " |")
+    lines.append("| | | " + " | ".join(head_tasks) + " |")
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            lines.append(f"| *{section}* | | " + " | ".join([""] * width) + " |")
+        lines.append(f"| {first} | {second} | " + " | ".join(values) + " |")
+    lines += markdown_notes(table.notes)
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: UarTable) -> str:
+    n_tasks = len(table.tasks)
+    block = len(COLUMNS) * n_tasks
+    ncols = 2 + len(table.models) * block
+    lines = latex_open(table.title, table.caption_text, "ll" + ("c" * block) * len(table.models))
+    models = " & ".join(rf"\multicolumn{{{block}}}{{c}}{{{tex_escape(table.label(m))}}}" for m in table.models)
+    lines.append(f" & & {models} \\\\")
+    lines.append("".join(rf"\cmidrule(lr){{{3 + i * block}-{2 + (i + 1) * block}}}" for i in range(len(table.models))))
+    regime = " & ".join(
+        rf"\multicolumn{{{n_tasks}}}{{c}}{{Clean}} & \multicolumn{{{2 * n_tasks}}}{{c}}{{Clean+Noise}}" for _ in table.models
+    )
+    lines.append(f" & & {regime} \\\\")
+    rules = []
+    for i in range(len(table.models)):
+        start = 3 + i * block
+        rules.append(rf"\cmidrule(lr){{{start + n_tasks}-{start + block - 1}}}")
+    lines.append("".join(rules))
+    sub = " & ".join(
+        " & ".join([""] * n_tasks)
+        + rf" & \multicolumn{{{n_tasks}}}{{c}}{{Mismatch}} & \multicolumn{{{n_tasks}}}{{c}}{{Match}}"
+        for _ in table.models
+    )
+    lines.append(f" & & {sub} \\\\")
+    tasks = " & ".join(task_label(t) for _ in table.models for _ in COLUMNS for t in table.tasks)
+    lines.append(f" & & {tasks} \\\\")
+    lines.append(r"\midrule")
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            lines.append(r"\addlinespace")
+            lines.append(rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{tex_escape(section)}}}}} \\")
+        cells = [tex_escape(first), tex_escape(second)] + [tex_escape(v) for v in values]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += latex_close(table.notes)
+    return "\n".join(lines) + "\n"
+
+
+def to_html(table: UarTable) -> str:
+    """A standalone HTML page of the table (for the Snakemake report)."""
+    n_tasks = len(table.tasks)
+    block = len(COLUMNS) * n_tasks
+    e = html.escape
+    head = ["<tr><th rowspan='4' colspan='2'>Noise</th>"
+            + "".join(f"<th colspan='{block}'>{e(table.label(m))}</th>" for m in table.models) + "</tr>"]
+    head.append("<tr>" + "".join(
+        f"<th colspan='{n_tasks}' rowspan='2'>Clean</th><th colspan='{2 * n_tasks}'>Clean+Noise</th>"
+        for _ in table.models) + "</tr>")
+    head.append("<tr>" + "".join(
+        f"<th colspan='{n_tasks}'>Mismatch</th><th colspan='{n_tasks}'>Match</th>" for _ in table.models) + "</tr>")
+    head.append("<tr>" + "".join(f"<th>{e(task_label(t))}</th>" for _ in table.models for _ in COLUMNS
+                                 for t in table.tasks) + "</tr>")
+    body = []
+    for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
+        if section:
+            body.append(f"<tr class='section'><td colspan='{2 + len(values)}'><em>{e(section)}</em></td></tr>")
+        tds = "".join(f"<td class='{'sig' if v[-1:] in MARKS.values() else ''}'>{e(v)}</td>" for v in values)
+        body.append(f"<tr><th>{e(first)}</th><th>{e(second)}</th>{tds}</tr>")
+    notes = "".join(f"<li>{e(n)}</li>" for n in table.notes)
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(table.title)}</title><style>"
+        "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
+        "th,td{padding:2px 8px;text-align:center;border-bottom:1px solid #ddd} tbody th{text-align:left;font-weight:normal}"
+        "td.sig{font-weight:bold} tr.section td{text-align:left;background:#f4f4f4}"
+        "caption{caption-side:top;text-align:left;max-width:70em;margin-bottom:8px}</style></head><body>"
+        f"<table><caption>{e(table.caption_text)}</caption><thead>{''.join(head)}</thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+        + (f"<p>Notes:</p><ul>{notes}</ul>" if notes else "")
+        + "</body></html>\n"
+    )
+
+
+def write_uar_table(table: UarTable, csv=None, markdown=None, latex=None, html_path=None) -> None:
+    write_table_files(table.cells, csv, table, ((markdown, to_markdown), (latex, to_latex), (html_path, to_html)))
+
+
+def run_table_rule(smk, log, build, **options) -> UarTable:
+    """Rules make_table3 and make_table4: the table that ``build``
+    (:func:`sernoise.evaluation.table3.build_table3`, :func:`sernoise.evaluation.table4.build_table4`)
+    makes of the rule's inputs (``confusion``, ``statuses``) and params (``settings``: rules/common.smk
+    evaluation_settings; ``corpus``), with ``options`` (e.g. ``exclude``), written to the rule's outputs
+    (csv, markdown, latex, html) and logged."""
+    settings = smk.params.settings
+    table = build(
+        read_confusion(smk.input.confusion),
+        settings["config"],
+        [ConditionInfo.of(c) for c in settings["conditions"]],
+        tested=settings["tested"],
+        skipped=skipped_from_statuses(smk.input.statuses),
+        corpus=smk.params.corpus,
+        regimes=settings["regimes"],
+        model_labels=settings.get("model_labels"),
+        model_notes=settings.get("model_notes"),
+        model_regimes=settings.get("model_regimes"),
+        **options,
+    )
+    out = smk.output
+    write_uar_table(table, csv=out.csv, markdown=out.markdown, latex=out.latex, html_path=out.html)
+    log.info("%s: %d cells, m = %d comparisons, %d significant", table.title, len(table.cells), table.m,
+             int(table.cells["significant"].sum()))
+    for note in table.notes:
+        log.info("note: %s", note)
+    return table
+
+
+def _skip_examples(params_csv: Path) -> dict[str, str]:
+    """Reason kind (numbers masked, as status.json counts them) -> the first skipped utterance's
+    reason of that kind, numbers included (from the dataset's params.csv, when it is there)."""
+    from sernoise.augmented_io import reason_kind
+
+    if not params_csv.is_file():
+        return {}
+    examples: dict[str, str] = {}
+    for status in pd.read_csv(params_csv, usecols=["status"], dtype=str, keep_default_na=False)["status"]:
+        if status.startswith("skipped"):
+            reason = status.partition(":")[2].strip() or status
+            examples.setdefault(reason_kind(reason), f"e.g. {reason}")
+    return examples
+
+
+def skipped_from_statuses(paths) -> dict[str, str]:
+    """Condition id -> reason, from the augmented test sets' status.json: the whole condition
+    skipped (``skipped``), or some of its utterances (``n_skipped`` > 0; the reason says how many)."""
+    skipped = {}
+    for path in paths:
+        status = json.loads(Path(path).read_text(encoding="utf-8"))
+        cid = status.get("condition") or Path(path).parent.parent.name
+        if status.get("skipped"):
+            skipped[cid] = status.get("reason") or "no reason given"
+        elif status.get("n_skipped"):
+            total = int(status.get("n_ok", 0)) + int(status["n_skipped"])
+            examples = _skip_examples(Path(path).with_name("params.csv"))
+            reasons = ", ".join(examples.get(kind, kind) for kind in sorted(status.get("skip_reasons") or {}))
+            reasons = reasons or "no reason given"
+            skipped[cid] = f"partial: {status['n_skipped']} of {total} utterances skipped ({reasons})"
+    return skipped
