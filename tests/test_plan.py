@@ -114,7 +114,8 @@ def test_plan_of_the_shared_data_config():
         f"results/ravdess/predictions/ednn/clean/fold{f}/rep1/{t}.csv" for f in plan.folds for t in plan.tasks]
     settings = plan.evaluation_settings()
     assert settings["tested"] == plan.built and settings["model_labels"] == {
-        "ednn": "E-DNN (tiny random wav2vec2)", "ednn_nr": "NR-E-DNN (tiny random wav2vec2)"}
+        "tdnn": "T-DNN", "ednn": "E-DNN (tiny random wav2vec2)", "tdnn_nr": "NR-T-DNN",
+        "ednn_nr": "NR-E-DNN (tiny random wav2vec2)"}
 
 
 def test_categorical_task_from_config_is_planned():

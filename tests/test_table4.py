@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.synthetic_predictions import EXPECTED_ROWS, SKIPPED, synthetic_config, write_synthetic_predictions
 from sernoise.conditions import build_conditions
-from sernoise.evaluation.labels import NR_MODELS
+from sernoise.evaluation.labels import noise_robust_models
 from sernoise.evaluation.metrics import compute_metrics
 from sernoise.evaluation.render import EMPTY
 from sernoise.evaluation.table3 import build_table3
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
 
 def test_columns_are_the_two_nr_arms_in_paper_order(setup):
     table = setup["table"]
-    assert table.models == list(NR_MODELS) == ["tdnn_nr", "ednn_nr"]
+    assert table.models == list(noise_robust_models()) == ["tdnn_nr", "ednn_nr"]
     assert [row.name for row in table.rows] == EXPECTED_ROWS
     assert len(table.cells) == len(EXPECTED_ROWS) * 2 * 3 * 2
     assert set(table.cells["model_label"]) == {"NR-T-DNN", "NR-E-DNN"}
@@ -60,7 +60,7 @@ def test_a_model_without_predictions_keeps_empty_columns(setup):
 
 
 def test_table3_of_the_workflow_leaves_the_nr_arms_out(setup):
-    table3 = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), exclude=NR_MODELS)
+    table3 = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), exclude=noise_robust_models())
     assert table3.models == ["tdnn"]
 
 

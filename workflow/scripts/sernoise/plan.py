@@ -171,7 +171,8 @@ class Plan:
             "conditions": [self.conditions[c].as_dict() for c in self.built],
             "tested": self.tested,
             "regimes": list(self.regimes),
-            "model_labels": {m: self.label(m) for m in self.backbones if self.backbones[m].label},
+            # every model's label: job processes need not import the plugins that define families
+            "model_labels": self.model_labels(),
             "model_notes": self.stand_in_notes(),
             "model_regimes": {m: self.model_regimes[m] for m in self.models if m in limited},
         }

@@ -66,7 +66,7 @@ class Table5:
     m: int
     corpus: str = ""
     notes: list[str] = field(default_factory=list)
-    labels: dict = field(default_factory=dict)  # model -> column label replacing MODEL_LABELS' (stand-in backbones)
+    labels: dict = field(default_factory=dict)  # model -> column label replacing the registry's (stand-in backbones)
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
 
     def label(self, model: str) -> str:

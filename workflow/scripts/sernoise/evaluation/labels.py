@@ -4,18 +4,17 @@ One place for every text a reader sees for a model, task, regime column, environ
 or signal distortion, so that a table, its caption and the plots never disagree.  The names here
 are labels only: what a column *means* (its source regime) is :func:`sernoise.regimes.column_source`.
 
-``MODEL_LABELS`` and ``NR_MODELS`` are interim: a model registry will describe the models; until
-then :func:`model_label` is the one function every caller asks for a model's label.
+Model labels and which models are noise-robust arms come from the model registry
+(:mod:`sernoise.model_registry`); :func:`model_label` is the one function every caller asks.
 """
 
 from __future__ import annotations
 
+from sernoise.model_registry import RegistryError, get_model, registered_models
+
 # Table 3's regime columns, in the paper's order, and their headings.
 COLUMNS = ("clean", "mismatch", "match")
 COLUMN_LABELS = {"clean": "Clean", "mismatch": "Clean+Noise Mismatch", "match": "Clean+Noise Match"}
-MODEL_LABELS = {"tdnn": "T-DNN", "ednn": "E-DNN", "tdnn_nr": "NR-T-DNN", "ednn_nr": "NR-E-DNN"}
-# Noise-robust arms (paper §7.4): their columns are Table 4's (sernoise.evaluation.table4), not Table 3's.
-NR_MODELS = ("tdnn_nr", "ednn_nr")
 TASK_LABELS = {"activation": "A", "valence": "V", "dominance": "D"}
 CATEGORY_LABELS = {"nat": "Nature", "int": "Interior", "hum": "Human"}
 CATEGORY_ORDER = ("nat", "int", "hum")
@@ -33,8 +32,19 @@ SECTION_DIST = "Signal distortion"
 
 def model_label(model: str, overrides: dict | None = None) -> str:
     """A model's column label: ``overrides[model]`` when given and not empty (e.g. the label of an
-    E-DNN on a stand-in backbone), else MODEL_LABELS', else the model name itself."""
-    return (overrides or {}).get(model) or MODEL_LABELS.get(model, model)
+    E-DNN on a stand-in backbone, or of a plugin's family, which this process may not have
+    imported), else its registry entry's, else the model name itself."""
+    if (overrides or {}).get(model):
+        return overrides[model]
+    try:
+        return get_model(model).label
+    except RegistryError:
+        return model
+
+
+def noise_robust_models() -> tuple[str, ...]:
+    """The noise-robust arms (paper §7.4), in registration order: their columns are Table 4's, not Table 3's."""
+    return tuple(name for name, family in registered_models().items() if family.noise_robust)
 
 
 def task_label(task: str) -> str:

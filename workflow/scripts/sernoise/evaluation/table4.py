@@ -15,7 +15,7 @@ row; paired t-tests over (fold, repetition) pairs, Bonferroni over all compariso
 
 from __future__ import annotations
 
-from .labels import NR_MODELS
+from .labels import noise_robust_models
 from .uar_table import UarTable, build_uar_table, uar_caption
 
 TITLE = "Table 4"
@@ -24,9 +24,11 @@ ARMS = ("NR-T-DNN: the T-DNN trained, validated and tested on RNNoise-denoised a
         "denoised before features); NR-E-DNN: the end-to-end model on wav2vec2-large-robust")
 
 
-def build_table4(confusion, config: dict, conditions, *, models=NR_MODELS, **options) -> UarTable:
+def build_table4(confusion, config: dict, conditions, *, models=None, **options) -> UarTable:
     """Table 4 from confusion counts (every model's; only ``models`` are read) and the configuration;
-    ``options`` are :func:`sernoise.evaluation.uar_table.build_uar_table`'s."""
+    ``options`` are :func:`sernoise.evaluation.uar_table.build_uar_table`'s.  ``models``: default the
+    registry's noise-robust arms (tdnn_nr, ednn_nr)."""
+    models = noise_robust_models() if models is None else models
     table = build_uar_table(confusion, config, conditions, title=TITLE, csv_name=CSV_NAME, models=list(models),
                             **options)
     present = set(confusion["model"].unique()) if len(confusion) else set()

@@ -226,7 +226,7 @@ class UarTable:
     title: str = ""
     caption_text: str = ""  # set by the table's own module (table3.caption, table4.caption)
     csv_name: str = ""  # the file the notes point to for per-cell notes (table3.csv, table4.csv)
-    labels: dict = field(default_factory=dict)  # model -> column label replacing MODEL_LABELS' (stand-in backbones)
+    labels: dict = field(default_factory=dict)  # model -> column label replacing the registry's (stand-in backbones)
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
 
     def label(self, model: str) -> str:
@@ -272,8 +272,8 @@ def build_uar_table(
     names of the regimes trained (default: every regime the config asks for); ``models``: the
     model columns, in order, kept even without predictions (default: ``training.models`` then
     any other model with predictions, less ``exclude``: the workflow's Table 3 excludes the
-    noise-robust arms NR_MODELS, which are Table 4's);
-    ``model_labels``: model -> column label overriding MODEL_LABELS (e.g. "E-DNN (tiny random wav2vec2)");
+    noise-robust arms (labels.noise_robust_models), which are Table 4's);
+    ``model_labels``: model -> column label overriding the registry's (e.g. "E-DNN (tiny random wav2vec2)");
     ``model_notes``: sentences added to the caption and the notes (what such a label means);
     ``model_regimes``: model -> the regimes it was trained in, when fewer than ``regimes``
     (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool.
