@@ -41,8 +41,15 @@ def test_read_predictions_checks_columns_labels_and_duplicates(tmp_path):
     frame = read_predictions(path)
     assert sorted(frame.columns) == sorted(PREDICTION_COLUMNS)
     assert frame["fold"].dtype == "int64" and frame["rep"].tolist() == [2, 2] and frame["utt_id"].tolist() == ["u1"] * 2
+    # the classes are the score columns: without score_mid, a true label 'mid' is outside them
     _frame().drop(columns="score_mid").to_csv(path, index=False)
-    with pytest.raises(PredictionError, match=r"p\.csv: missing column\(s\) \['score_mid'\]"):
+    with pytest.raises(PredictionError, match=r"p\.csv: column 'true' has label\(s\) \['mid'\] outside \['low', 'high'\]"):
+        read_predictions(path)
+    _frame().drop(columns=["score_low", "score_mid", "score_high"]).to_csv(path, index=False)
+    with pytest.raises(PredictionError, match=r"p\.csv: needs a score_<class> column per class"):
+        read_predictions(path)
+    _frame().drop(columns="model").to_csv(path, index=False)
+    with pytest.raises(PredictionError, match=r"p\.csv: missing column\(s\) \['model'\]"):
         read_predictions(path)
     _frame(predicted=["low", "LOW"]).to_csv(path, index=False)
     with pytest.raises(PredictionError, match=r"p\.csv: column 'predicted' .*LOW"):

@@ -7,9 +7,13 @@ has the columns ``PREDICTION_COLUMNS``:
     corpus, model, regime, fold, rep, task   the model's keys (``KEY_COLUMNS``), on every row
     condition  ``CLEAN`` ("clean") for clean test speech, else the condition id
     utt_id
-    true       low | mid | high  (``LABELS``)
-    predicted  low | mid | high   (argmax of the scores)
-    score_low, score_mid, score_high   softmax scores
+    true       the task's class label: low | mid | high (``LABELS``) for the paper's bins
+    predicted  a class label (argmax of the scores)
+    score_<label>, one per class of the task in its order: softmax scores
+               (score_low, score_mid, score_high for the bins)
+
+A file's classes are those its score columns name (:func:`file_labels`), so a categorical task
+(e.g. emotion4: angry, happy, neutral, sad; :mod:`sernoise.tasks`) uses the same format.
 
 The keys are columns, not only parts of the file's path, so a file says what it holds wherever it
 is copied and whatever the path layout becomes; readers take them from the columns only.
@@ -25,10 +29,32 @@ from sernoise.io import read_csv_checked
 LABELS = ("low", "mid", "high")  # the three classes of every task, in index order (0, 1, 2)
 CLASS_INDICES = tuple(range(len(LABELS)))
 CLEAN = "clean"  # the condition name of clean speech (predictions, training examples, denoised datasets)
-SCORE_COLUMNS = [f"score_{label}" for label in LABELS]
+SCORE_PREFIX = "score_"
 KEY_COLUMNS = ["corpus", "model", "regime", "fold", "rep", "task"]
-ROW_COLUMNS = ["condition", "utt_id", "true", "predicted", *SCORE_COLUMNS]  # what a prediction itself is
-PREDICTION_COLUMNS = [*KEY_COLUMNS, *ROW_COLUMNS]
+BASE_ROW_COLUMNS = ["condition", "utt_id", "true", "predicted"]
+
+
+def score_columns(labels=LABELS) -> list[str]:
+    return [f"{SCORE_PREFIX}{label}" for label in labels]
+
+
+def row_columns(labels=LABELS) -> list[str]:
+    """What one prediction is: condition, utt_id, true, predicted and a score per class."""
+    return [*BASE_ROW_COLUMNS, *score_columns(labels)]
+
+
+def prediction_columns(labels=LABELS) -> list[str]:
+    return [*KEY_COLUMNS, *row_columns(labels)]
+
+
+def file_labels(columns) -> tuple[str, ...]:
+    """The classes of a prediction file: its score columns, in order."""
+    return tuple(c[len(SCORE_PREFIX):] for c in columns if str(c).startswith(SCORE_PREFIX))
+
+
+SCORE_COLUMNS = score_columns()
+ROW_COLUMNS = row_columns()  # the paper's bins
+PREDICTION_COLUMNS = prediction_columns()
 _TEXT_COLUMNS = ["corpus", "model", "regime", "task", "condition", "utt_id", "true", "predicted"]
 
 
@@ -55,7 +81,12 @@ def prediction_keys(corpus, model, regime, fold, rep, task) -> dict:
 def read_predictions(path) -> pd.DataFrame:
     """Read and check one prediction file; errors name the file, the column and the bad values.
     The key columns are text, fold and rep integers."""
-    frame = read_csv_checked(path, PREDICTION_COLUMNS, error=PredictionError, dtype={c: str for c in _TEXT_COLUMNS})
+    frame = read_csv_checked(path, [*KEY_COLUMNS, *BASE_ROW_COLUMNS], error=PredictionError,
+                             dtype={c: str for c in _TEXT_COLUMNS})
+    labels = file_labels(frame.columns)
+    if len(labels) < 2:
+        raise PredictionError(f"{path}: needs a {SCORE_PREFIX}<class> column per class (at least two), "
+                              f"found {list(score_columns(labels))}")
     for column in KEY_COLUMNS:
         if frame[column].isna().any():
             raise PredictionError(f"{path}: column {column!r} has empty values")
@@ -66,9 +97,9 @@ def read_predictions(path) -> pd.DataFrame:
             raise PredictionError(f"{path}: column {column!r} has non-integer value(s) {bad}")
         frame[column] = numbers.astype("int64")
     for column in ("true", "predicted"):
-        bad = sorted(set(frame[column].dropna()) - set(LABELS)) + (["<empty>"] if frame[column].isna().any() else [])
+        bad = sorted(set(frame[column].dropna()) - set(labels)) + (["<empty>"] if frame[column].isna().any() else [])
         if bad:
-            raise PredictionError(f"{path}: column {column!r} has label(s) {bad[:5]} outside {list(LABELS)}")
+            raise PredictionError(f"{path}: column {column!r} has label(s) {bad[:5]} outside {list(labels)}")
     if frame["condition"].isna().any():
         raise PredictionError(f"{path}: column 'condition' has empty values")
     duplicated = frame.duplicated(["condition", "utt_id"])

@@ -3,8 +3,9 @@
 A prediction file (:mod:`sernoise.predictions`; the workflow keeps it at
 ``results/{corpus}/predictions/{model}/{regime}/fold{fold}/rep{rep}/{task}.csv``) has the key
 columns ``corpus, model, regime, fold, rep, task``, then ``condition`` ("clean" for clean test
-speech, else a condition id), ``utt_id``, ``true``, ``predicted`` (labels ``low | mid | high``) and
-``score_low/mid/high``.  The keys are read from those columns, not from the path.
+speech, else a condition id), ``utt_id``, ``true``, ``predicted`` (the task's class labels: ``low |
+mid | high`` for the paper's bins) and one ``score_<label>`` per class.  The keys are read from those
+columns, not from the path.
 
 Per (model, regime, fold, rep, task, condition):
 
@@ -14,14 +15,16 @@ Per (model, regime, fold, rep, task, condition):
   A class that is absent from ``true`` has no recall and does not enter the mean (counting it
   as 0 would penalise a model for a class it could not be tested on); predictions of an
   absent class still count as errors in the recall of the true class.
-* ``recall_low/mid/high``: recall of each class; empty (NaN) when the class is absent from ``true``.
-* ``f1_weighted``: ``f1_score(average="weighted", labels=[low, mid, high], zero_division=0)``:
+* ``recall_<label>``: recall of each class; empty (NaN) when the class is absent from ``true``.
+* ``f1_weighted``: ``f1_score(average="weighted", labels=<the classes>, zero_division=0)``:
   support-weighted, so classes absent from ``true`` weigh 0; a class present but never
   predicted has precision 0/0, counted as F1 0.
 * ``n``: number of predictions.
 
-``confusion.csv`` holds the 3x3 confusion counts (``cm_<true>_<predicted>``) of the same
-(keys, condition) groups.  UAR is a function of the confusion matrix, so the UAR of *pooled*
+``confusion.csv`` holds the confusion counts (``cm_<true>_<predicted>``) of the same (keys,
+condition) groups.  When files of tasks with different classes are evaluated together, the
+classes are their union (the paper's bins first, then the others in order of appearance): a
+class of another task has no row support and no predictions, so it changes no UAR.  UAR is a function of the confusion matrix, so the UAR of *pooled*
 predictions (Table 3's aggregate rows) is :func:`uar_from_confusion` of the summed counts,
 without reading the predictions again.
 """
@@ -35,24 +38,64 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
 from sernoise.io import read_csv_checked
-from sernoise.predictions import LABELS, PredictionError, read_predictions, uar
+from sernoise.predictions import LABELS, PredictionError, file_labels, read_predictions, uar
 
 # the prediction keys that metrics.csv and confusion.csv keep (one corpus per file: no corpus column)
 KEYS = ["model", "regime", "fold", "rep", "task"]
-METRIC_COLUMNS = KEYS + ["condition", "uar", "recall_low", "recall_mid", "recall_high", "f1_weighted", "n"]
-CM_COLUMNS = [f"cm_{t}_{p}" for t in LABELS for p in LABELS]
-CONFUSION_COLUMNS = KEYS + ["condition"] + CM_COLUMNS
 
-def confusion(true, predicted) -> np.ndarray:
-    """3x3 confusion counts, rows = true, columns = predicted, in LABELS order."""
+
+def metric_columns(labels=LABELS) -> list[str]:
+    return KEYS + ["condition", "uar", *(f"recall_{label}" for label in labels), "f1_weighted", "n"]
+
+
+def cm_columns(labels=LABELS) -> list[str]:
+    return [f"cm_{t}_{p}" for t in labels for p in labels]
+
+
+def confusion_columns(labels=LABELS) -> list[str]:
+    return KEYS + ["condition"] + cm_columns(labels)
+
+
+METRIC_COLUMNS = metric_columns()  # the paper's bins
+CM_COLUMNS = cm_columns()
+CONFUSION_COLUMNS = confusion_columns()
+
+
+def confusion_labels(columns) -> tuple[str, ...]:
+    """The classes of a confusion frame from its ``cm_<true>_<predicted>`` columns (true-major: the
+    first column is ``cm_<c0>_<c0>``, the first k columns ``cm_<c0>_<c>`` for every class c)."""
+    cm = [str(c) for c in columns if str(c).startswith("cm_")]
+    k = int(round(len(cm) ** 0.5))
+    if k * k != len(cm) or k == 0:
+        raise PredictionError(f"confusion columns {cm[:4]}... are not a square matrix")
+    first = cm[0][3:]
+    width = (len(first) - 1) // 2  # "c0_c0"
+    c0 = first[:width]
+    if not all(column.startswith(f"cm_{c0}_") for column in cm[:k]):
+        raise PredictionError(f"confusion columns {cm[:k]} do not start with the first class's row")
+    return tuple(column[3 + width + 1:] for column in cm[:k])
+
+
+def union_labels(label_sets) -> tuple[str, ...]:
+    """The classes of several tasks: the paper's bins first (when present), then the others in order."""
+    seen = [label for labels in label_sets for label in labels]
+    ordered = [label for label in LABELS if label in seen]
+    return tuple(ordered + [label for label in dict.fromkeys(seen) if label not in ordered])
+
+
+def confusion(true, predicted, labels=LABELS) -> np.ndarray:
+    """Confusion counts, rows = true, columns = predicted, in ``labels`` order."""
     if len(true) == 0:
-        return np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
-    return confusion_matrix(true, predicted, labels=list(LABELS)).astype(np.int64)
+        return np.zeros((len(labels), len(labels)), dtype=np.int64)
+    return confusion_matrix(true, predicted, labels=list(labels)).astype(np.int64)
 
 
 def uar_from_confusion(cm) -> float:
-    """UAR of a confusion matrix (or of a sum of them, i.e. of pooled predictions)."""
-    cm = np.asarray(cm, dtype=float).reshape(len(LABELS), len(LABELS))
+    """UAR of a confusion matrix (or of a sum of them, i.e. of pooled predictions); a flat one of
+    k*k counts is read as k x k."""
+    cm = np.asarray(cm, dtype=float)
+    k = int(round(cm.size ** 0.5))
+    cm = cm.reshape(k, k)
     support = cm.sum(axis=1)
     present = support > 0
     if not present.any():
@@ -60,48 +103,54 @@ def uar_from_confusion(cm) -> float:
     return float(np.mean(np.diag(cm)[present] / support[present]))
 
 
-def condition_metrics(true, predicted) -> dict:
+def condition_metrics(true, predicted, labels=LABELS) -> dict:
     """UAR, per-class recall, weighted F1 and n of one group of predictions."""
     true, predicted = np.asarray(true), np.asarray(predicted)
-    row = {"uar": uar(true, predicted)}
-    for label in LABELS:
+    row = {"uar": uar(true, predicted, labels)}
+    for label in labels:
         mask = true == label
         row[f"recall_{label}"] = float((predicted[mask] == label).mean()) if mask.any() else float("nan")
     row["f1_weighted"] = (
-        float(f1_score(true, predicted, labels=list(LABELS), average="weighted", zero_division=0))
+        float(f1_score(true, predicted, labels=list(labels), average="weighted", zero_division=0))
         if len(true) else float("nan")
     )
     row["n"] = int(len(true))
     return row
 
 
-def evaluate_frame(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+def evaluate_frame(frame: pd.DataFrame, labels=None) -> tuple[list[dict], list[dict]]:
     """Metric rows and confusion rows, one per (keys, condition) of a prediction frame (its key
-    columns say which model predicted: :data:`sernoise.predictions.KEY_COLUMNS`)."""
+    columns say which model predicted: :data:`sernoise.predictions.KEY_COLUMNS`); ``labels``: the
+    classes (default: the frame's score columns)."""
+    labels = file_labels(frame.columns) if labels is None else tuple(labels)
+    columns = cm_columns(labels)
     metrics, confusions = [], []
     for values, group in frame.groupby(KEYS + ["condition"], sort=False):
         keys = dict(zip(KEYS, values[:-1]))
         condition = values[-1]
         true, predicted = group["true"].to_numpy(), group["predicted"].to_numpy()
-        metrics.append({**keys, "condition": condition, **condition_metrics(true, predicted)})
-        cm = confusion(true, predicted)
-        confusions.append({**keys, "condition": condition, **dict(zip(CM_COLUMNS, cm.ravel().tolist()))})
+        metrics.append({**keys, "condition": condition, **condition_metrics(true, predicted, labels)})
+        cm = confusion(true, predicted, labels)
+        confusions.append({**keys, "condition": condition, **dict(zip(columns, cm.ravel().tolist()))})
     return metrics, confusions
 
 
 def compute_metrics(paths, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """metrics.csv and confusion.csv frames of many prediction files (read one at a time; the keys
     of each prediction are its file's key columns, never parsed from the path)."""
-    metrics, confusions = [], []
+    frames = []
     for path in paths:
-        frame = read_predictions(path)
-        if frame.empty and log is not None:
+        frames.append(read_predictions(path))
+        if frames[-1].empty and log is not None:
             log.warning("%s: no predictions", path)
-        m, c = evaluate_frame(frame)
+    labels = union_labels(file_labels(f.columns) for f in frames) or LABELS
+    metrics, confusions = [], []
+    for frame in frames:
+        m, c = evaluate_frame(frame, labels)
         metrics += m
         confusions += c
-    metrics_frame = pd.DataFrame(metrics, columns=METRIC_COLUMNS)
-    confusion_frame = pd.DataFrame(confusions, columns=CONFUSION_COLUMNS)
+    metrics_frame = pd.DataFrame(metrics, columns=metric_columns(labels))
+    confusion_frame = pd.DataFrame(confusions, columns=confusion_columns(labels))
     order = KEYS + ["condition"]
     metrics_frame = metrics_frame.sort_values(order, kind="stable").reset_index(drop=True)
     confusion_frame = confusion_frame.sort_values(order, kind="stable").reset_index(drop=True)
@@ -111,22 +160,29 @@ def compute_metrics(paths, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
 _KEY_TYPES = {"model": str, "regime": str, "task": str, "condition": str}
 
 
-def _read_frames(paths, columns: list[str]) -> pd.DataFrame:
-    """One metrics/confusion CSV, or several (one per model: rules/evaluate.smk) concatenated in order."""
+def _read_each(paths, required: list[str]) -> list[pd.DataFrame]:
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    frames = []
-    for path in paths:
-        frames.append(read_csv_checked(path, columns, error=PredictionError, dtype=_KEY_TYPES))
+    return [read_csv_checked(path, required, error=PredictionError, dtype=_KEY_TYPES) for path in paths]
+
+
+def _concat(frames: list[pd.DataFrame], empty_columns: list[str]) -> pd.DataFrame:
+    """Frames of several files (one per model: rules/evaluate.smk) concatenated in order."""
     if not frames:
-        return pd.DataFrame(columns=columns).astype({k: str for k in _KEY_TYPES if k in columns})
+        return pd.DataFrame(columns=empty_columns).astype({k: str for k in _KEY_TYPES if k in empty_columns})
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def read_metrics(paths) -> pd.DataFrame:
-    """metrics.csv of one path or of several (concatenated)."""
-    return _read_frames(paths, METRIC_COLUMNS)
+    """metrics.csv of one path or of several (concatenated; a class one file lacks has empty recalls there)."""
+    return _concat(_read_each(paths, KEYS + ["condition", "uar", "f1_weighted", "n"]), METRIC_COLUMNS)
 
 
 def read_confusion(paths) -> pd.DataFrame:
-    """confusion.csv of one path or of several (concatenated)."""
-    return _read_frames(paths, CONFUSION_COLUMNS)
+    """confusion.csv of one path or of several (concatenated over the union of their classes, the
+    counts of a class a file lacks being 0)."""
+    frames = _read_each(paths, KEYS + ["condition"])
+    labels = union_labels(confusion_labels(f.columns) for f in frames) or LABELS
+    columns = confusion_columns(labels)
+    aligned = [f if list(f.columns) == columns else f.reindex(columns=columns).fillna(
+        {c: 0 for c in cm_columns(labels)}).astype({c: np.int64 for c in cm_columns(labels)}) for f in frames]
+    return _concat(aligned, columns)

@@ -52,7 +52,7 @@ from .labels import (
     CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
     model_label, ordered_categories, task_label,
 )
-from .metrics import CM_COLUMNS, read_confusion, uar_from_confusion
+from .metrics import cm_columns, confusion_labels, read_confusion, uar_from_confusion
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import ALPHA, bonferroni, direction, paired_ttest
 
@@ -181,9 +181,12 @@ class ConfusionIndex:
     """Confusion counts by (model, task, regime, condition) -> frame indexed by (fold, rep)."""
 
     def __init__(self, confusion: pd.DataFrame):
+        # every task's counts over the union of the classes (metrics.read_confusion): a class of another
+        # task has no support here and changes no UAR
+        self.columns = cm_columns(confusion_labels(confusion.columns)) if len(confusion) else []
         self.groups = {}
         for key, group in confusion.groupby(["model", "task", "regime", "condition"], sort=False):
-            frame = group.set_index(["fold", "rep"])[CM_COLUMNS].astype(np.int64)
+            frame = group.set_index(["fold", "rep"])[self.columns].astype(np.int64)
             self.groups[key] = frame.groupby(level=["fold", "rep"]).sum()
         self.conditions_with_data = {key[3] for key in self.groups}
 

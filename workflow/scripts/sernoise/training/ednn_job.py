@@ -27,6 +27,7 @@ from sernoise.corpora.manifest import read_manifest  # noqa: E402
 from sernoise.predictions import CLEAN, LABELS, prediction_keys  # noqa: E402
 from sernoise.pretrained import backbone_fingerprint  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
+from sernoise.tasks import get_task  # noqa: E402
 from sernoise.training.artifacts import (  # noqa: E402
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
@@ -112,8 +113,9 @@ def predict(smk) -> None:
         device = resolve_device(p.device)
         hparams = yaml.safe_load(open(inp.hparams, encoding="utf-8"))
         model = load_ednn(inp.model, hparams, check_backbone(hparams), save_path=p.save_path, device=device)
+        task = get_task(wc.task, smk.config)
         test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
-                                                wc.fold, wc.task)
+                                                wc.fold, task, corpus=wc.corpus, config=smk.config)
         log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
 
         batch = int(p.settings.get("eval_batch_size", p.settings["batch_size"]))
@@ -124,7 +126,7 @@ def predict(smk) -> None:
             return predict_proba(model, [audio[u] for u in utts], batch_size=batch, device=device, amp=amp)
 
         frames = predict_conditions([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), test, labels,
-                                    open_source=open_store, score=score, what="audio", log=log)
+                                    open_source=open_store, score=score, what="audio", log=log, classes=task.labels)
         keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
-        table = write_predictions(frames, smk.output[0], keys)
+        table = write_predictions(frames, smk.output[0], keys, task.labels)
         log.info("%d predictions -> %s", len(table), smk.output[0])

@@ -25,7 +25,7 @@ import yaml
 
 from sernoise.io import write_csv_atomic
 from sernoise.models.tdnn import TDNN, TDNNConfig
-from sernoise.predictions import CLEAN, KEY_COLUMNS, LABELS, PREDICTION_COLUMNS, ROW_COLUMNS
+from sernoise.predictions import CLEAN, KEY_COLUMNS, LABELS, prediction_columns, row_columns, score_columns
 from sernoise.training.data import labels_of, load_norm, normalise, role_utterances
 from sernoise.training.loop import predict_proba
 
@@ -65,19 +65,18 @@ def load_model(model_pt, hparams_yaml, device="cpu") -> TDNN:
                         mismatch=f"weights do not fit the hyper-parameters of {hparams_yaml}: ")
 
 
-def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray) -> pd.DataFrame:
-    """Rows of the predictions file for one condition (``true``: class indices)."""
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1, len(LABELS))
-    names = np.asarray(LABELS)
+def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray, labels=LABELS) -> pd.DataFrame:
+    """Rows of the predictions file for one condition (``true``: class indices into ``labels``, the
+    task's classes; ``scores``: one column per class)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1, len(labels))
+    names = np.asarray(labels)
     return pd.DataFrame({
         "condition": condition,
         "utt_id": list(utt_ids),
         "true": names[np.asarray(true, dtype=np.int64)] if len(scores) else [],
         "predicted": names[scores.argmax(axis=1)] if len(scores) else [],
-        "score_low": scores[:, 0],
-        "score_mid": scores[:, 1],
-        "score_high": scores[:, 2],
-    }, columns=ROW_COLUMNS)
+        **{column: scores[:, k] for k, column in enumerate(score_columns(labels))},
+    }, columns=row_columns(labels))
 
 
 def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch_size: int = 64, device="cpu") -> np.ndarray:
@@ -86,31 +85,35 @@ def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch
     return predict_proba(model, normalise(features, mean, std), batch_size=batch_size, device=device)
 
 
-def write_predictions(frames: list[pd.DataFrame], path, keys: dict) -> pd.DataFrame:
+def write_predictions(frames: list[pd.DataFrame], path, keys: dict, labels=LABELS) -> pd.DataFrame:
     """The prediction file of one model: its ``keys`` (:func:`sernoise.predictions.prediction_keys`:
-    corpus, model, regime, fold, rep, task) on every row of the condition ``frames``."""
+    corpus, model, regime, fold, rep, task) on every row of the condition ``frames`` (of the task's
+    class ``labels``)."""
     missing = [c for c in KEY_COLUMNS if c not in keys]
     if missing:
         raise ValueError(f"{path}: prediction key(s) {missing} not given")
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
-    table = table[ROW_COLUMNS].assign(**{c: keys[c] for c in KEY_COLUMNS})[PREDICTION_COLUMNS]
+    rows = row_columns(labels)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=rows)
+    table = table[rows].assign(**{c: keys[c] for c in KEY_COLUMNS})[prediction_columns(labels)]
     write_csv_atomic(table, path, float_format="%.6f")
     return table
 
 
-def labelled_test_utterances(manifest: pd.DataFrame, folds: pd.DataFrame, fold, task: str
-                              ) -> tuple[list[str], dict[str, int]]:
-    """The sorted test-role utterances of ``fold`` that have a ``task`` label, and utt_id -> class index."""
-    labels = labels_of(manifest, task)
+def labelled_test_utterances(manifest: pd.DataFrame, folds: pd.DataFrame, fold, task, *, corpus: str | None = None,
+                             config=None) -> tuple[list[str], dict[str, int]]:
+    """The sorted test-role utterances of ``fold`` that have a ``task`` label, and utt_id -> class index
+    (``task``, ``corpus``, ``config``: as :func:`sernoise.training.data.labels_of`)."""
+    labels = labels_of(manifest, task, corpus=corpus, config=config)
     return [u for u in role_utterances(manifest, folds, int(fold), "test") if u in labels], labels
 
 
 def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open_source, score, what: str,
-                       log=None) -> list[pd.DataFrame]:
+                       log=None, classes=LABELS) -> list[pd.DataFrame]:
     """Predictions frames of a model on ``test`` in each (condition, source) of ``sources`` (clean first).
 
     ``open_source(source)`` opens the data of a condition (it answers ``utt_id in ...``) and
-    ``score(opened, utt_ids)`` gives the model's (n, 3) scores of those utterances.  A condition
+    ``score(opened, utt_ids)`` gives the model's (n, classes) scores of those utterances (``classes``:
+    the task's labels).  A condition
     holds only its utterances with status ok, so a test utterance it lacks is left out; clean
     data (``what``: features, audio) must hold every test utterance.
     """
@@ -122,7 +125,7 @@ def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open
         if condition == CLEAN and len(utts) != len(test):
             raise ValueError(f"{source}: {len(test) - len(utts)} test utterance(s) have no clean {what}")
         scores = score(opened, utts)
-        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores))
+        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores, classes))
         if log is not None:
             log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
     return frames

@@ -19,6 +19,7 @@ from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
 from sernoise.predictions import CLEAN, LABELS, prediction_keys
 from sernoise.runlog import rule_log
+from sernoise.tasks import get_task
 from sernoise.training.artifacts import (
     TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
@@ -91,8 +92,9 @@ def predict(smk) -> None:
         torch.set_num_threads(int(smk.threads))
         device = resolve_device(p.device)
         model = load_model(inp.model, inp.hparams, device=device)
+        task = get_task(wc.task, smk.config)
         test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
-                                                wc.fold, wc.task)
+                                                wc.fold, task, corpus=wc.corpus, config=smk.config)
         log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
 
         def score(archive: FeatureArchive, utts: list[str]):
@@ -100,7 +102,7 @@ def predict(smk) -> None:
             return predict_features(model, [features[u] for u in utts], inp.norm, device=device)
 
         frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,
-                                    open_source=FeatureArchive, score=score, what="features", log=log)
+                                    open_source=FeatureArchive, score=score, what="features", log=log, classes=task.labels)
         keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
-        table = write_predictions(frames, smk.output[0], keys)
+        table = write_predictions(frames, smk.output[0], keys, task.labels)
         log.info("%d predictions -> %s", len(table), smk.output[0])
