@@ -7,7 +7,6 @@ environment the README states (envs/snakemake.yaml).
 
 from __future__ import annotations
 
-import copy
 import inspect
 import os
 import subprocess
@@ -19,7 +18,7 @@ import yaml
 
 from sernoise.conditions import build_condition, condition_class
 from sernoise.conditions.catalog import CONDITION_TYPES, describe_condition
-from sernoise.config import validate_config
+from sernoise.config import deep_update, validate_config
 from sernoise.model_registry import ModelFamily, RegistryError, get_model, register_model, unregister_model
 from sernoise.plan import PlanError, build_plan
 
@@ -32,16 +31,8 @@ HEAVY = ("torch", "torchaudio", "librosa", "soundfile", "h5py", "pystoi", "pesq"
 def _config(*overlays: dict) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     for overlay in overlays:
-        _merge(config, overlay)
+        deep_update(config, overlay)
     return validate_config(config, SCHEMA)
-
-
-def _merge(base: dict, other: dict) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
 
 
 def _shared_overlay() -> dict:

@@ -94,17 +94,18 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class ConditionInfo:
-    """What the plan knows of one configured condition (plain data: rule params, tables, plots)."""
+    """What the plan, the tables and the plots know of one configured condition (plain data: rule
+    params).  The first six fields are what a UAR table reads (:mod:`sernoise.evaluation.uar_table`)."""
 
     id: str
-    type: str
     family: str
     perception: str
-    requires: frozenset
-    additive: bool
     category: str | None = None
     position: str | None = None
     snr_db: float | None = None
+    type: str = ""
+    requires: frozenset = frozenset()
+    additive: bool = False
 
     @property
     def type_name(self) -> str:  # the attribute name of built conditions (sernoise.attack.perturb.attack_kind)
@@ -114,6 +115,27 @@ class ConditionInfo:
         """The evaluation scripts' condition record (id, family, perception, category, position, snr_db)."""
         return {"id": self.id, "family": self.family, "perception": self.perception, "category": self.category,
                 "position": self.position, "snr_db": self.snr_db}
+
+    to_dict = as_dict
+
+    @classmethod
+    def of(cls, condition) -> ConditionInfo:
+        """From a record of :meth:`as_dict`, a built condition object or a ConditionInfo."""
+        if isinstance(condition, ConditionInfo):
+            return condition
+        if isinstance(condition, dict):
+            return cls(**{k: condition.get(k) for k in ("id", "family", "perception", "category", "position", "snr_db")})
+        return cls(
+            id=condition.id,
+            family=condition.family,
+            perception=condition.perception,
+            category=getattr(condition, "category", None),
+            position=getattr(condition, "position", None),
+            snr_db=getattr(condition, "snr_db", None),
+            type=getattr(condition, "type_name", ""),
+            requires=frozenset(getattr(condition, "requires", ())),
+            additive=bool(getattr(condition, "additive", False)),
+        )
 
 
 def describe_condition(condition_id: str, spec: dict) -> ConditionInfo:

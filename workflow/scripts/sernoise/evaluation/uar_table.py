@@ -39,12 +39,13 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sernoise.conditions.catalog import ConditionInfo
 from sernoise.predictions import CLEAN
 from sernoise.regimes import build_regimes, column_source
 
@@ -61,34 +62,6 @@ CSV_COLUMNS = [
     "column_label", "task", "task_label", "value", "mean", "std", "n_pairs", "sources", "conditions",
     "comparison", "reference_mean", "t", "p", "p_adjusted", "significant", "direction", "note",
 ]
-
-
-@dataclass(frozen=True)
-class ConditionInfo:
-    """What a UAR table needs of a configured condition (built condition objects or test stand-ins)."""
-
-    id: str
-    family: str
-    perception: str
-    category: str | None = None
-    position: str | None = None
-    snr_db: float | None = None
-
-    @classmethod
-    def of(cls, condition) -> "ConditionInfo":
-        if isinstance(condition, dict):
-            return cls(**{k: condition.get(k) for k in ("id", "family", "perception", "category", "position", "snr_db")})
-        return cls(
-            id=condition.id,
-            family=condition.family,
-            perception=condition.perception,
-            category=getattr(condition, "category", None),
-            position=getattr(condition, "position", None),
-            snr_db=getattr(condition, "snr_db", None),
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
