@@ -17,6 +17,8 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 # the shared assertions of the workflow tests: detailed failure messages, as in a test module
 pytest.register_assert_rewrite("workflow_helpers")
+# fixtures shared by several test modules (the tiny random wav2vec2: E-DNN and attack tests)
+pytest_plugins = ["fixtures.tiny_wav2vec2"]
 
 SHARED_DATA = Path(os.environ.get("SERNOISE_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 RAVDESS_ROOT = SHARED_DATA / "ravdess" / "Audio_Speech_Actors_01-24"

@@ -32,7 +32,7 @@ from sernoise.conditions import build_condition
 from sernoise.conditions.base import Context
 from sernoise.conditions.snr import additive_snr, difference_snr
 from sernoise.seeds import rng_for
-from test_ednn import _tone_data, tiny  # noqa: F401  (tiny: the tiny random wav2vec2 fixture)
+from fixtures.tiny_wav2vec2 import tone_data
 
 SR = 16000
 CODES = {"nat": 1, "hum": 2, "int": 3, "fade": 4, "reverb": 5, "laugh": 6, "cry": 7}
@@ -621,7 +621,7 @@ def test_ednn_predictor_answers_labels_and_counts_queries(ednn_folder, family):
     assert all((ednn_folder / name).is_file() for name in model_files(family))
     predictor = load_predictor(family, ednn_folder)
     assert isinstance(predictor, EdnnAttackPredictor)
-    batch = _tone_data(6).arrays + [speech(1.0, seed=2)] * 2  # lengths differ, two equal
+    batch = tone_data(6).arrays + [speech(1.0, seed=2)] * 2  # lengths differ, two equal
     labels = predictor(batch)
     assert labels.shape == (8,) and set(labels.tolist()) <= {0, 1, 2}
     assert predictor.calls == 1 and predictor.samples == 8

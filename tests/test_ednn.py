@@ -18,14 +18,7 @@ from sernoise.training.ednn import (
 )
 from sernoise.training.loop import TrainingError, seed_everything
 
-SR = 16000
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("w2v") / "tiny-random-wav2vec2"
-    make_tiny_wav2vec2(folder, seed=5)
-    return folder
+from fixtures.tiny_wav2vec2 import SR, tone_data
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +27,6 @@ def tiny_group_norm(tmp_path_factory):
     folder = tmp_path_factory.mktemp("w2v_group") / "tiny-group"
     make_tiny_wav2vec2(folder, seed=5, feat_extract_norm="group", do_stable_layer_norm=False)
     return folder
-
-
-def _tone_data(n: int, seed: int = 0) -> WaveData:
-    """Synthetic 'emotions': class k is a tone of a class-specific pitch and loudness, 0.5-1.5 s long."""
-    rng = np.random.default_rng(seed)
-    arrays, labels = [], []
-    for i in range(n):
-        k = i % 3
-        length = int(rng.integers(SR // 2, 3 * SR // 2))
-        t = np.arange(length) / SR
-        x = (0.1 + 0.2 * k) * np.sin(2 * np.pi * (150 + 250 * k) * t) + 0.01 * rng.standard_normal(length)
-        arrays.append(x.astype(np.float32))
-        labels.append(k)
-    return WaveData(arrays, labels)
 
 
 def test_forward_shapes(tiny):
@@ -61,7 +40,7 @@ def test_forward_shapes(tiny):
 
 def test_pooled_output_does_not_depend_on_padding(tiny):
     model = EDNN(EDNNConfig(), tiny).eval()
-    data = _tone_data(4, seed=1)
+    data = tone_data(4, seed=1)
     short = data.arrays[0][: SR // 2]
     with torch.no_grad():
         alone = model.embed(torch.from_numpy(short)[None], torch.ones(1))[0]
@@ -75,7 +54,7 @@ def test_normalisation_matches_the_feature_extractor(tiny):
     from transformers import Wav2Vec2FeatureExtractor
 
     extractor = Wav2Vec2FeatureExtractor.from_pretrained(tiny)
-    data = _tone_data(2, seed=2)
+    data = tone_data(2, seed=2)
     wav, lens = collate_waves(data.arrays, [0, 1], "cpu")
     ours = normalise_waveforms(wav, torch.round(lens * wav.shape[1]).long())
     for row, x in enumerate(data.arrays):
@@ -87,7 +66,7 @@ def test_normalisation_matches_the_feature_extractor(tiny):
 def test_group_norm_backbone_runs_without_attention_mask(tiny_group_norm):
     model = EDNN(EDNNConfig(), tiny_group_norm).eval()
     assert not model.use_attention_mask
-    data = _tone_data(3)
+    data = tone_data(3)
     scores = predict_proba(model, data.arrays, batch_size=2)
     assert scores.shape == (3, 3) and np.allclose(scores.sum(axis=1), 1, atol=1e-5)
 
@@ -96,7 +75,7 @@ def test_group_norm_scores_do_not_depend_on_the_batch(tiny_group_norm):
     """wav2vec2-base's GroupNorm encoder normalises over padding too: predict_proba never pads for it,
     so an utterance scores the same alone and beside longer ones (the attack relies on this)."""
     model = EDNN(EDNNConfig(), tiny_group_norm).eval()
-    data = _tone_data(5, seed=3)
+    data = tone_data(5, seed=3)
     arrays = data.arrays + [data.arrays[0].copy()]  # two of one length: batched together, unpadded
     together = predict_proba(model, arrays, batch_size=8)
     for i, x in enumerate(arrays):
@@ -117,7 +96,7 @@ def test_freezing_keeps_frozen_parameters_unchanged(tiny, freeze):
     trainable = set(model.trainable_names())
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
-    data = _tone_data(4)
+    data = tone_data(4)
     wav, lens = collate_waves(data.arrays, np.arange(4), "cpu")
     loss = torch.nn.functional.cross_entropy(model(wav, lens), torch.from_numpy(data.labels))
     loss.backward()
@@ -144,7 +123,7 @@ def test_freezing_keeps_frozen_parameters_unchanged(tiny, freeze):
 
 
 def test_training_decreases_loss_and_checkpoint_loads_with_weights_only(tiny, tmp_path):
-    train, val = _tone_data(12, seed=3), _tone_data(6, seed=4)
+    train, val = tone_data(12, seed=3), tone_data(6, seed=4)
     settings = EDNNSettings(max_epochs=2, batch_size=6, learning_rate=3e-3, backbone_learning_rate=1e-3)
     config = EDNNConfig(dense_units=16, dropout=0.0)
     seed = 11
@@ -183,7 +162,7 @@ def test_checkpoint_of_another_freeze_setting_is_refused(tiny, tmp_path):
 
 def test_empty_sets_and_bad_grid_are_errors(tiny):
     with pytest.raises(TrainingError):
-        train_one(EDNNConfig(), tiny, WaveData([], []), _tone_data(3), EDNNSettings(), 0)
+        train_one(EDNNConfig(), tiny, WaveData([], []), tone_data(3), EDNNSettings(), 0)
     assert [(c.dense_layers, c.dense_units) for c in grid_points({"grid": {"dense_layers": [1, 2]}})] == [(1, 512), (2, 512)]
     assert grid_points({"freeze": "all", "grid": {}})[0].freeze == "all"
     with pytest.raises(TrainingError, match="ednn.grid"):
@@ -191,7 +170,7 @@ def test_empty_sets_and_bad_grid_are_errors(tiny):
 
 
 def test_waveforms_come_from_the_audio_datasets(tmp_path):
-    data = _tone_data(6)
+    data = tone_data(6)
     clean_dir, noisy_dir = tmp_path / "audio", tmp_path / "noisy"
     for folder, scale in ((clean_dir, 1.0), (noisy_dir, 0.5)):
         rows = []
@@ -222,7 +201,7 @@ def test_attack_predictor_reads_a_model_folder(tiny, tmp_path):
                "backbone": {"folder": str(tiny), "fingerprint": backbone_fingerprint(tiny)}}
     (tmp_path / "hparams.yaml").write_text(yaml.safe_dump(hparams))
     predictor = EdnnPredictor.from_folder(tmp_path)
-    data = _tone_data(5)
+    data = tone_data(5)
     labels = predictor(data.arrays)
     assert labels.shape == (5,) and predictor.calls == 1 and predictor.samples == 5
     assert (labels == predict_proba(model, data.arrays).argmax(axis=1)).all()

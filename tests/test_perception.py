@@ -391,7 +391,7 @@ def test_judgement_rule_uses_tolerance():
 @pytest.mark.workflow
 def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     """Shared RAVDESS: select + export + partition from config; then simulated responses -> Table 2 -> partition."""
-    from test_workflow import run_snakemake, shared_overlay
+    from workflow_helpers import run_snakemake, shared_overlay
 
     overlay = shared_overlay(ravdess_root, noise_root)
     overlay["augment"] = {"pools": ["test"], "conditions": ["env-nat-cont-snr10", "fade-in", "laugh", "drop-word"],

@@ -212,3 +212,18 @@ def test_parsing_the_snakefile_imports_no_audio_or_model_library(tmp_path):
     assert proc.returncode == 0, output[-3000:]
     assert "imported while parsing" not in output
     assert "train_model" in output and "make_table3" in output
+
+
+def test_every_rule_runs_the_script_of_its_name():
+    """A newcomer finds a rule's code from its name: rule X runs workflow/scripts/X.py; a rule declared
+    with `use rule X as Y with:` runs X's script."""
+    import re
+
+    mismatched, rules = [], 0
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(), flags=re.M | re.S):
+            script = re.search(r"script:\s*\n\s*\"\.\./workflow/scripts/(\w+)\.py\"", body)
+            rules += 1
+            if script and script.group(1) != name:
+                mismatched.append(f"{smk.name}: rule {name} runs {script.group(1)}.py")
+    assert rules > 20 and not mismatched, mismatched

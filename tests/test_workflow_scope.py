@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sernoise.features import FeatureArchive
-from test_workflow import run_snakemake, shared_overlay
+from workflow_helpers import run_snakemake, shared_overlay
 
 pytestmark = pytest.mark.workflow
 
