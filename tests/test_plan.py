@@ -126,7 +126,6 @@ def test_plan_of_the_default_config_and_its_sweep():
 @pytest.mark.parametrize("overlay, fragment", [
     ({"training": {"models": ["tdnn", "cnn"]}}, "config key training.models[1]: unknown model family 'cnn'"),
     ({"training": {"tasks": ["arousal_bins"]}}, "config key training.tasks[0]"),
-    ({"training": {"model_regimes": {"ednn": ["clean"]}}}, "config key training.model_regimes.ednn: not in training.models"),
     ({"training": {"sweep": {"model": "ednn"}}}, "config key training.sweep.model: 'ednn' is not in training.models"),
     ({"augment": {"conditions": ["reverb", "nope"]}}, "config key augment.conditions[1]: unknown condition 'nope'"),
     ({"plugins": ["sernoise_no_such_plugin"]}, "config key plugins[0]: cannot import 'sernoise_no_such_plugin'"),

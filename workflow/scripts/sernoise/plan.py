@@ -311,10 +311,8 @@ def _regimes(config: dict, conditions: dict, built: list[str]) -> dict[str, Regi
 
 
 def _model_regimes(config: dict, models, regimes: dict[str, Regime]) -> dict[str, list[str]]:
+    # an entry of a model that is not trained is ignored (an overlay may limit every model it knows)
     limited = config["training"].get("model_regimes") or {}
-    for model in limited:
-        if model not in models:
-            raise PlanError(f"config key training.model_regimes.{model}: not in training.models {list(models)}")
     return {m: [name for name, r in regimes.items() if m not in limited or r.kind in limited[m]] for m in models}
 
 
