@@ -171,7 +171,7 @@ def dataset_parts(stage, kind):
 
     def parts(wc):
         folder = f"results/{wc.corpus}/{stage}/{wc.condition}/{wc.pool}/"
-        return [folder + SHARD_FILES[kind].format(shard=s) for s in shard_ids(wc.corpus)]
+        return [f"{folder}{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)]
 
     return parts
 
@@ -179,7 +179,7 @@ def dataset_parts(stage, kind):
 def denoised_clean_parts(kind):
     """Input function (rules/denoise.smk): one per-shard file of the denoised clean corpus per clean shard."""
     return lambda wc: [
-        f"results/{wc.corpus}/denoised/clean/" + SHARD_FILES[kind].format(shard=s) for s in shard_ids(wc.corpus)
+        f"results/{wc.corpus}/denoised/clean/{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)
     ]
 
 
@@ -189,9 +189,9 @@ def gallery_inputs(wc):
     return {
         "manifest": f"results/{wc.corpus}/manifest.csv",
         "index": f"results/{wc.corpus}/audio/index.csv",
-        "params": [folder.format(condition=c) + "params.csv" for c in PLAN.built],
-        "indexes": [folder.format(condition=c) + "index.csv" for c in PLAN.built],
-        "statuses": [folder.format(condition=c) + "status.json" for c in PLAN.built],
+        "params": [f"{folder.format(condition=c)}params.csv" for c in PLAN.built],
+        "indexes": [f"{folder.format(condition=c)}index.csv" for c in PLAN.built],
+        "statuses": [f"{folder.format(condition=c)}status.json" for c in PLAN.built],
     }
 
 
@@ -238,16 +238,11 @@ def model_folder(wc):
     return PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
 
 
-def _audio_root(corpus, family):
-    """The audio a family reads: the corpus's, or its RNNoise-denoised copy (rules/denoise.smk)."""
-    return f"results/{corpus}/" + ("denoised" if family.audio == "denoised" else "")
-
-
 def feature_file(corpus, family, condition=None, pool=None):
     """Feature archive of the clean corpus (condition None) or of a (condition, pool) dataset, for the
     audio the family reads (T-DNN-NR: RNNoise-denoised)."""
-    root = f"results/{corpus}/features/" + ("denoised/" if family.audio == "denoised" else "")
-    return root + ("clean.h5" if condition is None else f"{condition}/{pool}.h5")
+    root = f"results/{corpus}/features/denoised" if family.audio == "denoised" else f"results/{corpus}/features"
+    return f"{root}/clean.h5" if condition is None else f"{root}/{condition}/{pool}.h5"
 
 
 def audio_dataset(corpus, condition, pool):
@@ -308,7 +303,7 @@ def model_outputs(kind):
             f"families of input {kind!r} share one training rule"
         )
     folder = "results/{corpus}/models/{model}/{regime}/fold{fold}/rep{rep}/{task}/"
-    return {Path(name).stem if name != "curve.png" else "curve_png": folder + name for name in files}
+    return {Path(name).stem if name != "curve.png" else "curve_png": f"{folder}{name}" for name in files}
 
 
 # Evaluation (rules/evaluate.smk): metrics of the prediction files, Tables 3 and 4, plots, the sweep.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import jsonschema
 
 _NUMBER = {"type": "number"}
+_SNR = {"type": "number", "minimum": -10, "maximum": 40}  # env.SNR_RANGE
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _FRACTION = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
@@ -58,11 +59,11 @@ CONDITION_TYPES: dict[str, ConditionType] = {
         _type("env", "sernoise.conditions.env:EnvironmentalNoise", "environmental", "retaining", ["noise"], True,
               required=["category", "position"], defaults={"snr_db": 10.0},  # env.DEFAULT_START_SNR_DB
               category={"enum": ["nat", "hum", "int", "laugh", "cry"]}, position={"enum": ["start", "cont"]},
-              snr_db=_NUMBER, fade_seconds={"type": "array", "items": _POSITIVE, "minItems": 2, "maxItems": 2},
+              snr_db=_SNR, fade_seconds={"type": "array", "items": _POSITIVE, "minItems": 2, "maxItems": 2},
               fade_out_fraction=_FRACTION),
         _type("insert", "sernoise.conditions.insert:InsertClip", "distortion", "altering", ["noise"], True,
               required=["category"], defaults={"snr_db": 5.0},  # insert.DEFAULT_SNR_DB
-              category={"enum": ["laugh", "cry"]}, snr_db=_NUMBER),
+              category={"enum": ["laugh", "cry"]}, snr_db=_SNR),
         _type("fade", "sernoise.conditions.fade:Fade", "distortion", "retaining", required=["direction"],
               direction={"enum": ["in", "out"]}, rate_per_second=_POSITIVE),
         _type("speed_segment", "sernoise.conditions.speed:SpeedSegment", "distortion", "retaining",
