@@ -66,7 +66,7 @@ class ModelFamily:
         for key, target in (("train", self.train), ("predict", self.predict), ("attack", self.attack)):
             if target is not None and (not isinstance(target, str) or target.count(":") != 1):
                 problems.append(f"{key} entry point {target!r} must be 'module:function'")
-        if "model.pt" not in self.model_files and not self.model_files:
+        if not self.model_files:
             problems.append("model_files must name at least one file")
         if problems:
             raise RegistryError(f"model family {self.name!r}: " + "; ".join(problems))
