@@ -34,6 +34,7 @@ from sernoise.training.loop import (
     grid_points,
     grid_search,
     predict_proba,
+    run_epochs,
     train_one,
 )
 from sernoise.training.predict import (
@@ -220,6 +221,56 @@ def test_early_stopping_restores_the_best_epoch():
     scores = predict_proba(model, val.arrays)
     loss = -np.mean(np.log(scores[np.arange(len(val)), val.labels]))
     assert loss == pytest.approx(result.best_val_loss, rel=1e-4)
+
+
+def _scripted(val_losses, *, patience, max_epochs, min_epochs=None):
+    """run_epochs on a dummy model whose validation losses are ``val_losses``, in order."""
+    losses = iter(val_losses)
+    extra = {} if min_epochs is None else {"min_epochs": min_epochs}
+    return run_epochs(torch.nn.Linear(1, 1), lambda index: torch.tensor(0.1), lambda m: (next(losses), 0.5),
+                      lambda: "weights", lengths=np.ones(4, np.int64), batch_size=2, rng=np.random.default_rng(0),
+                      max_epochs=max_epochs, patience=patience, **extra)
+
+
+def test_min_epochs_holds_off_early_stopping_then_patience_counts():
+    never_again = [1.0] + [1.1] * 19  # no improvement after epoch 1
+    plain = _scripted(never_again, patience=2, max_epochs=20)
+    assert (plain["epochs_run"], plain["best_epoch"], plain["stopped_early"]) == (3, 1, True)
+    held = _scripted(never_again, patience=2, max_epochs=20, min_epochs=8)
+    assert (held["epochs_run"], held["best_epoch"], held["stopped_early"]) == (8, 1, True)
+    # Held to epoch 7, the run sees the improvement of epoch 7; the wait restarts there and patience 2
+    # ends the run at epoch 9; the best epoch is chosen over every epoch run.
+    late = _scripted([1.0, 1.1, 1.1, 1.1, 1.1, 1.1, 0.9] + [1.0] * 13, patience=2, max_epochs=20, min_epochs=7)
+    assert (late["epochs_run"], late["best_epoch"], late["best_val_loss"]) == (9, 7, 0.9)
+    capped = _scripted(never_again, patience=2, max_epochs=5, min_epochs=8)  # max_epochs still caps
+    assert (capped["epochs_run"], capped["stopped_early"]) == (5, False)
+
+
+def test_min_epochs_one_is_the_old_loop_and_a_longer_run_shares_its_first_epochs():
+    torch.set_num_threads(1)
+    train, val = _separable(90, 0), _separable(30, 1, flip=True)  # stops early (see the test above)
+    old = train_one(SMALL, train, val, _settings(max_epochs=30, patience=2), seed=3)
+    assert old.stopped_early and old.epochs_run == old.best_epoch + 2
+    for min_epochs in (1, old.epochs_run):  # a bound the run reaches anyway changes nothing, bit for bit
+        same = train_one(SMALL, train, val, _settings(max_epochs=30, patience=2, min_epochs=min_epochs), seed=3)
+        assert same.curve == old.curve and same.epochs_run == old.epochs_run
+        assert all(torch.equal(same.state_dict[k], old.state_dict[k]) for k in old.state_dict)
+        assert np.array_equal(same.val_predicted, old.val_predicted)
+    longer = train_one(SMALL, train, val, _settings(max_epochs=30, patience=2, min_epochs=old.epochs_run + 3),
+                       seed=3)
+    assert longer.epochs_run >= old.epochs_run + 3 and longer.curve[: old.epochs_run] == old.curve
+
+
+def test_result_holds_the_best_epochs_validation_predictions():
+    torch.set_num_threads(1)
+    train, val = _separable(60, 0), _separable(30, 1)
+    result = train_one(SMALL, train, val, _settings(max_epochs=4, patience=4), seed=2)
+    model = TDNN(SMALL)
+    model.load_state_dict(result.state_dict)
+    again = predict_proba(model, val.arrays).argmax(axis=1)  # the restored best model, in example order
+    order = np.argsort(val.lengths, kind="stable")  # the evaluator's order: sorted by length
+    assert np.array_equal(result.val_labels, val.labels[order])
+    assert np.array_equal(result.val_predicted, again[order])
 
 
 def test_same_seed_same_weights_other_seed_other_weights():

@@ -11,7 +11,7 @@ One training: cross-entropy (optionally weighted by inverse training class frequ
 with two learning rates (``learning_rate`` for the dense layers, ``backbone_learning_rate`` for
 the unfrozen wav2vec2 parameters; SpeechBrain's IEMOCAP emotion recipe uses 1e-4 / 1e-5), at
 most ``max_epochs`` epochs (paper: 8), optional early stopping (``patience``, off by default as
-in the paper), and the state of the epoch with the lowest validation loss kept.  Batches are
+in the paper; never before ``min_epochs`` epochs, as for the T-DNN), and the state of the epoch with the lowest validation loss kept.  Batches are
 length-bucketed as for the T-DNN; ``max_seconds`` crops long training utterances to a random
 window drawn anew each epoch (validation and test always see whole utterances).
 
@@ -38,7 +38,7 @@ from sernoise.audio_store import AudioStore
 from sernoise.models.ednn import EDNN, HPARAM_KEYS, N_CLASSES, EDNNConfig, relative_lengths
 from sernoise.training.data import Example, TrainingDataError, load_by_condition
 from sernoise.training.loop import (
-    LabelledArrays, TrainingError, TrainResult, ValidationEvaluator, grid_combinations, loss_weights, padded_batch,
+    BestPredictions, LabelledArrays, TrainingError, TrainResult, ValidationEvaluator, grid_combinations, loss_weights, padded_batch,
     prepare_task, run_epochs, search_grid, softmax_scores, start_training,
 )
 from sernoise.training.losses import task_loss
@@ -59,10 +59,11 @@ class EDNNSettings:
     class_weighting: bool = False
     max_seconds: float | None = None
     amp: bool = True
+    min_epochs: int = 1  # no early stop before this many epochs (config training.min_epochs)
     device: str = "cpu"
 
     @classmethod
-    def from_config(cls, ednn: dict, device: str = "cpu") -> "EDNNSettings":
+    def from_config(cls, ednn: dict, device: str = "cpu", min_epochs: int = 1) -> "EDNNSettings":
         return cls(
             max_epochs=int(ednn["max_epochs"]),
             patience=None if ednn.get("patience") is None else int(ednn["patience"]),
@@ -73,6 +74,7 @@ class EDNNSettings:
             class_weighting=bool(ednn["class_weighting"]),
             max_seconds=None if ednn.get("max_seconds") is None else float(ednn["max_seconds"]),
             amp=bool(ednn.get("amp", True)),
+            min_epochs=int(min_epochs),
             device=device,
         )
 
@@ -258,15 +260,17 @@ def train_one(config: EDNNConfig, backbone_folder, train: WaveData, val: WaveDat
         scaler.update()
         return loss
 
+    evaluator = _Evaluator(val, settings.eval_batch_size, device, weight, dtype, task, metrics)
+    best = BestPredictions(evaluator, model.trainable_state)
     fitted = run_epochs(
-        model, step, _Evaluator(val, settings.eval_batch_size, device, weight, dtype, task, metrics).scores,
-        model.trainable_state,
+        model, step, evaluator.scores, best,
         lengths=train.lengths if max_samples is None else np.minimum(train.lengths, max_samples),
         batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
         progress=progress, tag=tag, items=hooks.epoch_items, select=strategy.selection_metric,
+        min_epochs=settings.min_epochs,
     )
     return EDNNResult(
-        config=config, **fitted, n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        config=config, **fitted, **best.fields(), n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
         n_parameters=sum(p.numel() for p in model.parameters()),
     )
 

@@ -2,8 +2,9 @@
 
 One training: cross-entropy (optionally weighted by inverse training class frequency),
 RMSprop, at most ``max_epochs`` epochs, early stopping when the validation loss has not
-improved for ``patience`` consecutive epochs, and the weights reverted to the epoch with the
-lowest validation loss.  The validation loss uses the same criterion as training (with
+improved for ``patience`` consecutive epochs (but never before ``min_epochs`` epochs: a model
+whose loss sits at ln 3 for the first few epochs would otherwise be stopped before it starts
+to learn), and the weights reverted to the epoch with the lowest validation loss.  The validation loss uses the same criterion as training (with
 class weights, the weighted mean over all validation examples).
 
 Training crops: with ``max_frames`` (config ``tdnn.max_frames``), a training utterance longer
@@ -75,9 +76,10 @@ class TrainSettings:
     class_weighting: bool = False
     device: str = "cpu"
     max_frames: int | None = None  # training crops (see module doc); None: whole utterances
+    min_epochs: int = 1  # no early stop before this many epochs (config training.min_epochs); 1: the paper's loop
 
     @classmethod
-    def from_config(cls, tdnn: dict, device: str = "cpu") -> "TrainSettings":
+    def from_config(cls, tdnn: dict, device: str = "cpu", min_epochs: int = 1) -> "TrainSettings":
         return cls(
             max_epochs=int(tdnn["max_epochs"]),
             patience=int(tdnn["patience"]),
@@ -86,6 +88,7 @@ class TrainSettings:
             class_weighting=bool(tdnn["class_weighting"]),
             device=device,
             max_frames=None if tdnn.get("max_frames") is None else int(tdnn["max_frames"]),
+            min_epochs=int(min_epochs),
         )
 
 
@@ -134,6 +137,10 @@ class TrainResult:
     stopped_early: bool = False
     selection_metric: str = "loss"  # the validation metric that chose best_epoch
     best_val_score: float = math.nan  # its value at best_epoch
+    # Validation class indices and the best epoch's predicted classes (same order; None for a
+    # dimensional task): what the degenerate-model check (sernoise.training.degenerate) reads.
+    val_labels: np.ndarray | None = None
+    val_predicted: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> str:
@@ -274,6 +281,7 @@ class ValidationEvaluator:
         self.weight = weight
         self.denominator = float(weight[torch.from_numpy(self.labels).to(weight.device)].sum()) if weight is not None \
             else float(len(self.labels))
+        self.predicted = None  # the last call's predicted classes, in the order of ``labels`` (classification)
 
     def batch_logits(self, model: nn.Module):
         """Yield (logits, labels on the device) for each batch of ``index_batches``, in order."""
@@ -297,8 +305,9 @@ class ValidationEvaluator:
             if self.metrics:
                 outputs.append(logits.float().cpu())
         if classification:
+            self.predicted = np.concatenate(predicted)
             scores = {"loss": total / self.denominator,
-                      "uar": uar(self.labels, np.concatenate(predicted), range(self.task.output_size))}
+                      "uar": uar(self.labels, self.predicted, range(self.task.output_size))}
         else:
             scores = {"loss": float(self.criterion(torch.cat(outputs), torch.from_numpy(self.labels)))}
         wanted = [m for m in self.metrics if m not in scores]
@@ -320,6 +329,29 @@ class _Evaluator(ValidationEvaluator):
     def batch_logits(self, model: nn.Module):
         for (x, n), y in self.batches:
             yield model(x, n), y
+
+
+class BestPredictions:
+    """A ``snapshot`` for :func:`run_epochs` that also keeps the evaluator's predictions at that epoch.
+
+    :func:`run_epochs` takes the snapshot right after the validation pass of an improving epoch,
+    so the predictions kept are those of the selected (best) model: the degenerate-model check
+    reads them without a second validation pass.
+    """
+
+    def __init__(self, evaluator: ValidationEvaluator, snapshot):
+        self.evaluator, self.snapshot = evaluator, snapshot
+        self.predicted = None
+
+    def __call__(self):
+        predicted = self.evaluator.predicted
+        self.predicted = None if predicted is None else predicted.copy()
+        return self.snapshot()
+
+    def fields(self) -> dict:
+        """The :class:`TrainResult` fields of the validation labels and the best epoch's predictions."""
+        classification = self.evaluator.task.is_classification
+        return {"val_labels": self.evaluator.labels if classification else None, "val_predicted": self.predicted}
 
 
 def start_training(train: LabelledArrays, val: LabelledArrays, seed: int) -> np.random.Generator:
@@ -356,7 +388,7 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
 
 def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarray, batch_size: int,
                rng: np.random.Generator, max_epochs: int, patience: int | None, progress=None,
-               tag: str = "", items=None, select: str = "loss") -> dict:
+               tag: str = "", items=None, select: str = "loss", min_epochs: int = 1) -> dict:
     """The epochs of one training with early stopping and the best epoch kept (T-DNN and E-DNN alike).
 
     Each epoch calls ``step(index)`` (one optimiser step on the examples ``index``; returns that
@@ -368,7 +400,10 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
     every epoch that improves the (finite) validation metric ``select``: ``loss`` (lower is
     better; the default) or a metric ``evaluate`` returns (``uar``, ``f1_weighted``, ``ccc``:
     higher is better).  Training stops after ``patience`` epochs without improvement (None:
-    never) or ``max_epochs`` epochs.
+    never) or ``max_epochs`` epochs; early stopping waits until at least ``min_epochs`` epochs
+    have run (the epochs without improvement still count from the best epoch, so a run that
+    has not improved for ``patience`` epochs by then stops at ``min_epochs``).  The best epoch
+    is chosen over every epoch run; ``min_epochs`` 1 is the plain rule.
 
     Returns the keyword arguments of a :class:`TrainResult` other than ``config``, the best
     epoch's snapshot as ``state_dict``.
@@ -407,7 +442,7 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
             )
         if not math.isfinite(train_loss):
             raise TrainingError(f"{tag}training loss is {train_loss} at epoch {epoch}")
-        if patience is not None and waited >= patience:
+        if patience is not None and waited >= patience and epoch >= min_epochs:
             stopped_early = epoch < max_epochs
             break
     if best_state is None:
@@ -490,13 +525,16 @@ def train_one(
     def snapshot():
         return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
+    evaluator = _Evaluator(val, settings.batch_size, device, weight, task, metrics)
+    best = BestPredictions(evaluator, snapshot)
     fitted = run_epochs(
-        model, step, _Evaluator(val, settings.batch_size, device, weight, task, metrics).scores, snapshot,
+        model, step, evaluator.scores, best,
         lengths=train.lengths if settings.max_frames is None else np.minimum(train.lengths, settings.max_frames),
         batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
         progress=progress, tag=tag, items=hooks.epoch_items, select=strategy.selection_metric,
+        min_epochs=settings.min_epochs,
     )
-    return TrainResult(config=config, **fitted)
+    return TrainResult(config=config, **fitted, **best.fields())
 
 
 def grid_combinations(grid: dict, keys, defaults, config_key: str) -> list[dict]:
