@@ -10,6 +10,8 @@
   metric); ``standard`` is the plain loop.
 * :mod:`sernoise.training.losses`: the torch criteria of the tasks (:mod:`sernoise.tasks`):
   cross-entropy, 1 - CCC.
+* :mod:`sernoise.training.degenerate`: the check, after every training, that the selected model
+  learned something its validation set can show (not one class, not a chance-level UAR).
 * :mod:`sernoise.training.predict`: a trained model's predictions on the fold's test data.
 * :mod:`sernoise.training.artifacts`: the run of a train rule and the files of a model folder
   besides the weights (curve, selection, hparams.yaml, versions.yaml).

@@ -1,7 +1,9 @@
 """What the train rules (train_model, train_audio_model; sernoise.training.tdnn_job, ednn_job) share besides the training itself.
 
 * :class:`TrainingRun`: which model a rule trains (model, regime, fold, repetition, task), its
-  seed and its training sets.
+  seed, its training sets and the config's training checks (``min_epochs``, ``on_degenerate``).
+* :func:`degenerate_entry`: the degenerate-model check of a finished training
+  (:mod:`sernoise.training.degenerate`), logged, and raised in ``fail`` mode.
 * The files of a model folder other than the weights: ``curve.csv`` / ``curve.png`` (the
   selected grid point's learning curve), ``selection.csv`` (one row per grid point),
   ``hparams.yaml`` and ``versions.yaml``.  Both models write the entries built here with the
@@ -24,6 +26,7 @@ import sernoise
 from sernoise.regimes import Regime
 from sernoise.seeds import derive_seed
 from sernoise.tasks import get_task
+from sernoise.training import degenerate
 from sernoise.training.strategies import get_strategy
 from sernoise.training.data import TrainingSets, assemble
 
@@ -56,6 +59,32 @@ class TrainingRun:
         """The configured training strategy (config ``training.strategy``; standard when there is no config)."""
         spec = ((self.config or {}).get("training") or {}).get("strategy") or {}
         return get_strategy(spec.get("name", "standard"), spec.get("options"))
+
+    @property
+    def _training(self) -> dict:
+        return (self.config or {}).get("training") or {}
+
+    @property
+    def min_epochs(self) -> int:
+        """Config ``training.min_epochs``: no early stop before this many epochs (1 without a config: the plain loop)."""
+        return int(self._training.get("min_epochs", 1))
+
+    @property
+    def on_degenerate(self) -> str:
+        """Config ``training.on_degenerate``: ``warn`` or ``fail`` (``warn`` without a config)."""
+        action = self._training.get("on_degenerate", "warn")
+        if action not in degenerate.ACTIONS:
+            raise ValueError(f"config key training.on_degenerate: expected one of {degenerate.ACTIONS}, got {action!r}")
+        return action
+
+    @property
+    def degenerate_alpha(self) -> float:
+        """Config ``training.degenerate_alpha``: the level of the degenerate check's chance bound."""
+        return float(self._training.get("degenerate_alpha", degenerate.DEFAULT_ALPHA))
+
+    def describe(self) -> str:
+        """The run in words, for messages: model, regime, fold, repetition and task."""
+        return f"model {self.model} regime {self.regime.name} fold {self.fold} rep {self.rep} task {self.task}"
 
     @property
     def task_spec(self):
@@ -168,6 +197,37 @@ def outcome_fields(sets: TrainingSets, result, device: str) -> dict:
         "stopped_early": result.stopped_early,
         "device": device,
     }
+
+
+def degenerate_entry(run: TrainingRun, result, log) -> dict:
+    """The hparams.yaml ``degenerate:`` entry of a finished training (``result.val_labels`` / ``val_predicted``).
+
+    A flagged model is logged as a warning, or, with ``on_degenerate: fail``, raises
+    :class:`~sernoise.training.degenerate.DegenerateModelError` naming the run and the reason.
+    The jobs call this before writing any output, so a failed job leaves no model folder that
+    looks finished (Snakemake would also remove the outputs of a failed job, but direct calls
+    would not).
+    """
+    task = run.task_spec
+    if not task.is_classification or result.val_predicted is None:
+        entry = degenerate.not_checked(f"{task.kind} task: no classes to check")
+        log.info("degenerate-model check: not applied (%s)", entry["reason"])
+        return entry
+    found = degenerate.check(result.val_labels, result.val_predicted, task.output_size, alpha=run.degenerate_alpha,
+                             labels=task.labels)
+    entry = {**found.record(task.labels), "action": run.on_degenerate}
+    if not found.flagged:
+        log.info("degenerate-model check passed: validation UAR %.3f > chance %.3f + margin %.3f",
+                 found.uar, found.chance, found.margin)
+        return entry
+    message = (f"degenerate model ({run.describe()}): {found.reason}; validation predictions per class "
+               f"{entry['predicted_counts']}")
+    if run.on_degenerate == "fail":
+        raise degenerate.DegenerateModelError(
+            f"{message}. Its outputs are not written (config training.on_degenerate: fail; 'warn' keeps such "
+            "models and records the check in hparams.yaml)")
+    log.warning("%s (config training.on_degenerate: warn: the model is kept)", message)
+    return entry
 
 
 def write_yaml(record: dict, path) -> None:

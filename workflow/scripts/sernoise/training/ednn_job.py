@@ -4,7 +4,9 @@
 repetition, task), on the same examples as the T-DNN (sernoise.training.data.assemble) read as
 audio.  Writes into the model folder: model.pt (the parameters training changed: dense layers +
 unfrozen wav2vec2 parameters; the frozen rest is the pre-trained backbone, whose fingerprint
-hparams.yaml records), hparams.yaml, curve.csv/png, selection.csv and versions.yaml.
+hparams.yaml records), hparams.yaml, curve.csv/png, selection.csv and versions.yaml, after the
+degenerate-model check (as for the T-DNN: with training.on_degenerate fail a flagged model raises
+before any output is written).
 :func:`predict`: the trained E-DNN on its fold's test-role utterances, clean and in every
 condition (TEST-pool audio datasets), in the T-DNN's predictions format; the backbone folder must
 be the one the model was trained on (its fingerprint is checked).  See sernoise.training.ednn and
@@ -29,7 +31,7 @@ from sernoise.pretrained import backbone_fingerprint  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
 from sernoise.tasks import get_task  # noqa: E402
 from sernoise.training.artifacts import (  # noqa: E402
-    TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
+    TrainingRun, degenerate_entry, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
 from sernoise.training.ednn import (  # noqa: E402
     EDNNSettings, WaveData, check_backbone, grid_search, load_ednn, load_waveforms, open_store, predict_proba,
@@ -75,12 +77,13 @@ def train(smk) -> None:
                  train.lengths.sum() / 16000, dict(zip(LABELS, np.bincount(train.labels, minlength=len(LABELS)).tolist())))
 
         fingerprint = backbone_fingerprint(backbone["folder"])
-        settings = EDNNSettings.from_config(p.settings, device=device)
+        settings = EDNNSettings.from_config(p.settings, device=device, min_epochs=run.min_epochs)
         best, selection = grid_search(p.settings, backbone["folder"], train, val, settings, seed, save_path=p.save_path,
                                       progress=log.info, task=run.task_spec, strategy=run.strategy)
         log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f; %d of %d parameters trained",
                  best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar,
                  best.n_trainable, best.n_parameters)
+        degenerate = degenerate_entry(run, best, log)  # raises (on_degenerate: fail) before any output exists
 
         save_trainable(best.state_dict, out.model)
         write_curve(best, out.curve, out.curve_png, run.title(name))
@@ -96,6 +99,7 @@ def train(smk) -> None:
                          "augmented_per_clean": float(p.augmented_per_clean)},
             **run.record(),
             **outcome_fields(sets, best, device),
+            "degenerate": degenerate,
         }, out.hparams)
         write_yaml(versions_record(
             device, threads, libraries=library_versions(),

@@ -2,7 +2,9 @@
 
 :func:`train`: one T-DNN of one (model, regime, fold, repetition, task), hyper-parameters chosen
 on validation; writes model.pt (state_dict), hparams.yaml, norm.npz, curve.csv/png,
-selection.csv and versions.yaml into the model folder.  :func:`predict`: the trained T-DNN on its
+selection.csv and versions.yaml into the model folder, after the degenerate-model check
+(sernoise.training.degenerate; with training.on_degenerate fail a flagged model raises before
+any output is written).  :func:`predict`: the trained T-DNN on its
 fold's test-role utterances, clean and in every condition (TEST-pool feature archives hold only
 utterances with status ok), into a predictions file (sernoise.training.predict).  Both take the
 rule's ``snakemake`` object (or anything with its input, output, params, wildcards, threads, log).
@@ -21,7 +23,7 @@ from sernoise.predictions import CLEAN, LABELS, prediction_keys
 from sernoise.runlog import rule_log
 from sernoise.tasks import get_task
 from sernoise.training.artifacts import (
-    TrainingRun, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
+    TrainingRun, degenerate_entry, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
 from sernoise.training.data import archive_utterances, load_and_normalise, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
@@ -57,11 +59,12 @@ def train(smk) -> None:
                  time.perf_counter() - tick, int(train.lengths.sum()),
                  dict(zip(LABELS, np.bincount(train.labels, minlength=len(LABELS)).tolist())))
 
-        settings = TrainSettings.from_config(p.settings, device=device)
+        settings = TrainSettings.from_config(p.settings, device=device, min_epochs=run.min_epochs)
         best, selection = grid_search(p.settings["grid"], train, val, settings, seed, progress=log.info,
                                       task=run.task_spec, strategy=run.strategy)
         log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f",
                  best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar)
+        degenerate = degenerate_entry(run, best, log)  # raises (on_degenerate: fail) before any output exists
 
         save_state(best.state_dict, out.model)
         save_norm(out.norm, mean, std)
@@ -71,6 +74,7 @@ def train(smk) -> None:
             **selection_fields(run.model, best, selection),
             "training": {
                 "max_epochs": settings.max_epochs,
+                "min_epochs": settings.min_epochs,
                 "patience": settings.patience,
                 "batch_size": settings.batch_size,
                 "learning_rate": settings.learning_rate,
@@ -82,6 +86,7 @@ def train(smk) -> None:
             **run.record(),
             "norm": "norm.npz",
             **outcome_fields(sets, best, device),
+            "degenerate": degenerate,
         }, out.hparams)
         write_yaml(versions_record(device, threads), out.versions)
 
