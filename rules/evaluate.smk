@@ -10,9 +10,11 @@
 rule compute_metrics:
     input:
         predictions=lambda wc: PLAN.predictions(wc.corpus, wc.model),
+        hparams=lambda wc: PLAN.model_file(wc.corpus, wc.model, "hparams.yaml"),
     output:
         metrics="results/{corpus}/metrics/{model}/metrics.csv",
         confusion="results/{corpus}/metrics/{model}/confusion.csv",
+        flags="results/{corpus}/metrics/{model}/flags.csv",
     log:
         "logs/{corpus}/evaluate/compute_metrics-{model}.log",
     wildcard_constraints:
@@ -30,6 +32,7 @@ rule compute_metrics:
 rule make_table3:
     input:
         confusion=PLAN.metrics("confusion", PLAN.standard_models()),
+        flags=PLAN.metrics("flags", PLAN.standard_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
     output:
         **table_outputs("table3", "../report/table3.rst", "Table 3"),
@@ -73,6 +76,7 @@ rule plot_uar:
 rule make_table4:
     input:
         confusion=PLAN.metrics("confusion", PLAN.noise_robust_models()),
+        flags=PLAN.metrics("flags", PLAN.noise_robust_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
     output:
         **table_outputs("table4", "../report/table4.rst", "Table 4"),

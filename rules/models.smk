@@ -37,6 +37,11 @@ rule train_model:
         settings=lambda wc: config[PLAN.family(wc.model).settings],
         backbone=lambda wc: PLAN.backbones[wc.model].as_dict() if wc.model in PLAN.backbones else None,
         save_path=f"{PRETRAINED_ROOT}/hf_cache",
+        # read by the job from the config; as params, a change of them retrains (Snakemake's params trigger)
+        training_options={
+            key: config["training"][key] for key in ("strategy", "min_epochs", "on_degenerate", "degenerate_alpha")
+        },
+        task_definition=lambda wc: (config.get("tasks") or {}).get(wc.task),
     script:
         "../workflow/scripts/train_model.py"
 

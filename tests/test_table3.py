@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import balanced_accuracy_score
 
 from fixtures.synthetic_predictions import (
@@ -263,3 +264,38 @@ def test_plots_are_written(setup, tmp_path):
     for name in ("snr.png", "bars.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_cells_resting_on_degenerate_models_are_marked_and_noted(setup, tmp_path):
+    """A model the degenerate-model check flagged marks every cell that pools its predictions (†),
+    names it in the cell's note, and the table's notes say what the mark means; other cells are unchanged."""
+    from sernoise.evaluation.metrics import degenerate_flags, read_flags
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    paths = []
+    for i, (regime, flagged) in enumerate([("clean", True), ("matched", False), ("clean", False)]):
+        path = folder / f"h{i}.yaml"
+        entry = {"flagged": flagged, "reason": "all validation predictions are 'low'" if flagged else ""}
+        path.write_text(yaml.safe_dump({"model": "tdnn", "regime": regime, "fold": 1 if i < 2 else 2, "rep": 1,
+                                        "task": "valence", "degenerate": entry}))
+        paths.append(path)
+    flags = degenerate_flags(paths)
+    assert flags["flagged"].tolist() == [True, False, False]
+    flags.to_csv(tmp_path / "flags.csv", index=False)
+    flagged = read_flags([tmp_path / "flags.csv"])
+    assert flagged == {("tdnn", "clean", 1, 1, "valence"): "all validation predictions are 'low'"}
+
+    table = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), skipped=SKIPPED,
+                         corpus="ravdess", flagged=flagged)
+    plain = setup["table"]
+    cell = table.cell("clean", "tdnn", "clean", "valence")
+    assert cell["value"].endswith("†") and "clean fold 1 rep 1 (all validation predictions are 'low')" in cell["note"]
+    assert table.cell("env-nat-cont-snr0", "tdnn", "match", "valence")["value"] == \
+        plain.cell("env-nat-cont-snr0", "tdnn", "match", "valence")["value"]  # matched: not flagged
+    assert not table.cell("clean", "tdnn", "clean", "activation")["value"].endswith("†")  # other task
+    assert any(n.startswith("†:") and "tdnn" in n for n in table.notes)
+    marked = table.cells["value"].str.endswith("†")
+    assert set(table.cells.loc[marked, "column"]) == {"clean"} and set(table.cells.loc[marked, "task"]) == {"valence"}
+    assert (table.cells.loc[~marked, "value"].to_numpy() == plain.cells.loc[~marked, "value"].to_numpy()).all()
+    assert r"\dag{}" in to_latex(table) and "†" in to_markdown(table)

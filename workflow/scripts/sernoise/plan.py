@@ -143,6 +143,12 @@ class Plan:
         return [self.prediction_file(corpus, model, r, f, k, t)
                 for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
 
+    def model_file(self, corpus: str, model: str, name: str, regimes=None) -> list[str]:
+        """File ``name`` (e.g. hparams.yaml) of every model folder of ``model``, like :meth:`predictions`."""
+        regimes = self.model_regimes[model] if regimes is None else regimes
+        return [f"{self.model_folder(corpus, model, r, f, k, t)}/{name}"
+                for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
+
     def table(self, name: str, ext: str, corpus: str | None = None) -> str:
         return results(corpus or self.corpus, "tables", f"{name}.{ext}")
 

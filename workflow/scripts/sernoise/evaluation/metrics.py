@@ -186,3 +186,35 @@ def read_confusion(paths) -> pd.DataFrame:
     aligned = [f if list(f.columns) == columns else f.reindex(columns=columns).fillna(
         {c: 0 for c in cm_columns(labels)}).astype({c: np.int64 for c in cm_columns(labels)}) for f in frames]
     return _concat(aligned, columns)
+
+
+FLAG_COLUMNS = KEYS + ["flagged", "reason"]
+
+
+def degenerate_flags(hparams_paths) -> pd.DataFrame:
+    """One row per trained model (``hparams.yaml``): its keys and whether the degenerate-model check
+    (sernoise.training.degenerate) flagged it, with the reason.  A model folder written before the
+    check existed counts as not flagged ("not checked")."""
+    import yaml
+
+    rows = []
+    for path in hparams_paths:
+        with open(path, encoding="utf-8") as handle:
+            hparams = yaml.safe_load(handle) or {}
+        missing = [k for k in KEYS if k not in hparams]
+        if missing:
+            raise PredictionError(f"{path}: hparams.yaml lacks {missing}")
+        entry = hparams.get("degenerate") or {}
+        rows.append({**{k: hparams[k] for k in KEYS}, "flagged": bool(entry.get("flagged", False)),
+                     "reason": str(entry.get("reason", "not checked")) if entry.get("flagged") else ""})
+    frame = pd.DataFrame(rows, columns=FLAG_COLUMNS)
+    return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def read_flags(paths) -> dict:
+    """(model, regime, fold, rep, task) -> reason, of the flagged models in flags.csv files."""
+    flagged = {}
+    for frame in _read_each(paths, FLAG_COLUMNS):
+        for row in frame[frame["flagged"].astype(bool)].itertuples(index=False):
+            flagged[(row.model, row.regime, int(row.fold), int(row.rep), row.task)] = str(row.reason)
+    return flagged

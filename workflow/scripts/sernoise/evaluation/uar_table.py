@@ -53,7 +53,7 @@ from .labels import (
     CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
     model_label, ordered_categories, task_label,
 )
-from .metrics import cm_columns, confusion_labels, read_confusion, uar_from_confusion
+from .metrics import cm_columns, confusion_labels, read_confusion, read_flags, uar_from_confusion
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import ALPHA, bonferroni, direction, paired_ttest
 
@@ -238,6 +238,7 @@ def build_uar_table(
     model_notes: list[str] | None = None,
     exclude=(),
     model_regimes: dict | None = None,
+    flagged: dict | None = None,
 ) -> UarTable:
     """A UAR table (``title``; per-cell notes in ``csv_name``) from confusion counts
     (metrics.compute_metrics) and the configuration; the caller sets its caption.
@@ -252,7 +253,10 @@ def build_uar_table(
     ``model_labels``: model -> column label overriding the registry's (e.g. "E-DNN (tiny random wav2vec2)");
     ``model_notes``: sentences added to the caption and the notes (what such a label means);
     ``model_regimes``: model -> the regimes it was trained in, when fewer than ``regimes``
-    (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool.
+    (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool;
+    ``flagged``: (model, regime, fold, rep, task) -> reason, the trained models the degenerate-model
+    check flagged (metrics.read_flags): a cell that rests on any of them is marked FLAG_MARK, and its
+    note and the table's notes say which and why.
     """
     infos = condition_infos(conditions)
     tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
@@ -267,7 +271,7 @@ def build_uar_table(
     index = ConfusionIndex(confusion)
     labels, model_notes = labels_and_notes(models, model_labels, model_notes)
 
-    records, pairs = [], {}
+    records, pairs, flag_notes = [], {}, []
     pooled_out: dict[tuple[str, str], set] = {}
     for model in models:
         for task in tasks:
@@ -289,6 +293,7 @@ def build_uar_table(
                     pairs[(row.key, model, column, task)] = series
                     mean = float(series.mean()) if len(series) else math.nan
                     std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
+                    flag_notes.append(_flagged_sources(flagged or {}, model, task, sources, series))
                     records.append({
                         "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
                         "group": row.group, "label": row.label, "model": model, "model_label": model_label(model, labels),
@@ -302,8 +307,39 @@ def build_uar_table(
     cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
     m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
     notes = _notes(rows, index, skipped or {}, pooled_out, cells, m, csv_name)
+    _mark_flagged(cells, flag_notes, notes, csv_name)
     return UarTable(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, title=title, csv_name=csv_name,
                     labels=labels, model_notes=model_notes)
+
+
+FLAG_MARK = "†"
+
+
+def _flagged_sources(flagged: dict, model: str, task: str, sources, series: pd.Series) -> str:
+    """The note of a cell that rests on flagged models: which (regime, fold, rep) and why ("" if none)."""
+    if not flagged or not len(series):
+        return ""
+    found = []
+    for regime in dict.fromkeys(s for _, s in sources):
+        for fold, rep in series.index:
+            reason = flagged.get((model, regime, int(fold), int(rep), task))
+            if reason is not None:
+                found.append(f"{regime} fold {fold} rep {rep} ({reason})")
+    return f"rests on model(s) flagged as degenerate: {'; '.join(found)}" if found else ""
+
+
+def _mark_flagged(cells: pd.DataFrame, flag_notes: list[str], notes: list[str], csv_name: str) -> None:
+    """Mark the cells resting on flagged models (value + FLAG_MARK, note) and say so in the table notes."""
+    marked = [bool(n) for n in flag_notes]
+    if not any(marked):
+        return
+    cells["value"] = [v + FLAG_MARK if m else v for v, m in zip(cells["value"], marked)]
+    cells["note"] = ["; ".join(x for x in (old, new) if x) for old, new in zip(cells["note"], flag_notes)]
+    models = sorted({m for m, flag in zip(cells["model"], marked) if flag})
+    notes.append(f"{FLAG_MARK}: {sum(marked)} cell(s) rest on models that the degenerate-model check flagged "
+                 f"(validation predictions in one class, or validation UAR not above chance; models: "
+                 f"{', '.join(models)}); their numbers say little about the noise. Which models and why: the "
+                 f"note column of {csv_name} and the models' hparams.yaml.")
 
 
 def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
@@ -548,6 +584,7 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
         model_labels=settings.get("model_labels"),
         model_notes=settings.get("model_notes"),
         model_regimes=settings.get("model_regimes"),
+        flagged=read_flags(smk.input.flags) if hasattr(smk.input, "flags") else None,
         **options,
     )
     out = smk.output
