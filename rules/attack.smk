@@ -74,6 +74,8 @@ rule run_attack:
 rule make_table5:
     input:
         results=PLAN.attack_results(),
+        # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells
+        hparams=PLAN.attacked_model_files("hparams.yaml"),
     output:
         csv=report(
             PLAN.table("table5", "csv"),

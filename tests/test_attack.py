@@ -571,6 +571,21 @@ def test_table5_with_missing_cells_says_so():
     assert (table.cells[table.cells.noise_set == "reverb"]["value"] == "–").all() and table.notes
 
 
+def test_table5_marks_cells_of_flagged_attacked_models():
+    results = synthetic_results()
+    plain = build_table5(results, TABLE_SETTINGS)
+    fold, rep = results[["fold", "rep"]].iloc[0]
+    task = TABLE_SETTINGS["tasks"][0]
+    flagged = {("tdnn", "clean", int(fold), int(rep), task): "all validation predictions are 'mid'",
+               ("tdnn", "matched", int(fold), int(rep), task): "not the attacked regime"}
+    table = build_table5(results, TABLE_SETTINGS, flagged=flagged)
+    marked = table.cells["value"].str.endswith("†") & table.cells["n_pairs"].gt(0)
+    assert marked.sum() == (plain.cells["n_pairs"] > 0).sum()  # every cell pools that (fold, rep)
+    assert table.cells.loc[marked, "note"].str.contains("all validation predictions are 'mid'").all()
+    assert not table.cells["note"].str.contains("not the attacked regime").any()
+    assert any(n.startswith("†:") for n in table.notes) and r"\dag{}" in to_latex(table)
+
+
 def test_table5_labels_a_stand_in_backbone():
     results = synthetic_results()
     results = pd.concat([results, results.assign(model="ednn")], ignore_index=True)

@@ -235,6 +235,14 @@ class Plan:
                 for m in attack["models"] for f in self.folds for k in self.reps for t in attack["tasks"]
                 for s in attack["noise_sets"] for kn in attack["knowledge"]]
 
+    def attacked_model_files(self, name: str, corpus: str | None = None) -> list[str]:
+        """File ``name`` of the model folder of every attacked (model, fold, repetition, task), attack.regime."""
+        attack = self.attack
+        if not attack or not attack["models"]:
+            return []
+        return [f"{self.model_folder(corpus or self.corpus, m, attack['regime'], f, k, t)}/{name}"
+                for m in attack["models"] for f in self.folds for k in self.reps for t in attack["tasks"]]
+
     def attack_targets(self) -> list[str]:
         if not (self.attack_configured and self.attack_results()):
             return []

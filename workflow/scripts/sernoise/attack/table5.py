@@ -30,6 +30,7 @@ from sernoise.evaluation.render import (
     EMPTY, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files,
 )
 from sernoise.evaluation.stats import ALPHA, bonferroni, direction, paired_ttest
+from sernoise.evaluation.flags import flagged_note, mark_flagged
 from sernoise.evaluation.labels import labels_and_notes, model_label
 
 from .runner import budget_sort_key
@@ -81,10 +82,11 @@ def pair_rates(results: pd.DataFrame) -> pd.Series:
 
 
 def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", model_labels: dict | None = None,
-                 model_notes: list[str] | None = None) -> Table5:
+                 model_notes: list[str] | None = None, flagged: dict | None = None) -> Table5:
     """Table 5 from the concatenated attack result rows and the resolved attack settings;
-    ``model_labels`` and ``model_notes`` as for :func:`sernoise.evaluation.uar_table.build_uar_table`
-    (the column label of an E-DNN on a stand-in backbone, and what it means)."""
+    ``model_labels``, ``model_notes`` and ``flagged`` as for
+    :func:`sernoise.evaluation.uar_table.build_uar_table` (the column label of an E-DNN on a stand-in
+    backbone, and what it means; the attacked models the degenerate-model check flagged)."""
     models = list(settings["models"])
     labels, model_notes = labels_and_notes(models, model_labels, model_notes)
     tasks = list(settings["tasks"])
@@ -94,7 +96,7 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", mod
     budgets = sorted(settings["budgets"], key=budget_sort_key)
     rates = pair_rates(results) if len(results) else pd.Series(dtype=float)
     frame = results.assign(budget=results["budget"].astype(str)) if len(results) else results
-    rows = []
+    rows, flag_notes = [], []
     order = 0
     for k in knowledge:
         for s in noise_sets:
@@ -106,6 +108,7 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", mod
                         pairs = _pairs(rates, key)
                         sel = _select(frame, key)
                         successes = sel[sel["success"]] if len(sel) else sel
+                        flag_notes.append(flagged_note(flagged, mdl, t, [settings.get("regime", "clean")], pairs.index))
                         rows.append({
                             "row_order": order, "knowledge": k, "knowledge_label": KNOWLEDGE_LABELS.get(k, k),
                             "noise_set": s, "noise_set_label": set_label(s, specs.get(s, "list")), "budget": b,
@@ -129,6 +132,7 @@ def build_table5(results: pd.DataFrame, settings: dict, *, corpus: str = "", mod
     missing = cells[cells["n_pairs"] == 0]
     if len(missing):
         notes.append(f"{len(missing)} cell(s) without attack results ({EMPTY}).")
+    mark_flagged(cells, flag_notes, notes, "table5.csv")
     return Table5(cells, models, tasks, knowledge, noise_sets, specs, budgets, m, corpus, notes, labels, model_notes)
 
 

@@ -49,6 +49,7 @@ from sernoise.conditions.catalog import ConditionInfo
 from sernoise.predictions import CLEAN
 from sernoise.regimes import build_regimes, column_source
 
+from .flags import flagged_note, mark_flagged
 from .labels import (
     CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
     model_label, ordered_categories, task_label,
@@ -255,8 +256,8 @@ def build_uar_table(
     ``model_regimes``: model -> the regimes it was trained in, when fewer than ``regimes``
     (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool;
     ``flagged``: (model, regime, fold, rep, task) -> reason, the trained models the degenerate-model
-    check flagged (metrics.read_flags): a cell that rests on any of them is marked FLAG_MARK, and its
-    note and the table's notes say which and why.
+    check flagged (metrics.read_flags): a cell that rests on any of them is marked (evaluation.flags),
+    and its note and the table's notes say which and why.
     """
     infos = condition_infos(conditions)
     tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
@@ -293,7 +294,7 @@ def build_uar_table(
                     pairs[(row.key, model, column, task)] = series
                     mean = float(series.mean()) if len(series) else math.nan
                     std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
-                    flag_notes.append(_flagged_sources(flagged or {}, model, task, sources, series))
+                    flag_notes.append(flagged_note(flagged, model, task, [r for _, r in sources], series.index))
                     records.append({
                         "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
                         "group": row.group, "label": row.label, "model": model, "model_label": model_label(model, labels),
@@ -307,39 +308,9 @@ def build_uar_table(
     cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
     m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
     notes = _notes(rows, index, skipped or {}, pooled_out, cells, m, csv_name)
-    _mark_flagged(cells, flag_notes, notes, csv_name)
+    mark_flagged(cells, flag_notes, notes, csv_name)
     return UarTable(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, title=title, csv_name=csv_name,
                     labels=labels, model_notes=model_notes)
-
-
-FLAG_MARK = "†"
-
-
-def _flagged_sources(flagged: dict, model: str, task: str, sources, series: pd.Series) -> str:
-    """The note of a cell that rests on flagged models: which (regime, fold, rep) and why ("" if none)."""
-    if not flagged or not len(series):
-        return ""
-    found = []
-    for regime in dict.fromkeys(s for _, s in sources):
-        for fold, rep in series.index:
-            reason = flagged.get((model, regime, int(fold), int(rep), task))
-            if reason is not None:
-                found.append(f"{regime} fold {fold} rep {rep} ({reason})")
-    return f"rests on model(s) flagged as degenerate: {'; '.join(found)}" if found else ""
-
-
-def _mark_flagged(cells: pd.DataFrame, flag_notes: list[str], notes: list[str], csv_name: str) -> None:
-    """Mark the cells resting on flagged models (value + FLAG_MARK, note) and say so in the table notes."""
-    marked = [bool(n) for n in flag_notes]
-    if not any(marked):
-        return
-    cells["value"] = [v + FLAG_MARK if m else v for v, m in zip(cells["value"], marked)]
-    cells["note"] = ["; ".join(x for x in (old, new) if x) for old, new in zip(cells["note"], flag_notes)]
-    models = sorted({m for m, flag in zip(cells["model"], marked) if flag})
-    notes.append(f"{FLAG_MARK}: {sum(marked)} cell(s) rest on models that the degenerate-model check flagged "
-                 f"(validation predictions in one class, or validation UAR not above chance; models: "
-                 f"{', '.join(models)}); their numbers say little about the noise. Which models and why: the "
-                 f"note column of {csv_name} and the models' hparams.yaml.")
 
 
 def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
