@@ -50,6 +50,7 @@ rule make_table3:
 rule plot_uar:
     input:
         metrics=PLAN.metrics("metrics", PLAN.models),
+        flags=PLAN.metrics("flags", PLAN.models),
     output:
         snr=report(
             PLAN.plot("uar_vs_snr"),

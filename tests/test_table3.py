@@ -261,9 +261,23 @@ def test_plots_are_written(setup, tmp_path):
     tested = [c for c in conditions if c not in SKIPPED] + list(SKIPPED)
     plot_uar_vs_snr(metrics, config, conditions.values(), tmp_path / "snr.png", tested=tested)
     plot_uar_per_condition(metrics, config, conditions.values(), tmp_path / "bars.png", tested=tested)
-    for name in ("snr.png", "bars.png"):
+    flagged = {("tdnn", "clean", 1, 1, "valence"): "all one class"}
+    plot_uar_vs_snr(metrics, config, conditions.values(), tmp_path / "snr-flagged.png", tested=tested, flagged=flagged)
+    plot_uar_per_condition(metrics, config, conditions.values(), tmp_path / "bars-flagged.png", tested=tested,
+                           flagged=flagged)
+    for name in ("snr.png", "bars.png", "snr-flagged.png", "bars-flagged.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert (tmp_path / "snr.png").read_bytes() != (tmp_path / "snr-flagged.png").read_bytes()
+
+
+def test_plot_panels_name_flagged_models():
+    from sernoise.evaluation.flags import panel_flag
+
+    flagged = {("tdnn", "clean", 1, 1, "valence"): "x", ("tdnn", "clean", 2, 1, "valence"): "y",
+               ("tdnn", "matched", 1, 1, "valence"): "z", ("ednn", "clean", 1, 1, "valence"): "w"}
+    assert panel_flag(flagged, "tdnn", "valence") == " † degenerate: clean (2), matched (1)"
+    assert panel_flag(flagged, "tdnn", "activation") == "" and panel_flag(None, "tdnn", "valence") == ""
 
 
 def test_cells_resting_on_degenerate_models_are_marked_and_noted(setup, tmp_path):

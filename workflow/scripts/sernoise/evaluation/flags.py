@@ -37,3 +37,15 @@ def mark_flagged(cells: pd.DataFrame, flag_notes: list[str], notes: list[str], c
                  f"(validation predictions in one class, or validation UAR not above chance; models: "
                  f"{', '.join(models)}); their numbers say little about the noise. Which models and why: the "
                  f"note column of {csv_name} and the models' hparams.yaml.")
+
+
+def panel_flag(flagged: dict | None, model: str, task: str) -> str:
+    """A plot panel's mark: " † flagged: <regime> (<k> of its models)…" when any model of ``model`` /
+    ``task`` was flagged (the panel's points include its predictions), else ""."""
+    counts: dict[str, int] = {}
+    for m, regime, _fold, _rep, t in (flagged or {}):
+        if m == model and t == task:
+            counts[regime] = counts.get(regime, 0) + 1
+    if not counts:
+        return ""
+    return f" {FLAG_MARK} degenerate: " + ", ".join(f"{r} ({n})" for r, n in sorted(counts.items()))

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from sernoise.predictions import CLEAN  # noqa: E402
 from sernoise.regimes import column_source  # noqa: E402
 
+from .flags import panel_flag
 from .labels import CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, model_label, ordered_categories  # noqa: E402
 from .uar_table import condition_infos, evaluation_regimes, ordered_names  # noqa: E402
 
@@ -64,7 +65,11 @@ def _panels(n_rows, n_cols, width, height):
     return fig, axes
 
 
-def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, tested=None, regimes=None) -> None:
+def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, tested=None, regimes=None,
+                    flagged: dict | None = None) -> None:
+    """UAR against the SNR of continuous environmental noise, per category and regime column, one panel
+    per (model, task); a panel holding models the degenerate-model check flagged (``flagged``:
+    metrics.read_flags) says so in its title (evaluation.flags.panel_flag)."""
     infos = condition_infos(conditions)
     regimes = evaluation_regimes(config, infos, regimes)
     tested = set(infos if tested is None else tested)
@@ -112,7 +117,7 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
             ax.set_xlim(-0.35, len(snrs) + 0.35)
             ax.set_ylim(0, 1)
             ax.grid(axis="y", alpha=0.3)
-            ax.set_title(f"{model_label(model)}: {task}", fontsize=11)
+            ax.set_title(f"{model_label(model)}: {task}{panel_flag(flagged, model, task)}", fontsize=11)
             ax.set_xlabel("SNR of continuous noise")
             if j == 0:
                 ax.set_ylabel("UAR (mean ± sd over folds × repetitions)")
@@ -125,7 +130,10 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
     plt.close(fig)
 
 
-def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path, tested=None) -> None:
+def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path, tested=None,
+                           flagged: dict | None = None) -> None:
+    """UAR per test condition of the clean and matched models, one panel per (model, task); flagged
+    models are named in the panel titles as in :func:`plot_uar_vs_snr`."""
     infos = condition_infos(conditions)
     order = [CLEAN] + [c for c in infos if tested is None or c in set(tested)]
     models, tasks = _models_and_tasks(config, metrics)
@@ -156,7 +164,8 @@ def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylabel("UAR")
-        ax.set_title(f"{model_label(model)}: {task}  (red labels: perception-altering conditions)", fontsize=10)
+        ax.set_title(f"{model_label(model)}: {task}  (red labels: perception-altering conditions)"
+                     f"{panel_flag(flagged, model, task)}", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize=9, ncols=3)
     fig.suptitle("UAR per test condition (mean ± sd over folds × repetitions)", fontsize=12)
