@@ -165,22 +165,17 @@ def augment_shard_inputs(wc):
 SHARD_FILES = {"shard": "shard-{shard}.h5", "params": "params-{shard}.csv", "status": "status-{shard}.json"}
 
 
-def dataset_parts(stage, kind):
-    """Input function: one per-shard file (kind: shard, params or status) of a (condition, pool)
-    dataset of ``stage`` (augmented, denoised) per clean shard of the corpus."""
+def dataset_parts(stage, kind, dataset="{condition}/{pool}"):
+    """Input function: one per-shard file (kind: shard, params or status) of a ``stage`` (augmented,
+    denoised) dataset per clean shard of the corpus: a (condition, pool) dataset, or ``dataset``
+    "clean" (the denoised clean corpus)."""
 
     def parts(wc):
-        folder = f"results/{wc.corpus}/{stage}/{wc.condition}/{wc.pool}/"
-        return [f"{folder}{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)]
+        name = dataset.format(condition=wc.get("condition"), pool=wc.get("pool"))
+        folder = f"results/{wc.corpus}/{stage}/{name}"
+        return [f"{folder}/{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)]
 
     return parts
-
-
-def denoised_clean_parts(kind):
-    """Input function (rules/denoise.smk): one per-shard file of the denoised clean corpus per clean shard."""
-    return lambda wc: [
-        f"results/{wc.corpus}/denoised/clean/{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)
-    ]
 
 
 def gallery_inputs(wc):

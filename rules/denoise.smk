@@ -68,8 +68,8 @@ use rule denoise_dataset as denoise_clean with:
 
 use rule merge_denoised as merge_denoised_clean with:
     input:
-        shards=denoised_clean_parts("shard"),
-        params=denoised_clean_parts("params"),
+        shards=dataset_parts("denoised", "shard", "clean"),
+        params=dataset_parts("denoised", "params", "clean"),
     output:
         index="results/{corpus}/denoised/clean/index.csv",
         params="results/{corpus}/denoised/clean/params.csv",

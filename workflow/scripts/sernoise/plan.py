@@ -137,17 +137,18 @@ class Plan:
     def prediction_file(self, corpus, model, regime, fold, rep, task) -> str:
         return results(corpus, "predictions", model, regime, f"fold{fold}", f"rep{rep}", f"{task}.csv")
 
+    def runs(self, model: str, regimes=None) -> list[tuple]:
+        """(regime, fold, repetition, task) of every training of ``model`` (its regimes by default)."""
+        regimes = self.model_regimes[model] if regimes is None else regimes
+        return [(r, f, k, t) for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
+
     def predictions(self, corpus: str, model: str, regimes=None) -> list[str]:
         """One prediction file per (regime of ``model``, fold, repetition, task)."""
-        regimes = self.model_regimes[model] if regimes is None else regimes
-        return [self.prediction_file(corpus, model, r, f, k, t)
-                for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
+        return [self.prediction_file(corpus, model, *run) for run in self.runs(model, regimes)]
 
     def model_file(self, corpus: str, model: str, name: str, regimes=None) -> list[str]:
         """File ``name`` (e.g. hparams.yaml) of every model folder of ``model``, like :meth:`predictions`."""
-        regimes = self.model_regimes[model] if regimes is None else regimes
-        return [f"{self.model_folder(corpus, model, r, f, k, t)}/{name}"
-                for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
+        return [f"{self.model_folder(corpus, model, *run)}/{name}" for run in self.runs(model, regimes)]
 
     def table(self, name: str, ext: str, corpus: str | None = None) -> str:
         return results(corpus or self.corpus, "tables", f"{name}.{ext}")

@@ -211,10 +211,12 @@ def degenerate_flags(hparams_paths) -> pd.DataFrame:
     return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
 
+def flagged_models(flags: pd.DataFrame) -> dict:
+    """(model, regime, fold, rep, task) -> reason, of the flagged rows of a :func:`degenerate_flags` frame."""
+    return {(row.model, row.regime, int(row.fold), int(row.rep), row.task): str(row.reason)
+            for row in flags[flags["flagged"].astype(bool)].itertuples(index=False)}
+
+
 def read_flags(paths) -> dict:
     """(model, regime, fold, rep, task) -> reason, of the flagged models in flags.csv files."""
-    flagged = {}
-    for frame in _read_each(paths, FLAG_COLUMNS):
-        for row in frame[frame["flagged"].astype(bool)].itertuples(index=False):
-            flagged[(row.model, row.regime, int(row.fold), int(row.rep), row.task)] = str(row.reason)
-    return flagged
+    return {key: reason for frame in _read_each(paths, FLAG_COLUMNS) for key, reason in flagged_models(frame).items()}
