@@ -17,6 +17,7 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from sernoise.config import ConfigError, validate_config  # noqa: E402
+from sernoise.model_registry import DENOISED_AUDIO  # noqa: E402
 from sernoise.plan import PlanError, build_plan  # noqa: E402
 from sernoise.pretrained import PRETRAINED_ROOT, READY, TINY_NAME  # noqa: E402
 from sernoise.scheduling import coalesce_rescheduling_timers  # noqa: E402
@@ -66,6 +67,7 @@ wildcard_constraints:
     shard=r"\d{3}",
     condition=_alternatives(PLAN.conditions),
     pool="train|test",
+    denoised=_alternatives(DENOISED_AUDIO),
     fold=r"\d+",
     rep=r"\d+",
 
@@ -168,14 +170,24 @@ SHARD_FILES = {"shard": "shard-{shard}.h5", "params": "params-{shard}.csv", "sta
 def dataset_parts(stage, kind, dataset="{condition}/{pool}"):
     """Input function: one per-shard file (kind: shard, params or status) of a ``stage`` (augmented,
     denoised) dataset per clean shard of the corpus: a (condition, pool) dataset, or ``dataset``
-    "clean" (the denoised clean corpus)."""
+    "clean" (the denoised clean corpus).  ``stage`` "{denoised}": the job's denoised variant."""
 
     def parts(wc):
         name = dataset.format(condition=wc.get("condition"), pool=wc.get("pool"))
-        folder = f"results/{wc.corpus}/{stage}/{name}"
+        folder = f"results/{wc.corpus}/{stage.format(denoised=wc.get('denoised'))}/{name}"
         return [f"{folder}/{SHARD_FILES[kind].format(shard=s)}" for s in shard_ids(wc.corpus)]
 
     return parts
+
+
+def denoiser_of(wc):
+    """Param of the denoising rules: the denoiser of the job's {denoised} folder (DENOISED_AUDIO)."""
+    return DENOISED_AUDIO[wc.denoised]
+
+
+def denoiser_options(wc):
+    """Param of the denoising rules: the config options of that denoiser (denoise.dfn3; none for RNNoise)."""
+    return config["denoise"].get(DENOISED_AUDIO[wc.denoised]) or {}
 
 
 def gallery_inputs(wc):
@@ -235,8 +247,8 @@ def model_folder(wc):
 
 def feature_file(corpus, family, condition=None, pool=None):
     """Feature archive of the clean corpus (condition None) or of a (condition, pool) dataset, for the
-    audio the family reads (T-DNN-NR: RNNoise-denoised)."""
-    root = f"results/{corpus}/features/denoised" if family.audio == "denoised" else f"results/{corpus}/features"
+    audio the family reads (T-DNN-NR: RNNoise-denoised, features/denoised; tdnn_dfn3: features/denoised_dfn3)."""
+    root = f"results/{corpus}/features" if family.audio == "raw" else f"results/{corpus}/features/{family.audio}"
     return f"{root}/clean.h5" if condition is None else f"{root}/{condition}/{pool}.h5"
 
 

@@ -1,10 +1,12 @@
-# RNNoise denoising for the noise-robust T-DNN (tdnn_nr; paper §7.4.1, SPEC §7): ALL audio the
-# arm sees (clean corpus, every condition in both noise pools) is denoised before features, one
-# job per (dataset, clean shard), merged per dataset into index.csv (AudioStore.from_index),
-# params.csv (before/after SNR, STOI, PESQ per utterance) and status.json (a skipped source
-# dataset stays skipped, with its reason).  The feature stage reads them like any other dataset
-# (rules/features.smk, variant "denoised").  denoise.conditions narrows the arm to a subset: the
-# other conditions' denoised datasets are written empty with status skipped.  Code: sernoise.denoise.
+# Denoising for the noise-robust T-DNNs (paper §7.4.1, SPEC §7): ALL audio an arm sees (clean
+# corpus, every condition in both noise pools) is denoised before features, one job per (dataset,
+# clean shard), merged per dataset into index.csv (AudioStore.from_index), params.csv (before/after
+# SNR, STOI, PESQ per utterance) and status.json (a skipped source dataset stays skipped, with its
+# reason).  The {denoised} folder names the denoiser (sernoise.model_registry.DENOISED_AUDIO):
+# results/{corpus}/denoised/ is RNNoise's (tdnn_nr, the paper's), results/{corpus}/denoised_dfn3/
+# DeepFilterNet3's (tdnn_dfn3).  The feature stage reads them like any other dataset
+# (rules/features.smk).  denoise.conditions narrows the arms to a subset: the other conditions'
+# denoised datasets are written empty with status skipped.  Code: sernoise.denoise.
 
 
 rule denoise_dataset:
@@ -14,13 +16,13 @@ rule denoise_dataset:
         status="results/{corpus}/augmented/{condition}/{pool}/status-{shard}.json",
         clean="results/{corpus}/audio/shard-{shard}.h5",
     output:
-        shard="results/{corpus}/denoised/{condition}/{pool}/shard-{shard}.h5",
-        params="results/{corpus}/denoised/{condition}/{pool}/params-{shard}.csv",
-        status="results/{corpus}/denoised/{condition}/{pool}/status-{shard}.json",
+        shard="results/{corpus}/{denoised}/{condition}/{pool}/shard-{shard}.h5",
+        params="results/{corpus}/{denoised}/{condition}/{pool}/params-{shard}.csv",
+        status="results/{corpus}/{denoised}/{condition}/{pool}/status-{shard}.json",
     log:
-        "logs/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.log",
+        "logs/{corpus}/{denoised}/{condition}/{pool}/denoise_dataset-{shard}.log",
     benchmark:
-        "benchmarks/snakemake/{corpus}/denoise/{condition}/{pool}/denoise_dataset-{shard}.tsv"
+        "benchmarks/snakemake/{corpus}/{denoised}/{condition}/{pool}/denoise_dataset-{shard}.tsv"
     conda:
         "../envs/audio.yaml"
     threads: 1
@@ -33,23 +35,29 @@ rule denoise_dataset:
         in_scope=lambda wc: config["denoise"]["conditions"] is None
         or wc.get("condition") in [None, *config["denoise"]["conditions"]],
         prepare=config["prepare"],
+        denoiser=denoiser_of,
+        # the denoiser's own options (denoise.dfn3): changing them re-denoises its datasets only
+        options=denoiser_options,
     script:
         "../workflow/scripts/denoise_dataset.py"
 
 
 rule merge_denoised:
     input:
-        shards=dataset_parts("denoised", "shard"),
-        params=dataset_parts("denoised", "params"),
-        statuses=dataset_parts("denoised", "status"),
+        shards=dataset_parts("{denoised}", "shard"),
+        params=dataset_parts("{denoised}", "params"),
+        statuses=dataset_parts("{denoised}", "status"),
     output:
-        index="results/{corpus}/denoised/{condition}/{pool}/index.csv",
-        params="results/{corpus}/denoised/{condition}/{pool}/params.csv",
-        status="results/{corpus}/denoised/{condition}/{pool}/status.json",
+        index="results/{corpus}/{denoised}/{condition}/{pool}/index.csv",
+        params="results/{corpus}/{denoised}/{condition}/{pool}/params.csv",
+        status="results/{corpus}/{denoised}/{condition}/{pool}/status.json",
     log:
-        "logs/{corpus}/denoise/{condition}/{pool}/merge_denoised.log",
+        "logs/{corpus}/{denoised}/{condition}/{pool}/merge_denoised.log",
     conda:
         "../envs/audio.yaml"
+    params:
+        denoiser=denoiser_of,
+        options=denoiser_options,
     script:
         "../workflow/scripts/merge_denoised.py"
 
@@ -58,21 +66,21 @@ use rule denoise_dataset as denoise_clean with:
     input:
         shard="results/{corpus}/audio/shard-{shard}.h5",
     output:
-        shard="results/{corpus}/denoised/clean/shard-{shard}.h5",
-        params="results/{corpus}/denoised/clean/params-{shard}.csv",
+        shard="results/{corpus}/{denoised}/clean/shard-{shard}.h5",
+        params="results/{corpus}/{denoised}/clean/params-{shard}.csv",
     log:
-        "logs/{corpus}/denoise/clean/denoise_clean-{shard}.log",
+        "logs/{corpus}/{denoised}/clean/denoise_clean-{shard}.log",
     benchmark:
-        "benchmarks/snakemake/{corpus}/denoise/clean/denoise_clean-{shard}.tsv"
+        "benchmarks/snakemake/{corpus}/{denoised}/clean/denoise_clean-{shard}.tsv"
 
 
 use rule merge_denoised as merge_denoised_clean with:
     input:
-        shards=dataset_parts("denoised", "shard", "clean"),
-        params=dataset_parts("denoised", "params", "clean"),
+        shards=dataset_parts("{denoised}", "shard", "clean"),
+        params=dataset_parts("{denoised}", "params", "clean"),
     output:
-        index="results/{corpus}/denoised/clean/index.csv",
-        params="results/{corpus}/denoised/clean/params.csv",
-        status="results/{corpus}/denoised/clean/status.json",
+        index="results/{corpus}/{denoised}/clean/index.csv",
+        params="results/{corpus}/{denoised}/clean/params.csv",
+        status="results/{corpus}/{denoised}/clean/status.json",
     log:
-        "logs/{corpus}/denoise/clean/merge_denoised_clean.log",
+        "logs/{corpus}/{denoised}/clean/merge_denoised_clean.log",

@@ -1,6 +1,8 @@
 # T-DNN features (paper §7.2.1, SPEC §7): 40-d log Mel filterbanks of every clean utterance and of
 # every augmented dataset, one chunked HDF5 archive per dataset (one job per (condition, pool),
-# never per utterance).  Code: sernoise.features.
+# never per utterance).  The features of a denoised variant (results/{corpus}/{denoised}/: RNNoise's
+# denoised, DeepFilterNet3's denoised_dfn3) go to results/{corpus}/features/{denoised}/.
+# Code: sernoise.features.
 
 
 rule extract_features:
@@ -39,25 +41,25 @@ use rule extract_features as extract_clean_features with:
 
 use rule extract_features as extract_denoised_features with:
     input:
-        index="results/{corpus}/denoised/{condition}/{pool}/index.csv",
-        params="results/{corpus}/denoised/{condition}/{pool}/params.csv",
-        status="results/{corpus}/denoised/{condition}/{pool}/status.json",
-        shards=dataset_parts("denoised", "shard"),
+        index="results/{corpus}/{denoised}/{condition}/{pool}/index.csv",
+        params="results/{corpus}/{denoised}/{condition}/{pool}/params.csv",
+        status="results/{corpus}/{denoised}/{condition}/{pool}/status.json",
+        shards=dataset_parts("{denoised}", "shard"),
     output:
-        "results/{corpus}/features/denoised/{condition}/{pool}.h5",
+        "results/{corpus}/features/{denoised}/{condition}/{pool}.h5",
     log:
-        "logs/{corpus}/features/denoised/{condition}/extract_denoised_features-{pool}.log",
+        "logs/{corpus}/features/{denoised}/{condition}/extract_denoised_features-{pool}.log",
     benchmark:
-        "benchmarks/snakemake/{corpus}/features/denoised/{condition}/extract_denoised_features-{pool}.tsv"
+        "benchmarks/snakemake/{corpus}/features/{denoised}/{condition}/extract_denoised_features-{pool}.tsv"
 
 
 use rule extract_features as extract_denoised_clean_features with:
     input:
-        index="results/{corpus}/denoised/clean/index.csv",
-        shards=lambda wc: expand("results/{{corpus}}/denoised/clean/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
+        index="results/{corpus}/{denoised}/clean/index.csv",
+        shards=dataset_parts("{denoised}", "shard", "clean"),
     output:
-        "results/{corpus}/features/denoised/clean.h5",
+        "results/{corpus}/features/{denoised}/clean.h5",
     log:
-        "logs/{corpus}/features/denoised/extract_denoised_clean_features.log",
+        "logs/{corpus}/features/{denoised}/extract_denoised_clean_features.log",
     benchmark:
-        "benchmarks/snakemake/{corpus}/features/denoised/extract_denoised_clean_features.tsv"
+        "benchmarks/snakemake/{corpus}/features/{denoised}/extract_denoised_clean_features.tsv"

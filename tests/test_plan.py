@@ -90,11 +90,15 @@ def test_unknown_condition_type_names_the_key():
 
 def test_plan_of_the_shared_data_config():
     plan = _plan(_shared_overlay())
-    assert plan.corpus == "ravdess" and list(plan.models) == ["tdnn", "ednn", "tdnn_nr", "ednn_nr"]
+    assert plan.corpus == "ravdess" and list(plan.models) == ["tdnn", "ednn", "tdnn_nr", "tdnn_dfn3", "ednn_nr"]
     assert plan.tasks == ["activation", "valence"] and plan.folds == [1, 2, 3, 4, 5] and plan.reps == [1]
     assert plan.model_regimes["ednn"] == ["clean"] and plan.model_regimes["tdnn_nr"] == ["clean", "matched"]
+    # the DFN3 arm beside the RNNoise arm: same regimes, features of its own denoised audio
+    assert plan.model_regimes["tdnn_dfn3"] == ["clean", "matched"] and plan.family("tdnn_dfn3").audio == "denoised_dfn3"
     assert "mismatched-nat" in plan.model_regimes["tdnn"]
-    assert plan.noise_robust_models() == ["tdnn_nr", "ednn_nr"] and plan.standard_models() == ["tdnn", "ednn"]
+    assert plan.noise_robust_models() == ["tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert plan.standard_models() == ["tdnn", "ednn"]
+    assert plan.models_by_input("features") == ["tdnn", "tdnn_nr", "tdnn_dfn3"]
     assert plan.models_by_input("waveform") == ["ednn", "ednn_nr"]
     assert plan.label("ednn") == "E-DNN (tiny random wav2vec2)" and plan.label("tdnn") == "T-DNN"
     targets = plan.all_targets()
@@ -105,8 +109,9 @@ def test_plan_of_the_shared_data_config():
         f"results/ravdess/predictions/ednn/clean/fold{f}/rep1/{t}.csv" for f in plan.folds for t in plan.tasks]
     settings = plan.evaluation_settings()
     assert settings["tested"] == plan.built and settings["model_labels"] == {
-        "tdnn": "T-DNN", "ednn": "E-DNN (tiny random wav2vec2)", "tdnn_nr": "NR-T-DNN",
+        "tdnn": "T-DNN", "ednn": "E-DNN (tiny random wav2vec2)", "tdnn_nr": "NR-T-DNN", "tdnn_dfn3": "DFN3-T-DNN",
         "ednn_nr": "NR-E-DNN (tiny random wav2vec2)"}
+    assert "results/ravdess/predictions/tdnn_dfn3/matched/fold5/rep1/valence.csv" in plan.prediction_targets()
 
 
 def test_categorical_task_from_config_is_planned():
@@ -120,7 +125,8 @@ def test_plan_of_the_default_config_and_its_sweep():
     assert plan.sweep_model == "tdnn" and "fraction-50" in plan.sweep_regimes
     assert len(plan.prediction_targets()) == len(plan.models) * len(plan.regimes) * 5 * 5 * 2
     assert "results/ravdess/tables/sweep.csv" in plan.all_targets()
-    assert plan.attack["models"] == ["tdnn", "tdnn_nr"] and "results/ravdess/tables/table5.csv" in plan.attack_targets()
+    assert plan.attack["models"] == ["tdnn", "tdnn_nr", "tdnn_dfn3"]
+    assert "results/ravdess/tables/table5.csv" in plan.attack_targets()
 
 
 @pytest.mark.parametrize("overlay, fragment", [

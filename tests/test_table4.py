@@ -32,7 +32,9 @@ def setup(tmp_path_factory):
 
 def test_columns_are_the_two_nr_arms_in_paper_order(setup):
     table = setup["table"]
-    assert table.models == list(noise_robust_models()) == ["tdnn_nr", "ednn_nr"]
+    # the DFN3 arm is registered but has no predictions here: only the paper's two arms
+    assert list(noise_robust_models()) == ["tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert table.models == ["tdnn_nr", "ednn_nr"]
     assert [row.name for row in table.rows] == EXPECTED_ROWS
     assert len(table.cells) == len(EXPECTED_ROWS) * 2 * 3 * 2
     assert set(table.cells["model_label"]) == {"NR-T-DNN", "NR-E-DNN"}
@@ -75,3 +77,19 @@ def test_renderings(setup, tmp_path):
     html = (tmp_path / "t.html").read_text()
     assert "<title>Table 4</title>" in html and "NR-E-DNN" in html
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(table.cells)
+
+
+def test_the_dfn3_arm_sits_beside_nr_t_dnn_when_it_has_predictions(setup, tmp_path):
+    config = dict(setup["config"], training=dict(setup["config"]["training"], models=["tdnn_nr", "tdnn_dfn3"]))
+    paths = write_synthetic_predictions(tmp_path / "nr", config, model="tdnn_nr")
+    paths += write_synthetic_predictions(tmp_path / "dfn3", config, model="tdnn_dfn3")
+    _, confusion = compute_metrics(paths)
+    table = build_table4(confusion, config, setup["conditions"].values(), skipped=SKIPPED, corpus="ravdess")
+    assert table.models == ["tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    dfn3 = table.cells[table.cells.model == "tdnn_dfn3"]
+    assert set(dfn3["model_label"]) == {"DFN3-T-DNN"} and len(dfn3) == len(EXPECTED_ROWS) * 3 * 2
+    assert dfn3["value"].ne(EMPTY).any()  # cells of its own predictions, not the "–" of a missing arm
+    # same rows and statistics as NR-T-DNN; Bonferroni over the comparisons of both arms
+    nr = table.cells[table.cells.model == "tdnn_nr"]
+    assert list(dfn3["row_key"]) == list(nr["row_key"]) and table.m == 2 * setup["table"].m
+    assert "DeepFilterNet3" in table.caption_text

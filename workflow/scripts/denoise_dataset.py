@@ -1,5 +1,6 @@
-"""Rules denoise_clean / denoise_dataset: RNNoise over one clean shard, or over one shard of a
-(condition, pool) dataset (paper §7.4.1); denoised shard + params (before/after measures) [+ status]."""
+"""Rules denoise_clean / denoise_dataset: the {denoised} folder's denoiser (RNNoise or DeepFilterNet3)
+over one clean shard, or over one shard of a (condition, pool) dataset (paper §7.4.1); denoised
+shard + params (before/after measures) [+ status]."""
 
 import json
 
@@ -8,11 +9,11 @@ import pandas as pd
 from sernoise.audio_store import AudioShard
 from sernoise.augmented_io import write_status
 from sernoise.denoise import (
-    CLEAN, PARAM_COLUMNS, denoise_shard, denoised_status, read_source_params, rnnoise_version, skip_shard,
+    CLEAN, PARAM_COLUMNS, denoise_shard, denoised_status, get_denoiser, read_source_params, skip_shard,
 )
 from sernoise.runlog import rule_log
 
-OUT_OF_SCOPE = "outside denoise.conditions: the T-DNN-NR arm does not cover this condition"
+OUT_OF_SCOPE = "outside denoise.conditions: the noise-robust T-DNN arms do not cover this condition"
 
 with rule_log(snakemake) as log:
     wc, inp, out, p = snakemake.wildcards, snakemake.input, snakemake.output, snakemake.params
@@ -20,12 +21,15 @@ with rule_log(snakemake) as log:
     level = p.prepare["compression_level"]
     condition = getattr(wc, "condition", CLEAN)
     pool = getattr(wc, "pool", None)
-    log.info("denoising %s%s, shard %s with %s", condition, f" ({pool} pool)" if pool else "", wc.shard,
-             rnnoise_version())
+    denoiser = get_denoiser(p.denoiser)
+    options = denoiser.options(p.options)
+    chosen = {"denoiser": denoiser.name, "options": options}
+    log.info("denoising %s%s, shard %s with %s, %s (options %s)", condition, f" ({pool} pool)" if pool else "",
+             wc.shard, denoiser.label, denoiser.version(), options)
     if condition == CLEAN:
         source = AudioShard(inp.shard)
         counts = denoise_shard(source, out_shard=out.shard, out_params=out.params, quality=p.quality,
-                               compression=compression, compression_level=level, progress=log.info)
+                               compression=compression, compression_level=level, progress=log.info, **chosen)
     else:
         source_status = json.loads(open(inp.status, encoding="utf-8").read())
         source_params = read_source_params(inp.params)
@@ -45,8 +49,8 @@ with rule_log(snakemake) as log:
                                    condition=condition, pool=pool, clean=AudioShard(inp.clean),
                                    source_params=source_params, additive=bool(source_status.get("additive")),
                                    quality=p.quality, compression=compression, compression_level=level,
-                                   progress=log.info)
-            status = denoised_status(source_status, counts, condition=condition, pool=pool)
+                                   progress=log.info, **chosen)
+            status = denoised_status(source_status, counts, condition=condition, pool=pool, **chosen)
             write_status(status, out.status)
     if counts is not None:
         log.info("%d utterances denoised (%d not ok in the source), %.1f s of audio in %.1f s (%.1f x real time)",

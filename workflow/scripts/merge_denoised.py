@@ -13,5 +13,7 @@ with rule_log(snakemake) as log:
         out_index=out.index,
         out_params=out.params,
         out_status=out.status,
+        denoiser=snakemake.params.denoiser,
+        options=snakemake.params.options,
     )
     log.info("status: %s", status)

@@ -1,7 +1,7 @@
 """The model registry: one entry per model family, read by the rules, tables, plots and the attack.
 
-A family says what it is (name, table label), what it reads (filterbank features of the raw or
-the RNNoise-denoised audio, or the waveform), which task kinds it can learn, where its code is
+A family says what it is (name, table label), what it reads (filterbank features of the raw, the
+RNNoise-denoised or the DeepFilterNet3-denoised audio, or the waveform), which task kinds it can learn, where its code is
 (train, predict and attack entry points as ``"module:function"``, imported only by the jobs),
 which files its model folder holds, whether it exposes an utterance embedding, what a job of it
 needs (memory, runtime, a GPU), and whether it runs on pretrained weights (and which key of
@@ -10,7 +10,8 @@ needs (memory, runtime, a GPU), and whether it runs on pretrained weights (and w
 Adding a system is one module that calls :func:`register_model` (listed under ``plugins:`` in
 the config, which the plan imports before it resolves anything) plus config; the rules, the
 evaluation and the attack find it here.  The built-in entries are the paper's four arms:
-T-DNN, its RNNoise arm T-DNN-NR, E-DNN (wav2vec2-base) and E-DNN-NR (wav2vec2-large-robust).
+T-DNN, its RNNoise arm T-DNN-NR, E-DNN (wav2vec2-base) and E-DNN-NR (wav2vec2-large-robust),
+plus the T-DNN on DeepFilterNet3-denoised audio (tdnn_dfn3), a second denoiser beside the paper's.
 
 Only the standard library is imported: the Snakefile's process reads this module.
 """
@@ -21,7 +22,11 @@ import importlib
 from dataclasses import dataclass, field
 
 INPUT_KINDS = ("features", "waveform")
-AUDIO_VARIANTS = ("raw", "denoised")
+# Denoised audio variants -> the denoiser (sernoise.denoise.DENOISERS) that writes them; each is a
+# folder of results/{corpus}/ (and of results/{corpus}/features/): RNNoise keeps the paper arm's
+# "denoised", DeepFilterNet3 has its own.
+DENOISED_AUDIO = {"denoised": "rnnoise", "denoised_dfn3": "dfn3"}
+AUDIO_VARIANTS = ("raw", *DENOISED_AUDIO)
 TASK_KINDS = ("bins", "categorical", "dimensional")
 # Files every trained model folder holds besides the family's own (training.artifacts writes them).
 COMMON_MODEL_FILES = ("curve.csv", "curve.png", "selection.csv", "versions.yaml")
@@ -40,7 +45,7 @@ class ModelFamily:
     predict: str  # "module:function(snakemake)" of the prediction job
     model_files: tuple = ("model.pt", "hparams.yaml")  # what predict and the attack read from the model folder
     tasks: tuple = ("bins",)  # task kinds it supports
-    audio: str = "raw"  # raw | denoised: the audio its features (or waveforms) come from
+    audio: str = "raw"  # raw | denoised | denoised_dfn3: the audio its features (or waveforms) come from
     feature: str | None = None  # the feature type of input "features" (fbank40)
     settings: str | None = None  # config section of its hyper-parameters (tdnn, ednn)
     attack: str | None = None  # "module:callable(folder, device)" of its attack predictor; None: not attackable
@@ -143,6 +148,11 @@ register_model(ModelFamily(
     "tdnn_nr", "NR-T-DNN", **_TDNN, audio="denoised", noise_robust=True,
     attack="sernoise.attack.models:TdnnNrPredictor.from_folder",
     description="the T-DNN trained, validated and tested on RNNoise-denoised audio (paper §7.4.1)"))
+# Registered right after tdnn_nr: Table 4 shows the arms in registration order, DFN3 beside RNNoise.
+register_model(ModelFamily(
+    "tdnn_dfn3", "DFN3-T-DNN", **_TDNN, audio="denoised_dfn3", noise_robust=True,
+    attack="sernoise.attack.models:TdnnDfn3Predictor.from_folder",
+    description="the T-DNN trained, validated and tested on DeepFilterNet3-denoised audio (§7.4.1 with DFN3)"))
 register_model(ModelFamily(
     "ednn", "E-DNN", **_EDNN, pretrained="wav2vec2_base",
     description="wav2vec2-base + mean pooling + dense layers (paper §7.3)"))

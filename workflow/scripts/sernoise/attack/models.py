@@ -5,7 +5,7 @@ The attack only sees predicted labels (paper §7.5).  A predictor is built from 
 point of the model family's registry entry (:mod:`sernoise.model_registry`): a callable
 ``(folder, device) -> predictor``; the entry's ``model_files`` are the files of the folder that
 the predictor reads (the attack rules' inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
-RNNoise-denoised audio (``tdnn_nr``), the E-DNN on wav2vec2-base (``ednn``) and on
+RNNoise-denoised audio (``tdnn_nr``) and on DeepFilterNet3-denoised audio (``tdnn_dfn3``), the E-DNN on wav2vec2-base (``ednn``) and on
 wav2vec2-large-robust (``ednn_nr``); an E-DNN also reads the pre-trained backbone folder that its
 hparams.yaml names (the attack rules take that folder's completion marker as an input too).
 
@@ -103,6 +103,16 @@ class TdnnNrPredictor(TdnnPredictor):
         from sernoise.denoise import rnnoise_denoise
 
         return super().features(rnnoise_denoise(np.asarray(audio, dtype=np.float32)))
+
+
+class TdnnDfn3Predictor(TdnnPredictor):
+    """The T-DNN on DeepFilterNet3-denoised audio (``tdnn_dfn3``): every sample goes through DFN3
+    (:func:`sernoise.denoise.dfn3_denoise`, default options) before the features, as all its data did."""
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        from sernoise.denoise import dfn3_denoise
+
+        return super().features(dfn3_denoise(np.asarray(audio, dtype=np.float32)))
 
 
 class EdnnAttackPredictor(CountingPredictor):
