@@ -174,3 +174,17 @@ def test_dfn3_dataset_shard(tmp_path, speech, noise_root):
     store = AudioStore.from_index(tmp_path / "d/index.csv")
     for u, x in noisy.items():
         assert store.read(u).shape == x.shape
+
+
+def test_attack_predictor_denoises_every_query_with_dfn3(speech):
+    # the attack's view of tdnn_dfn3: the features of the DFN3-denoised sample, as in its datasets
+    from sernoise.attack.models import TdnnDfn3Predictor, TdnnPredictor
+    from sernoise.model_registry import load
+
+    assert load(get_model("tdnn_dfn3").attack).__self__ is TdnnDfn3Predictor
+    predictor = object.__new__(TdnnDfn3Predictor)  # the features need only the normalisation
+    predictor.mean, predictor.std = np.float32(-5.0), np.float32(2.0)
+    noisy = speech + np.float32(0.01) * np.random.default_rng(4).standard_normal(speech.size).astype(np.float32)
+    expected = TdnnPredictor.features(predictor, dfn3_denoise(noisy))
+    assert np.array_equal(predictor.features(noisy), expected)
+    assert not np.array_equal(TdnnPredictor.features(predictor, noisy), expected)
