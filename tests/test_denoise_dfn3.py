@@ -79,6 +79,24 @@ def test_improves_snr_and_stoi_on_real_speech_and_noise(speech, noise_root, nois
     assert stoi_after > stoi_before + 0.03, (stoi_before, stoi_after)
 
 
+def test_quiet_recordings_are_denoised_too(ravdess_root, noise_root):
+    # RAVDESS actor 01 peaks at ~0.04: without the level normalisation DFN3's local-SNR gate zeroed
+    # this whole utterance mixed with rain at 0 dB (output RMS 0.001 of the input's)
+    quiet = _read16k(sorted(ravdess_root.glob("Actor_01/*.wav"))[0])
+    assert np.abs(quiet).max() < 0.06
+    noisy = _mix(quiet, _read16k(noise_root / "soundscapes_cc0/rain.wav"), 0.0)
+    denoised = dfn3_denoise(noisy)
+    assert difference_snr(quiet, denoised) > difference_snr(quiet, noisy) + 5.0
+    assert measure_stoi(quiet, denoised)[0] > measure_stoi(quiet, noisy)[0]
+
+
+def test_output_does_not_depend_on_the_recording_level(speech):
+    # a linear gain before DFN3 comes out as the same gain after it
+    noisy = speech + np.float32(0.003) * np.random.default_rng(6).standard_normal(speech.size).astype(np.float32)
+    loud, soft = dfn3_denoise(noisy), dfn3_denoise(noisy * np.float32(0.05))
+    assert difference_snr(loud, soft / np.float32(0.05)) > 40
+
+
 @pytest.mark.parametrize("n", [0, 1, 479, 481, 16001])
 def test_length_rate_and_type_are_kept(n):
     x = (np.random.default_rng(n).standard_normal(n) * 0.05).astype(np.float32)
