@@ -1,7 +1,9 @@
 # Evaluation and reporting (paper §7.2.3, §8.2-8.4, Tables 3-4; SPEC §8, §10): prediction files ->
 # metrics (UAR, per-class recall, weighted F1, confusion counts) -> Table 3 (paired t-test over
 # (fold, repetition) pairs, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
-# augmentation-fraction sweep and plots, registered for `snakemake --report report.html`.
+# augmentation-fraction sweep and plots, registered for `snakemake --report report.html`. The
+# perception partition (rules/perception.smk) is an input: its classes decide the
+# "Perception-retaining" rows and the caption says whether they come from a study or the config.
 # Tables and plots go under results/{corpus}/tables/ and results/{corpus}/plots/. Which models
 # and conditions: the plan (rules/common.smk, sernoise.plan).
 # Code: sernoise.evaluation.
@@ -34,6 +36,7 @@ rule make_table3:
         confusion=PLAN.metrics("confusion", PLAN.standard_models()),
         flags=PLAN.metrics("flags", PLAN.standard_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
+        partition=partition_file(CORPUS),
     output:
         **table_outputs("table3", "../report/table3.rst", "Table 3"),
     log:
@@ -51,6 +54,7 @@ rule plot_uar:
     input:
         metrics=PLAN.metrics("metrics", PLAN.models),
         flags=PLAN.metrics("flags", PLAN.models),
+        partition=partition_file(CORPUS),
     output:
         snr=report(
             PLAN.plot("uar_vs_snr"),
@@ -79,6 +83,7 @@ rule make_table4:
         confusion=PLAN.metrics("confusion", PLAN.noise_robust_models()),
         flags=PLAN.metrics("flags", PLAN.noise_robust_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
+        partition=partition_file(CORPUS),
     output:
         **table_outputs("table4", "../report/table4.rst", "Table 4"),
     log:
@@ -95,6 +100,7 @@ rule make_table4:
 rule make_sweep:
     input:
         predictions=PLAN.sweep_predictions(),
+        partition=partition_file(CORPUS),
     output:
         csv=report(
             PLAN.table("sweep", "csv"),

@@ -9,6 +9,7 @@ either on its own (``pause="short"``) or preceded and followed by a long pause
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -210,6 +211,8 @@ class Filler(Condition):
             seconds of digital silence before *and* after it (one draw, used on both sides).
         pause_seconds: ``[min, max]`` of the uniform draw of ``pause_s`` (long only).
         exclude_same_utterance: never insert a filler cut from this very utterance.
+        level_db: gain of the inserted clip in dB (0: the speaker's own level); the attack's
+            strength knob together with the pause (:meth:`at_strength`).
 
     Skips (:class:`SkipUtterance`): no word alignment, fewer than two speech words, no usable
     filler of the speaker.  A missing filler source (``context.fillers`` None while the words
@@ -228,6 +231,7 @@ class Filler(Condition):
         pause: str = "short",
         pause_seconds: Sequence[float] = (0.5, 1.0),
         exclude_same_utterance: bool = True,
+        level_db: float = 0.0,
         perception: str | None = None,
     ):
         super().__init__(condition_id, perception=perception)
@@ -246,13 +250,27 @@ class Filler(Condition):
         if not isinstance(exclude_same_utterance, (bool, np.bool_)):
             raise self._error("exclude_same_utterance", f"expected true/false, got {exclude_same_utterance!r}")
         self.exclude_same_utterance = bool(exclude_same_utterance)
+        if isinstance(level_db, bool) or not isinstance(level_db, (int, float)):
+            raise self._error("level_db", f"must be a number, got {level_db!r}")
+        self.level_db = float(self._check_range("level_db", float(level_db), -80.0, 20.0))
 
     def args(self) -> dict[str, Any]:
         return {
             "pause": self.pause,
             "pause_seconds": list(self.pause_seconds),
             "exclude_same_utterance": self.exclude_same_utterance,
+            "level_db": self.level_db,
         }
+
+    strength_knob = "level_db"
+
+    def at_strength(self, strength: float) -> "Filler":
+        """The filler ``20·log10(strength)`` dB quieter and its pauses ``strength`` times as long;
+        the same boundary, clip and (scaled) pause are drawn as at full strength."""
+        strength = float(strength)
+        level = self.level_db + 20.0 * math.log10(strength) if strength > 0 else self.level_db
+        return self._scaled_copy(strength, level_db=max(level, -80.0),
+                                 pause_seconds=[v * strength for v in self.pause_seconds])
 
     def boundaries(self, words, sr: int, n: int) -> list[int]:
         """Candidate insertion samples: the middle of the gap between each two consecutive
@@ -282,6 +300,8 @@ class Filler(Condition):
         at = cuts[closest[int(rng.integers(len(closest)))]]
         source, clip = clips[int(rng.integers(len(clips)))]
         clip = np.asarray(clip, dtype=np.float32)
+        if self.level_db != 0.0:
+            clip = (clip * np.float32(10.0 ** (self.level_db / 20.0))).astype(np.float32)
         pause_s = float(rng.uniform(*self.pause_seconds)) if self.pause == "long" else 0.0
         gap = np.zeros(int(round(pause_s * sr)), dtype=np.float32)
         y = np.concatenate([x[:at], gap, clip, gap, x[at:]])

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from sernoise.conditions.catalog import ConditionInfo
+from sernoise.perception.partition import optional_partition, settings_under_partition
 from sernoise.predictions import CLEAN
 from sernoise.regimes import build_regimes, column_source
 
@@ -205,6 +206,7 @@ class UarTable:
     csv_name: str = ""  # the file the notes point to for per-cell notes (table3.csv, table4.csv)
     labels: dict = field(default_factory=dict)  # model -> column label replacing the registry's (stand-in backbones)
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+    context_notes: list[str] = field(default_factory=list)  # caption sentences on what the table rests on (partition)
 
     def label(self, model: str) -> str:
         return model_label(model, self.labels)
@@ -405,7 +407,7 @@ def uar_caption(table: UarTable, subject: str, *, asides: bool = True) -> str:
         f"(b) Mismatch and Match columns: each row vs the Clean column of the same row{helps}. "
         f"↑/↓: significantly higher/lower than that reference. {EMPTY}: no model for this cell{empty} "
         "or no predictions."
-        + "".join(f" {note}" for note in table.model_notes)
+        + "".join(f" {note}" for note in table.model_notes + table.context_notes)
     )
 
 
@@ -543,7 +545,8 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
     makes of the rule's inputs (``confusion``, ``statuses``) and params (``settings``: rules/common.smk
     evaluation_settings; ``corpus``), with ``options`` (e.g. ``exclude``), written to the rule's outputs
     (csv, markdown, latex, html) and logged."""
-    settings = smk.params.settings
+    # the perception classes of the partition input (study or config), named in the caption
+    settings = settings_under_partition(smk.params.settings, optional_partition(getattr(smk.input, "partition", None)))
     table = build(
         read_confusion(smk.input.confusion),
         settings["config"],
@@ -558,6 +561,7 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
         flagged=read_flags(smk.input.flags) if hasattr(smk.input, "flags") else None,
         **options,
     )
+    table.context_notes.append(settings["partition_note"])
     out = smk.output
     write_uar_table(table, csv=out.csv, markdown=out.markdown, latex=out.latex, html_path=out.html)
     log.info("%s: %d cells, m = %d comparisons, %d significant", table.title, len(table.cells), table.m,

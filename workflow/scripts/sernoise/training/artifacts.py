@@ -47,10 +47,21 @@ class TrainingRun:
     config: dict | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_rule(cls, wildcards, params, config=None) -> TrainingRun:
-        """From a train rule's wildcards (corpus, model, fold, rep, task), params (regime, seed) and the
-        config (its ``tasks:`` define tasks beyond the paper's bins)."""
-        return cls(model=wildcards.model, regime=Regime(**params.regime), fold=int(wildcards.fold),
+    def from_rule(cls, wildcards, params, config=None, partition=None) -> TrainingRun:
+        """From a train rule's wildcards (corpus, model, fold, rep, task), params (regime, seed, conditions),
+        the config (its ``tasks:`` define tasks beyond the paper's bins) and the rule's perception
+        ``partition`` input when it has one: the regime's conditions are then the ones the partition
+        makes perception-retaining (:func:`sernoise.perception.partition.regime_under_partition`)."""
+        regime = Regime(**params.regime)
+        if partition:
+            from sernoise.perception.partition import PartitionError, read_partition, regime_under_partition
+
+            regime = regime_under_partition(regime, config or {}, read_partition(partition))
+            missing = sorted(set(regime.train_conditions) - set(getattr(params, "conditions", None) or []))
+            if missing:
+                raise PartitionError(f"{partition}: regime {regime.name} needs conditions {missing}, which are not "
+                                     f"inputs of this job; rerun Snakemake so that it re-plans from the partition")
+        return cls(model=wildcards.model, regime=regime, fold=int(wildcards.fold),
                    rep=int(wildcards.rep), task=wildcards.task, config_seed=params.seed,
                    corpus=getattr(wildcards, "corpus", None), config=config)
 
