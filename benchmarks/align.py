@@ -36,10 +36,10 @@ from sernoise.aligner import Aligner, read_audio_file  # noqa: E402
 from sernoise.corpora.ravdess import STATEMENTS, parse_name  # noqa: E402
 
 
-def fixture_errors(aligner: Aligner, sessions: int, dialogs: int, turns: int) -> tuple[dict, list[float]]:
-    """|boundary error| in ms per kind (start, end) over every speech word; seconds per turn."""
+def fixture_errors(aligner: Aligner, sessions: int, dialogs: int, turns: int) -> tuple[dict, list, list]:
+    """|boundary error| in ms per kind (start, end) over every speech word; wall and CPU seconds per turn."""
     errors: dict[str, list[float]] = {"start": [], "end": []}
-    seconds = []
+    seconds, cpu = [], []
     with tempfile.TemporaryDirectory(prefix="align_bench_") as tmp:
         release = make_iemocap_fixture(Path(tmp), sessions=sessions, dialogs_per_session=dialogs,
                                        turns_per_dialog=turns)
@@ -47,29 +47,31 @@ def fixture_errors(aligner: Aligner, sessions: int, dialogs: int, turns: int) ->
         rate = truth["sample_rate"]
         for turn, info in sorted(truth["turns"].items()):
             x, sr = read_audio_file(release / info["wav"])
-            tick = time.perf_counter()
+            tick, tock = time.perf_counter(), time.process_time()
             result = aligner.align(x, info["text"], sample_rate=sr)
             seconds.append(time.perf_counter() - tick)
+            cpu.append(time.process_time() - tock)
             words = result.speech_words()
             if len(words) != len(info["words"]):
                 raise SystemExit(f"{turn}: {len(words)} aligned words, {len(info['words'])} in the truth")
             for aligned, true in zip(words, info["words"]):
                 errors["start"].append(round(abs(aligned.start - true["start"] / rate) * 1000.0, 3))
                 errors["end"].append(round(abs(aligned.end - true["end"] / rate) * 1000.0, 3))
-    return errors, seconds
+    return errors, seconds, cpu
 
 
-def ravdess_seconds(aligner: Aligner, data: Path, limit: int) -> list[float]:
+def ravdess_seconds(aligner: Aligner, data: Path, limit: int) -> tuple[list, list]:
     paths = ravdess_files(data)
     step = max(1, len(paths) // limit)
-    seconds = []
+    seconds, cpu = [], []
     for path in paths[::step][:limit]:
         x, sr = read_audio_file(path)
         text = STATEMENTS[parse_name(path.name)["statement"]]
-        tick = time.perf_counter()
+        tick, tock = time.perf_counter(), time.process_time()
         aligner.align(x, text, sample_rate=sr)
         seconds.append(time.perf_counter() - tick)
-    return seconds
+        cpu.append(time.process_time() - tock)
+    return seconds, cpu
 
 
 def main() -> None:
@@ -83,7 +85,7 @@ def main() -> None:
     aligner = Aligner()
     print(f"decoder set-up: {time.perf_counter() - tick:.2f} s (once per align_shard job)")
 
-    errors, seconds = fixture_errors(aligner, opts.sessions, opts.dialogs, opts.turns)
+    errors, seconds, cpu = fixture_errors(aligner, opts.sessions, opts.dialogs, opts.turns)
     every = np.array(errors["start"] + errors["end"])
     print(f"eSpeak IEMOCAP fixture: {len(seconds)} turns, {len(errors['start'])} words, {every.size} boundaries")
     print(f"  word-boundary |error|: median {np.median(every):.1f} ms, 90th percentile "
@@ -92,11 +94,12 @@ def main() -> None:
         e = np.array(errors[kind])
         print(f"  word {kind}s: median {np.median(e):.1f} ms, 90th percentile {np.percentile(e, 90):.1f} ms")
     print(f"  within 20 ms: {np.mean(every <= 20.0):.1%}, within 50 ms: {np.mean(every <= 50.0):.1%}")
-    print(f"  cost: {np.mean(seconds):.3f} s per utterance (median {np.median(seconds):.3f} s), one core")
+    # CPU time as well: on a shared machine the wall time grows with the load, the CPU time does not.
+    print(f"  cost: {np.mean(seconds):.3f} s wall, {np.mean(cpu):.3f} s CPU per utterance, one core")
     if opts.ravdess:
-        rav = ravdess_seconds(aligner, opts.data, opts.ravdess)
-        print(f"RAVDESS ({len(rav)} utterances, {opts.data}): {np.mean(rav):.3f} s per utterance "
-              f"(median {np.median(rav):.3f} s), one core")
+        rav, rav_cpu = ravdess_seconds(aligner, opts.data, opts.ravdess)
+        print(f"RAVDESS ({len(rav)} utterances, {opts.data}): {np.mean(rav):.3f} s wall, "
+              f"{np.mean(rav_cpu):.3f} s CPU per utterance, one core")
 
 
 if __name__ == "__main__":

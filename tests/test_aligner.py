@@ -151,6 +151,12 @@ def test_align_shard_lists_failures_and_fails_past_the_fraction(aligner, ravdess
     assert table.at["zz-shipped", "alignment"] == "corpus/zz-shipped.wdseg"
     for utt_id in UTTERANCES:
         assert Path(table.at[utt_id, "alignment"]).is_file()
+    # Same input, same bytes: a second run (a fresh decoder) writes identical files.
+    align_shard(scan_frame, shard, tmp_path / "again", tmp_path / "again.csv")
+    for utt_id in UTTERANCES:
+        for suffix in (".wdseg", ".phseg"):
+            first = (tmp_path / "shard-000" / utt_id).with_suffix(suffix)
+            assert first.read_bytes() == (tmp_path / "again" / utt_id).with_suffix(suffix).read_bytes()
 
     alignments, failures = tmp_path / "alignments.csv", tmp_path / "failures.csv"
     merged = merge_alignments([table_csv], scan_frame, alignments, failures, max_failure_fraction=0.25)
