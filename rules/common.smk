@@ -125,6 +125,11 @@ def noise_bank_ready(wildcards):
     return _ready_marker("noise", wildcards.bank, entry, f"noise_banks.{wildcards.bank}")
 
 
+def manifest_alignments(wildcards):
+    """Input function of build_manifest: the corpus's alignments.csv (rules/align.smk) unless align.enabled is false."""
+    return f"results/{wildcards.corpus}/alignments/alignments.csv" if config["align"]["enabled"] else []
+
+
 def download_of(kind, name):
     entry = config["corpora"][name] if kind == "corpus" else config["noise_banks"][name]
     download = entry["download"]

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import h5py
 import numpy as np
 
-from ..alignments import is_speech, read_words
+from ..alignments import is_speech, read_phones, read_words
 from .base import SAMPLE_RATE, Condition, ConditionError, Context, Result, SkipUtterance
 from .drop import to_samples
 
@@ -28,7 +28,7 @@ _LIBVER = ("v110", "v110")
 
 
 def source_utt_id(source: str) -> str:
-    """``'Ses01F_impro01_F000@1.23-1.51'`` -> ``'Ses01F_impro01_F000'``."""
+    """``'Ses01F_impro01_F000@1.23-1.51'`` (or ``...@1.23-1.51#AH``) -> ``'Ses01F_impro01_F000'``."""
     return source.rsplit("@", 1)[0]
 
 
@@ -91,8 +91,16 @@ class FillerBank:
         margin_ms: float = 15.0,
         ramp_ms: float = 5.0,
         sample_rate: int = SAMPLE_RATE,
+        fallback_phones: Sequence[str] = (),
+        min_fallback_ms: float = 60.0,
     ) -> "FillerBank":
         """Cut the fillers of every aligned utterance of ``manifest``.
+
+        ``fallback_phones`` (e.g. ``["AH"]``, the vowel of 'uh'): for a speaker who never says a
+        filler word (RAVDESS actors read two fixed statements), every aligned phone of these
+        names lasting at least ``min_fallback_ms`` (inside a speech word, cut at the phone's own
+        boundaries, ramps as above) serves as that speaker's filler; its source reads
+        ``"utt_id@start-end#PHONE"``.  Speakers with real fillers never get fallback clips.
 
         ``manifest``: a frame with ``utt_id``, ``speaker`` and ``alignment`` (the ``.wdseg``
         path; empty cells mean no alignment and the row is skipped).  ``store``: anything with
@@ -138,8 +146,45 @@ class FillerBank:
                     clip[-r:] *= gain[::-1]
                 source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}"
                 clips.append((row.speaker, source, clip))
+        if fallback_phones:
+            clips += cls._fallback_clips(manifest, store, {str(row[0]) for row in clips}, fallback_phones,
+                                         min_fallback_ms, ramp, sample_rate)
         return cls(clips, tokens=tuple(tokens), margin_ms=margin_ms,
                    ramp_ms=ramp_ms, sample_rate=sample_rate)
+
+    @staticmethod
+    def _fallback_clips(manifest, store, covered: set, phones: Sequence[str], min_ms: float, ramp: int,
+                        sample_rate: int) -> list:
+        """Clips of ``phones`` (speech words only) for speakers not in ``covered``."""
+        wanted = {p.lower() for p in phones}
+        min_len = int(round(min_ms * sample_rate / 1000.0))
+        clips = []
+        for row in manifest[["utt_id", "speaker", "alignment"]].itertuples(index=False):
+            alignment = "" if row.alignment is None else str(row.alignment).strip()
+            if alignment in ("", "nan") or str(row.speaker) in covered:
+                continue
+            words = [w for w in read_words(alignment) if is_speech(w)]
+            hits = [p for p in read_phones(alignment) if p.token in wanted
+                    and any(w.start <= p.start and p.end <= w.end for w in words)]
+            if not hits:
+                continue
+            x = np.asarray(store.read(row.utt_id), dtype=np.float32)
+            for phone in hits:
+                a, b = to_samples(phone, sample_rate, x.size)
+                if b - a < min_len:
+                    continue
+                clip = x[a:b].copy()
+                if not np.any(np.abs(clip) > 1e-6):
+                    continue
+                r = min(ramp, clip.size // 4)
+                if r:
+                    t = (np.arange(r, dtype=np.float64) + 0.5) / r
+                    gain = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+                    clip[:r] *= gain
+                    clip[-r:] *= gain[::-1]
+                source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}#{phone.label}"
+                clips.append((row.speaker, source, clip))
+        return clips
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path) -> Path:
