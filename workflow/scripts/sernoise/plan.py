@@ -198,7 +198,11 @@ class Plan:
             + [results(self.corpus, "augmented", "gallery.png")]
 
     def table2_targets(self) -> list[str]:
-        return [self.table("table2", ext) for ext in ("csv", "md")] if self.perception.get("responses") else []
+        """Table 2 (csv first) and, written beside it by the same rule, the RQ1 checks (paper §8.1)."""
+        if not self.perception.get("responses"):
+            return []
+        folder = results(self.corpus, "perception")
+        return [self.table("table2", ext) for ext in ("csv", "md")] + [f"{folder}/rq1.csv", f"{folder}/rq1.md"]
 
     def perception_targets(self) -> list[str]:
         if not (self.perception_configured and self.built):
