@@ -1,11 +1,12 @@
 """Training of the T-DNN (paper §7.2.3) and the hyper-parameter grid search (Table 1).
 
 One training: cross-entropy (optionally weighted by inverse training class frequency),
-RMSprop, at most ``max_epochs`` epochs, early stopping when the validation loss has not
+RMSprop, at most ``max_epochs`` epochs, early stopping when the validation score has not
 improved for ``patience`` consecutive epochs (but never before ``min_epochs`` epochs: a model
 whose loss sits at ln 3 for the first few epochs would otherwise be stopped before it starts
-to learn), and the weights reverted to the epoch with the lowest validation loss.  The validation loss uses the same criterion as training (with
-class weights, the weighted mean over all validation examples).
+to learn), and the weights reverted to the best epoch; "improved" and "best" follow the
+selection rule below (the plain loop: the validation loss).  The validation loss uses the same
+criterion as training (with class weights, the weighted mean over all validation examples).
 
 Training crops: with ``max_frames`` (config ``tdnn.max_frames``), a training utterance longer
 than that is cut to a window of ``max_frames`` frames at a random offset, drawn anew every
