@@ -139,6 +139,9 @@ def test_plan_of_the_default_config_and_its_sweep():
      "config key attack.models[0]"),
     ({"training": {"strategy": {"name": "nope"}}}, "config key training.strategy: unknown training strategy 'nope'"),
     ({"training": {"strategy": {"name": "mixup", "options": {"alpha": 0}}}}, "alpha must be > 0"),
+    ({"training": {"strategy": {"options": {"selection_metric": "ccc"}}}},
+     "config key training.strategy.options.selection_metric: 'ccc' does not apply to the task(s) ['activation', "
+     "'valence'] of training.tasks; choose uar, f1_weighted or loss"),
     ({"training": {"regimes": ["clean", "noisy"]}}, "config key training.regimes: unknown regime 'noisy'"),
     ({"training": {"tasks": ["avd"]}}, "config key training.models[0]: tdnn cannot learn task 'avd'"),
 ])

@@ -1,7 +1,7 @@
 """What the train rules (train_model, train_audio_model; sernoise.training.tdnn_job, ednn_job) share besides the training itself.
 
 * :class:`TrainingRun`: which model a rule trains (model, regime, fold, repetition, task), its
-  seed, its training sets and the config's training checks (``min_epochs``, ``on_degenerate``).
+  seed (common to every regime and model of one fold, repetition and task), its training sets and the config's training checks (``min_epochs``, ``on_degenerate``).
 * :func:`degenerate_entry`: the degenerate-model check of a finished training
   (:mod:`sernoise.training.degenerate`), logged, and raised in ``fail`` mode.
 * The files of a model folder other than the weights: ``curve.csv`` / ``curve.png`` (the
@@ -104,8 +104,17 @@ class TrainingRun:
 
     @property
     def seed(self) -> int:
-        """The training seed: derived from the global seed and the run, so no config order can change it."""
-        return derive_seed(self.config_seed, "train", self.model, self.regime.name, self.fold, self.rep, self.task)
+        """The training seed (model initialisation, data order, training crops, strategy draws).
+
+        Common random numbers: derived from the global seed, the fold, the repetition and the task
+        only, NOT from the regime or the model variant, so repetition r starts from the same
+        initial weights and draws the same batch order in every regime and in T-DNN and T-DNN-NR
+        alike, and the paired comparisons of Tables 3 and 4 pair like with like (the difference
+        between two cells is then the regime's or the denoiser's, not the luck of one seed).
+        What must differ between regimes keeps its own seed: the augmented copies a regime draws
+        (:func:`sernoise.training.data.assemble`, seeded by the regime's name).
+        """
+        return derive_seed(self.config_seed, "train", self.fold, self.rep, self.task)
 
     def title(self, name: str) -> str:
         """The learning-curve title, ``name`` being the model's display name."""
