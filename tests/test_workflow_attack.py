@@ -35,7 +35,8 @@ def _result(fold, noise_set, knowledge) -> str:
     return f"results/ravdess/attack/tdnn/fold{fold}/rep1/activation/{noise_set}-{knowledge}.csv"
 
 
-attack_run = module_run("attack_run", _attack_overlay, *TARGETS)
+# a generous limit: 30 attack jobs (5 noise sets x 2 knowledge x 3 folds) on a loaded 2-core machine
+attack_run = module_run("attack_run", _attack_overlay, *TARGETS, timeout=1800)
 
 
 def test_dry_run_job_counts(attack_run):
