@@ -72,7 +72,7 @@ def test_direction():
 from sernoise.evaluation.metrics import uar_from_confusion  # noqa: E402
 from sernoise.evaluation.stats import (  # noqa: E402
     ClusterCounts, SpeakerBootstrap, align, cell_uar, cluster_bootstrap_ci, cluster_bootstrap_test,
-    cluster_permutation_test, uar_of_counts,
+    cluster_jackknife_test, cluster_permutation_test, uar_of_counts,
 )
 
 SEED = 20231015
@@ -111,13 +111,16 @@ def test_a_large_real_difference_is_significant_with_two_folds_where_the_t_test_
     noisy = ClusterCounts(clean.pairs, clean.speakers, speaker_counts(0.35, seed=2).counts)
     result = cluster_bootstrap_test(noisy, clean, resamples=20000, seed=SEED)
     assert result.difference == pytest.approx(cell_uar(noisy) - cell_uar(clean)) and result.difference < -0.3
-    assert result.p == pytest.approx(2 / 20001) and result.p * BIG_FAMILY < ALPHA_
+    assert result.p * BIG_FAMILY < ALPHA_
     assert result.ci_high < 0 and result.n_speakers == 8 and result.n_pairs == 2
     # the paper's t-test over the same 2 (fold, rep) pairs cannot reach significance after Bonferroni
     per_pair = lambda c: series({pair: uar_from_confusion(c.counts[i].sum(axis=0))  # noqa: E731
                                  for i, pair in enumerate(c.pairs)})
     t = paired_ttest(per_pair(noisy), per_pair(clean))
     assert not (t.p * BIG_FAMILY <= ALPHA_)
+    jackknife = cluster_jackknife_test(noisy, clean, resamples=2000, seed=SEED)
+    assert jackknife.p * BIG_FAMILY < ALPHA_ and jackknife.difference == result.difference
+    assert jackknife.ci_high < 0 and jackknife.n_speakers == 8
     permutation = cluster_permutation_test(noisy, clean, resamples=20000, seed=SEED)
     # 8 speakers: every one of the 256 swap patterns; only the observed one and its mirror are as extreme
     assert permutation.p == pytest.approx(2 / 256) and "exact" in permutation.note
@@ -126,7 +129,7 @@ def test_a_large_real_difference_is_significant_with_two_folds_where_the_t_test_
 def test_no_difference_is_not_significant():
     a = speaker_counts(0.6, seed=3, n_pairs=3)
     b = ClusterCounts(a.pairs, a.speakers, speaker_counts(0.6, seed=4, n_pairs=3).counts)
-    for test in (cluster_bootstrap_test, cluster_permutation_test):
+    for test in (cluster_jackknife_test, cluster_bootstrap_test, cluster_permutation_test):
         result = test(a, b, resamples=5000, seed=SEED)
         assert result.p > 0.05, test.__name__
     same = cluster_bootstrap_test(a, a, resamples=2000, seed=SEED)
@@ -178,3 +181,19 @@ def test_speakers_or_pairs_on_one_side_only_are_left_out_and_said():
     lonely = ClusterCounts(a.pairs, ("x",), np.ones((3, 1, 9), dtype=np.int64))
     result = cluster_bootstrap_test(a, lonely, resamples=500, seed=SEED)
     assert math.isnan(result.p) and "test undefined" in result.note
+
+
+def test_the_default_jackknife_holds_its_level_under_the_null_with_few_speakers():
+    # 10 speakers that differ (accuracy 0.35-0.85), both sides with the same accuracy per speaker: a true null.
+    # Here the bootstrap's percentile p rejected 0.16-0.19 of these nulls at 0.05 and its standard-error t about
+    # 0.10; the leave-one-speaker-out standard error 0.03.
+    rng = np.random.default_rng(12)
+    rejections = 0
+    n = 80
+    for i in range(n):
+        accuracies = rng.uniform(0.35, 0.85, 10)
+        a = speaker_counts(None, n_pairs=5, speakers_per_pair=2, speaker_accuracy=accuracies, seed=1000 + i)
+        b = ClusterCounts(a.pairs, a.speakers, speaker_counts(None, n_pairs=5, speakers_per_pair=2,
+                                                              speaker_accuracy=accuracies, seed=5000 + i).counts)
+        rejections += cluster_jackknife_test(a, b, resamples=200, seed=SEED + i).p <= 0.05
+    assert rejections / n <= 0.06

@@ -17,7 +17,7 @@ import yaml
 from sklearn.metrics import balanced_accuracy_score
 
 from fixtures.synthetic_predictions import (
-    EXPECTED_ROWS, FOLDS, REPS, SKIPPED, SPEAKERS, synthetic_config, write_synthetic_predictions,
+    EXPECTED_ROWS, FOLDS, N_SPEAKERS, REPS, SKIPPED, SPEAKERS, synthetic_config, write_synthetic_predictions,
 )
 from sernoise.conditions import build_conditions
 from sernoise.evaluation.metrics import compute_metrics, speaker_confusion
@@ -156,7 +156,7 @@ def test_significance_marks(setup):
                             "c": 6}
     assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
     assert np.allclose(rq3["vs_retaining_p_adjusted"], np.minimum(1, rq3["vs_retaining_p"] * table.m))
-    assert set(cells.loc[cells["comparison"] != "", "test"]) == {"speaker_bootstrap"}
+    assert set(cells.loc[cells["comparison"] != "", "test"]) == {"speaker_jackknife"}
     for task in ("activation", "valence"):
         worse = table.cell("env-nat-cont-snr0", "tdnn", "clean", task)
         assert worse["significant"] and worse["direction"] == "down" and worse["value"].endswith("↓")
@@ -331,9 +331,9 @@ def test_caption_states_the_test_units_and_bonferroni_family(setup):
     table = setup["table"]
     caption = table.caption_text
     family = table.family
-    assert table.units == {"speakers": 6, "pairs": len(FOLDS) * len(REPS), "utterances": 3 * 60}
-    assert "speaker-level paired bootstrap of the UAR difference (20000 resamples)" in caption
-    assert "paired at the utterance" in caption and "the 6 test speakers are resampled" in caption
+    assert table.units == {"speakers": N_SPEAKERS, "pairs": len(FOLDS) * len(REPS), "utterances": 3 * 60}
+    assert "speaker-level paired test of the UAR difference" in caption and "leaving out one speaker" in caption
+    assert "paired at the utterance" in caption and f"clustered by the {N_SPEAKERS} test speakers" in caption
     assert "180 clean test utterances per repetition, 6 (fold, repetition) pairs" in caption
     assert (f"Bonferroni family: m = {table.m} comparisons of this table ({family['a']} × (a) each row vs No noise "
             "in the Clean column") in caption
@@ -349,7 +349,7 @@ def test_every_cell_has_a_speaker_level_confidence_interval(setup, tmp_path):
     assert filled[["ci_low", "ci_high"]].notna().all(axis=None)
     assert (filled["ci_low"] <= filled["mean"] + 0.02).all() and (filled["mean"] <= filled["ci_high"] + 0.02).all()
     assert (filled["ci_high"] - filled["ci_low"]).between(0.005, 0.5).all()
-    assert (filled["n_speakers"] == 6).all()
+    assert (filled["n_speakers"] == N_SPEAKERS).all()
     clean = table.cell("clean", "tdnn", "clean", "activation")
     assert clean["n_predictions"] == len(FOLDS) * len(REPS) * 60
     # hidden by default, shown on request (tables.show_ci)
@@ -385,7 +385,7 @@ def test_the_papers_fold_t_test_is_an_option_with_its_old_numbers(setup):
 
 
 def test_speaker_level_tests_need_the_speaker_counts(setup):
-    with pytest.raises(ValueError, match="statistics.test 'speaker_bootstrap' needs the per-speaker confusion"):
+    with pytest.raises(ValueError, match="statistics.test 'speaker_jackknife' needs the per-speaker confusion"):
         build_table3(setup["confusion"], setup["config"], setup["conditions"].values())
     with pytest.raises(ValueError, match="statistics.test: 'welch'"):
         build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), statistics={"test": "welch"})
@@ -416,3 +416,27 @@ def test_all_noises_vs_perception_retaining_and_utterance_sets_that_differ(setup
     assert "test utterances differ in" in reverb["note"] and "paired by speaker, not by utterance" in reverb["note"]
     assert "utterance sets that differ" in " ".join(table.notes)
     assert r"$\Uparrow$" in to_latex(table)
+
+
+def test_same_predictions_same_bytes_and_the_permutation_option(setup, tmp_path):
+    config, conditions, speakers = setup["config"], setup["conditions"], setup["speakers"]
+    texts = []
+    for _ in range(2):
+        table = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                             statistics={"resamples": 500})
+        texts.append(table.cells.to_csv(index=False) + to_markdown(table) + to_latex(table))
+    assert texts[0] == texts[1]
+    permutation = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                               statistics={"test": "speaker_permutation", "resamples": 500})
+    # 500 random swap patterns (2^12 > 500): the smallest p is 1/501 and nothing survives Bonferroni; the table
+    # says so
+    tested = permutation.cells[permutation.cells["p"].notna()]
+    assert set(tested["test"]) == {"speaker_permutation"} and tested["p"].min() == pytest.approx(1 / 501)
+    assert "exact" not in " ".join(tested["note"])  # said once, in the caption
+    assert "speaker-level paired permutation test" in permutation.caption_text
+    bootstrap = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                             statistics={"test": "speaker_bootstrap", "resamples": 500})
+    worse = bootstrap.cell("env-nat-cont-snr0", "tdnn", "clean", "activation")
+    assert worse["test"] == "speaker_bootstrap" and worse["significant"] and worse["diff_ci_high"] < 0
+    assert "speaker-level paired bootstrap of the UAR difference (500 resamples)" in bootstrap.caption_text
+    assert any("no comparison can be significant" in note for note in permutation.notes)

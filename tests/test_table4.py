@@ -78,7 +78,7 @@ def test_renderings(setup, tmp_path):
     assert md.startswith("Table 4: UAR on ravdess") and "RNNoise" in md and f"m = {table.m}" in md
     # the family and the units are stated; Table 4 makes no All noises** vs Perception-retaining comparison
     assert f"{table.family['a']} × (a) each row vs No noise" in md and "(c)" not in md and table.family["c"] == 0
-    assert "6 test speakers are resampled" in md and "paired at the utterance" in md
+    assert "clustered by the 12 test speakers" in md and "paired at the utterance" in md
     assert "| NR-T-DNN |" in md and "| NR-E-DNN |" in md and "table3.csv" not in md
     tex = (tmp_path / "t.tex").read_text()
     assert r"\label{tab:table4}" in tex and r"\multicolumn{6}{c}{NR-T-DNN}" in tex and "% Table 4" in tex

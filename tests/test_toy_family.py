@@ -230,7 +230,7 @@ def test_toy_family_and_task_flow_through_training_prediction_metrics_and_table3
     fade = cells[(cells["label"] == "Fade in") & (cells["column"] == "match")]
     assert len(fade) == 1 and fade["mean"].notna().all()
     assert "Toy centroid" in (tables / "table3.md").read_text() and table.models == ["toy"]
-    assert no_noise[["ci_low", "ci_high"]].notna().all(axis=None) and table.statistics["test"] == "speaker_bootstrap"
+    assert no_noise[["ci_low", "ci_high"]].notna().all(axis=None) and table.statistics["test"] == "speaker_jackknife"
 
 
 def test_confusion_of_tasks_with_different_classes_is_read_over_their_union(tmp_path):

@@ -65,9 +65,9 @@ def test_evaluation_outputs(evaluated):
         "Nature: Cont. 0 dB", "Human: Cont. 10 dB", "Fade in", "Drop letters"]
     worse = table[(table.row_key == "env-nat-cont-snr0") & (table.column == "clean")]
     assert worse["significant"].all() and (worse["direction"] == "down").all()
-    # the default statistics: speaker-level bootstrap on the manifest's 6 speakers, intervals in the CSV
-    assert set(table.loc[table["comparison"].notna(), "test"]) == {"speaker_bootstrap"}
-    assert (table.loc[table["n_pairs"] > 0, "n_speakers"] == 6).all() and table["ci_low"].notna().any()
+    # the default statistics: speaker-level jackknife on the manifest's 12 speakers, intervals in the CSV
+    assert set(table.loc[table["comparison"].notna(), "test"]) == {"speaker_jackknife"}
+    assert (table.loc[table["n_pairs"] > 0, "n_speakers"] == 12).all() and table["ci_low"].notna().any()
     by_speaker = pd.read_csv(workdir / "results/ravdess/metrics/tdnn/speaker_confusion.csv")
     assert set(by_speaker["speaker"]) == set(SPEAKERS.values()) and by_speaker["utt_digest"].notna().all()
     md = (workdir / "results/ravdess/tables/table3.md").read_text()

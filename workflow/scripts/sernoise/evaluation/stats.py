@@ -17,10 +17,18 @@ independent, so the resampling unit is the speaker (a cluster):
 
 * :class:`ClusterCounts` holds a cell's confusion counts per ((fold, rep) pair, speaker); a
   cell's UAR is the mean over pairs of the UAR of the pair's summed counts (as the table's mean);
+* ``speaker_jackknife`` (default; :func:`cluster_jackknife_test`): leave one speaker out of both
+  sides at a time; standard error of the difference from the S leave-one-out differences, p from
+  Student's t with S - 1 degrees of freedom (holds its level with 10 speakers:
+  benchmarks/stats_power.py, README "Statistics");
 * ``speaker_bootstrap`` (:func:`cluster_bootstrap_test`): draw speakers with replacement (the
-  same draw for both sides), recompute both cells' UAR and their difference; two-sided p =
-  2 x the share of resampled differences on the far side of 0 ((1 + count) / (resamples + 1)),
-  so a difference of consistent sign across speakers reaches p = 2 / (resamples + 1);
+  same draw for both sides), recompute both cells' UAR and their difference; the standard error
+  of the difference is the resampled differences' standard deviation times sqrt(S / (S - 1))
+  (the usual few-cluster correction, S speakers), and the two-sided p is Student's t with S - 1
+  degrees of freedom of difference / standard error.  (The percentile p, 2 x the share of
+  resampled differences beyond 0, rejects far too often with 10 speakers: 11 % of true nulls at
+  0.05 and 1 % at 0.05 / 142 in benchmarks/stats_power.py.)  The confidence interval of the
+  difference is the percentile one;
 * ``speaker_permutation`` (:func:`cluster_permutation_test`): swap the two sides' predictions of
   each speaker with probability 1/2 (every swap pattern when 2^speakers <= resamples: exact);
   p = share of swapped differences at least as large in magnitude as the observed one;
@@ -42,14 +50,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from scipy.stats import ttest_rel
 from statsmodels.stats.multitest import multipletests
 
 from sernoise.seeds import rng_for
 
 ALPHA = 0.05
-TESTS = ("speaker_bootstrap", "speaker_permutation", "fold_ttest")
-DEFAULT_STATISTICS = {"test": "speaker_bootstrap", "resamples": 20000, "ci": 0.95}
+TESTS = ("speaker_jackknife", "speaker_bootstrap", "speaker_permutation", "fold_ttest")
+DEFAULT_STATISTICS = {"test": "speaker_jackknife", "resamples": 20000, "ci": 0.95}
 
 
 @dataclass(frozen=True)
@@ -287,11 +296,52 @@ def cluster_bootstrap_test(a: ClusterCounts, b: ClusterCounts, *, resamples: int
     diffs = diffs[np.isfinite(diffs)]
     if not len(diffs) or not math.isfinite(observed):
         return _undefined(a, bootstrap.resamples, notes, "no defined UAR difference: test undefined")
-    below, above = int((diffs <= 0).sum()), int((diffs >= 0).sum())
-    p = min(1.0, 2 * (1 + min(below, above)) / (len(diffs) + 1))
+    n = len(a.speakers)
+    # few speakers: the percentile p of the resampled differences is too small (10 speakers: 11 % of true
+    # nulls below 0.05, benchmarks/stats_power.py); the bootstrap standard error with the few-cluster
+    # correction sqrt(n / (n - 1)) against Student's t with n - 1 degrees of freedom holds the level
+    se = float(np.std(diffs, ddof=1)) * math.sqrt(n / (n - 1)) if len(diffs) > 1 else 0.0
+    if se > 0:
+        p = float(2 * student_t.sf(abs(observed) / se, n - 1))
+    else:
+        p = 1.0 if observed == 0 else 0.0
+        if observed != 0:
+            notes.append("the difference does not vary over the resamples")
     low, high = np.quantile(diffs, [(1 - ci) / 2, (1 + ci) / 2])
-    return ClusterResult(observed, p, float(low), float(high), len(a.speakers), len(a.pairs), len(diffs),
+    return ClusterResult(observed, min(1.0, p), float(low), float(high), n, len(a.pairs), len(diffs),
                          "; ".join(notes))
+
+
+def cluster_jackknife_test(a: ClusterCounts, b: ClusterCounts, *, resamples: int, seed: int, ci: float = 0.95,
+                           bootstrap: SpeakerBootstrap | None = None, keys=(None, None)) -> ClusterResult:
+    """Speaker-level paired test of the UAR difference ``a - b`` with a leave-one-speaker-out
+    (jackknife) standard error: SE^2 = (S - 1) / S * sum_i (d_(i) - mean d_(.))^2 over the S
+    differences with speaker i left out of both sides; two-sided p from Student's t with S - 1
+    degrees of freedom.  With few speakers it holds its level where the bootstrap standard error
+    does not quite (benchmarks/stats_power.py).  The interval of the difference is the speaker
+    bootstrap's percentile one (``bootstrap``, ``keys``: as :func:`cluster_bootstrap_test`)."""
+    bootstrap = bootstrap or SpeakerBootstrap(seed, resamples)
+    a, b, notes = align(a, b)
+    n = len(a.speakers)
+    if n < 3:
+        return _undefined(a, bootstrap.resamples, notes, f"{n} speaker(s) in common: test undefined")
+    observed = cell_uar(a) - cell_uar(b)
+    leave_one_out = np.ones((n, n)) - np.eye(n)
+    jack = _resampled_means(leave_one_out, a) - _resampled_means(leave_one_out, b)
+    if not math.isfinite(observed) or not np.isfinite(jack).all():
+        return _undefined(a, bootstrap.resamples, notes, "no defined UAR difference without some speaker: test undefined")
+    se = math.sqrt((n - 1) / n * float(((jack - jack.mean()) ** 2).sum()))
+    if se > 0:
+        p = float(2 * student_t.sf(abs(observed) / se, n - 1))
+    else:
+        p = 1.0 if observed == 0 else 0.0
+        if observed != 0:
+            notes.append("the difference does not vary with the speakers left out")
+    key_a, key_b = (None, None) if notes else keys
+    diffs = bootstrap.means(a, key_a) - bootstrap.means(b, key_b)
+    diffs = diffs[np.isfinite(diffs)]
+    low, high = np.quantile(diffs, [(1 - ci) / 2, (1 + ci) / 2]) if len(diffs) else (math.nan, math.nan)
+    return ClusterResult(observed, min(1.0, p), float(low), float(high), n, len(a.pairs), len(diffs), "; ".join(notes))
 
 
 def cluster_permutation_test(a: ClusterCounts, b: ClusterCounts, *, resamples: int, seed: int) -> ClusterResult:

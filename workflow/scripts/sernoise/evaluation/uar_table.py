@@ -34,7 +34,8 @@ comparisons of the table (all models and tasks), significant at adjusted p <= 0.
   "Perception-retaining" (paper RQ3: does including perception-altering noise change the
   measured UAR?); marked ⇑/⇓ on the All noises** cell.
 
-The test (``statistics.test``): ``speaker_bootstrap`` (default) or ``speaker_permutation``, paired
+The test (``statistics.test``): ``speaker_jackknife`` (default), ``speaker_bootstrap`` or
+``speaker_permutation``, paired
 at the utterance and clustered by speaker (the per-speaker confusion counts of
 ``speaker_confusion.csv``), or ``fold_ttest``, the paper's t-test over (fold, rep) pairs.  Both
 sides of every comparison predict the same test utterances: (a) the same utterances clean and
@@ -74,7 +75,7 @@ from .metrics import (
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import (
     ALPHA, DEFAULT_STATISTICS, TESTS, ClusterCounts, SpeakerBootstrap, bonferroni, cluster_bootstrap_ci,
-    cluster_bootstrap_test, cluster_permutation_test, direction, paired_ttest,
+    cluster_bootstrap_test, cluster_jackknife_test, cluster_permutation_test, direction, paired_ttest,
 )
 
 # the All noises** cell's mark when it differs significantly from Perception-retaining (comparison c)
@@ -447,12 +448,16 @@ def _run_test(key, ref_key, pairs, clusters, settings, bootstrap) -> dict:
         return {"difference": diff, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "t": result.statistic,
                 "p": result.p, "note": f"t-test: {result.note}" if result.note else ""}
     (a, digests_a), (b, digests_b) = clusters[key], clusters[ref_key]
-    if settings["test"] == "speaker_bootstrap":
+    if settings["test"] == "speaker_jackknife":
+        result = cluster_jackknife_test(a, b, resamples=settings["resamples"], seed=settings["seed"],
+                                        ci=settings["ci"], bootstrap=bootstrap, keys=(key, ref_key))
+    elif settings["test"] == "speaker_bootstrap":
         result = cluster_bootstrap_test(a, b, resamples=settings["resamples"], seed=settings["seed"],
                                         ci=settings["ci"], bootstrap=bootstrap, keys=(key, ref_key))
     else:
         result = cluster_permutation_test(a, b, resamples=settings["resamples"], seed=settings["seed"])
-    notes = [result.note] if result.note else []
+    # "exact (every swap pattern)" holds for every cell alike: the caption says it, not each note
+    notes = [n for n in result.note.split("; ") if n and not n.startswith("exact")]
     common = set(digests_a) & set(digests_b)
     differ = sum(1 for unit in common if len(digests_a[unit] | digests_b[unit]) > 1)
     if differ:
@@ -548,13 +553,14 @@ def _notes(rows, index, skipped, pooled_out, cells, m, csv_name, settings) -> li
     if m == 0:
         units = "(fold, rep) pairs" if settings["test"] == "fold_ttest" else "speakers in common"
         notes.append(f"No comparison could be tested (fewer than 2 {units} per comparison).")
-    elif settings["test"] != "fold_ttest":
-        smallest = 2 / (settings["resamples"] + 1) if settings["test"] == "speaker_bootstrap" \
-            else 1 / (settings["resamples"] + 1)
+    elif settings["test"] == "speaker_permutation":
+        n_speakers = int(cells["n_speakers"].max()) if len(cells) else 0
+        smallest = max(1 / (settings["resamples"] + 1), 2 / 2 ** n_speakers if n_speakers < 64 else 0)
         if smallest * m > ALPHA:
-            notes.append(f"With statistics.resamples = {settings['resamples']} the smallest p is about {smallest:.1g}, "
-                         f"{smallest * m:.2g} after Bonferroni over m = {m}: no comparison can be significant; "
-                         "raise statistics.resamples.")
+            notes.append(f"The permutation test's smallest p here is about {smallest:.2g} ({n_speakers} speakers, "
+                         f"statistics.resamples = {settings['resamples']}), {smallest * m:.2g} after Bonferroni over "
+                         f"m = {m}: no comparison can be significant; "
+                         "raise statistics.resamples or choose another statistics.test.")
     return notes
 
 
@@ -588,15 +594,25 @@ def statistics_caption(table: UarTable, hurts: str = "", helps: str = "") -> str
     settings, units, family = table.statistics, table.units, table.family
     test = settings.get("test", "fold_ttest")
     pairs = f"{units.get('pairs', 0)} (fold, repetition) pairs"
-    if test == "speaker_bootstrap":
+    if test == "speaker_jackknife":
+        text = ("Significance: speaker-level paired test of the UAR difference: both sides predict the same test "
+                f"utterances (paired at the utterance), clustered by the {units.get('speakers', 0)} test speakers "
+                f"({units.get('utterances', 0)} clean test utterances per repetition, {pairs}); standard error by "
+                "leaving out one speaker at a time (jackknife), two-sided p from Student's t with speakers − 1 "
+                "degrees of freedom. ")
+    elif test == "speaker_bootstrap":
         text = (f"Significance: speaker-level paired bootstrap of the UAR difference ({settings['resamples']} "
                 "resamples): both sides predict the same test utterances (paired at the utterance) and the "
                 f"{units.get('speakers', 0)} test speakers are resampled with replacement, each with all their "
                 f"utterances ({units.get('utterances', 0)} clean test utterances per repetition, {pairs}); "
-                "two-sided bootstrap p. ")
+                "two-sided p of the difference over its bootstrap standard error (× √(S/(S−1)), S speakers), "
+                "Student's t with S − 1 degrees of freedom. ")
     elif test == "speaker_permutation":
-        text = (f"Significance: speaker-level paired permutation test of the UAR difference ({settings['resamples']} "
-                f"random swaps, or every swap pattern when fewer): the predictions of each of the "
+        n = units.get("speakers", 0)
+        swaps = f"every one of the 2^{n} swap patterns" if 2 ** min(n, 64) <= settings["resamples"] \
+            else f"{settings['resamples']} random swap patterns"
+        text = (f"Significance: speaker-level paired permutation test of the UAR difference ({swaps}): the "
+                "predictions of each of the "
                 f"{units.get('speakers', 0)} test speakers are swapped between the two sides (paired at the "
                 f"utterance; {units.get('utterances', 0)} clean test utterances per repetition, {pairs}). ")
     else:
