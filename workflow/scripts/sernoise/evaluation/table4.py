@@ -8,9 +8,11 @@ with the model columns fixed to the two noise-robust arms of the paper, in its o
 * NR-E-DNN (``ednn_nr``): the end-to-end model on wav2vec2-large-robust (paper §7.4.2).
 
 A model without predictions keeps its columns, filled with "–" (Table 3 drops such models;
-Table 4 has the paper's fixed layout).  Comparisons, as in Table 3: (a) Clean column, each row
-against No noise; (b) Mismatch and Match columns, each row against the Clean column of the same
-row; paired t-tests over (fold, repetition) pairs, Bonferroni over all comparisons of THIS table.
+Table 4's layout).  Comparisons, as in Table 3: (a) Clean column, each row against No noise;
+(b) Mismatch and Match columns, each row against the Clean column of the same row; the test of
+config ``statistics`` (default: speaker-level paired bootstrap; ``fold_ttest``: the paper's t-test
+over (fold, repetition) pairs), Bonferroni over all comparisons of THIS table.  Table 3's
+comparison (c), All noises** vs Perception-retaining, is Table 3's only.
 """
 
 from __future__ import annotations
