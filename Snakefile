@@ -15,6 +15,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
+include: "rules/align.smk"
 include: "rules/noise.smk"
 include: "rules/augment.smk"
 include: "rules/denoise.smk"

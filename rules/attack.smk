@@ -76,6 +76,7 @@ rule make_table5:
         results=PLAN.attack_results(),
         # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells
         hparams=PLAN.attacked_model_files("hparams.yaml"),
+        partition=partition_file(CORPUS),
     output:
         csv=report(
             PLAN.table("table5", "csv"),

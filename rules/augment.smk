@@ -22,6 +22,9 @@ rule build_fillers:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        fallback_phones=config["align"]["filler_phones"],
+        min_fallback_ms=config["align"]["filler_min_ms"],
     script:
         "../workflow/scripts/build_fillers.py"
 

@@ -127,6 +127,11 @@ def noise_bank_ready(wildcards):
     return _ready_marker("noise", wildcards.bank, entry, f"noise_banks.{wildcards.bank}")
 
 
+def manifest_alignments(wildcards):
+    """Input function of build_manifest: the corpus's alignments.csv (rules/align.smk) unless align.enabled is false."""
+    return f"results/{wildcards.corpus}/alignments/alignments.csv" if config["align"]["enabled"] else []
+
+
 def download_of(kind, name):
     entry = config["corpora"][name] if kind == "corpus" else config["noise_banks"][name]
     download = entry["download"]
@@ -278,12 +283,41 @@ def _examples(wc, family, conditions, pool):
     return inputs
 
 
+def partition_file(corpus):
+    """The perception partition (rule perception_partition): from the study's Table 2 when it has responses."""
+    return f"results/{corpus}/perception/partition.csv"
+
+
+def study_partition(corpus):
+    """True when the partition of ``corpus`` comes from study responses (perception.responses; Table 2 is
+    built for the configured corpus only), so that it may differ from the config's classes."""
+    return bool(PLAN.perception.get("responses")) and corpus == CORPUS
+
+
+def training_conditions(wc):
+    """The TRAIN-pool datasets a training job reads: the regime's conditions; for a regime that uses only
+    perception-retaining conditions while a study partition is in force, every condition the regime kind
+    may choose (the job picks the retaining ones from partition.csv: sernoise.perception.partition)."""
+    regime = training_regime(wc)
+    if regime.kind in ("clean", "all") or not study_partition(wc.corpus):
+        return list(regime.train_conditions)
+    if regime.held_out_type is None:
+        return list(PLAN.built)
+    types = config.get("noise_types") or {}
+    typed = {c for members in types.values() for c in members}  # a mismatched regime trains on typed conditions
+    return [c for c in PLAN.built if c in typed and c not in types[regime.held_out_type]]
+
+
 def train_inputs(wc):
-    """Input function of train_*_model: the fold's data, the regime's TRAIN-pool datasets, the backbone."""
+    """Input function of train_*_model: the fold's data, the regime's TRAIN-pool datasets, the backbone and,
+    for regimes of perception-retaining conditions, the perception partition."""
     regime = training_regime(wc)
     if regime.train_conditions and "train" not in PLAN.pools:
         raise WorkflowError(f"config key augment.pools: regime {regime.name} needs the train pool")
-    return _examples(wc, PLAN.family(wc.model), regime.train_conditions, "train")
+    inputs = _examples(wc, PLAN.family(wc.model), training_conditions(wc), "train")
+    if regime.kind not in ("clean", "all"):
+        inputs["partition"] = partition_file(wc.corpus)
+    return inputs
 
 
 def predict_inputs(wc):
@@ -363,6 +397,9 @@ def attack_inputs(wc):
     }
     if wc.model in PLAN.backbones:
         inputs["backbone"] = PLAN.backbones[wc.model].ready
+    if any(_condition_needs(cid, "fillers") for cid in attack_conditions()):
+        inputs["fillers"] = f"results/{wc.corpus}/fillers.h5"
+    inputs["partition"] = partition_file(wc.corpus)  # which categories a `retaining` noise set holds
     if getattr(wc, "knowledge", None) == "degradation":
         inputs["knowledge"] = f"results/{wc.corpus}/attack/{wc.model}/fold{wc.fold}/rep{wc.rep}/{wc.task}/knowledge.csv"
     return inputs

@@ -1,5 +1,5 @@
 # Emotion corpus: download (public corpora only) -> scan labels -> prepare audio shards ->
-# manifest (+ rejects) -> speaker-independent folds.  Code: sernoise.corpora, sernoise.prepare,
+# (forced alignment, rules/align.smk) -> manifest (+ rejects) -> speaker-independent folds.  Code: sernoise.corpora, sernoise.prepare,
 # sernoise.folds.
 
 
@@ -63,6 +63,7 @@ rule build_manifest:
         indexes=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.index.csv", shard=shard_ids(wc.corpus)),
         rejects=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.rejects.csv", shard=shard_ids(wc.corpus)),
         shards=lambda wc: expand("results/{{corpus}}/audio/shard-{shard}.h5", shard=shard_ids(wc.corpus)),
+        alignments=manifest_alignments,
     output:
         manifest="results/{corpus}/manifest.csv",
         rejects="results/{corpus}/rejects.csv",

@@ -1,19 +1,33 @@
 # Evaluation and reporting (paper §7.2.3, §8.2-8.4, Tables 3-4; SPEC §8, §10): prediction files ->
-# metrics (UAR, per-class recall, weighted F1, confusion counts) -> Table 3 (paired t-test over
-# (fold, repetition) pairs, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
+# metrics (UAR, per-class recall, weighted F1, confusion counts, also per speaker) -> Table 3 (paired
+# tests, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
 # augmentation-fraction sweep and plots, registered for `snakemake --report report.html`.
+# Significance: config `statistics` (default a speaker-level paired bootstrap; `fold_ttest` is the
+# paper's t-test over (fold, repetition) pairs), confidence intervals per cell; see README.
+# The perception partition (rules/perception.smk) is an input: its classes decide the
+# "Perception-retaining" rows and the caption says whether they come from a study or the config.
 # Tables and plots go under results/{corpus}/tables/ and results/{corpus}/plots/. Which models
 # and conditions: the plan (rules/common.smk, sernoise.plan).
 # Code: sernoise.evaluation.
+
+# what the table rules need of config `statistics` and `tables`, and the seed of their resampling
+STATISTICS = {
+    **config["statistics"],
+    "seed": config["seed"],
+    "show_ci": config["tables"]["show_ci"],
+}
 
 
 rule compute_metrics:
     input:
         predictions=lambda wc: PLAN.predictions(wc.corpus, wc.model),
         hparams=lambda wc: PLAN.model_file(wc.corpus, wc.model, "hparams.yaml"),
+        # utt_id -> speaker: the tables' speaker-level tests and confidence intervals
+        manifest="results/{corpus}/manifest.csv",
     output:
         metrics="results/{corpus}/metrics/{model}/metrics.csv",
         confusion="results/{corpus}/metrics/{model}/confusion.csv",
+        speaker_confusion="results/{corpus}/metrics/{model}/speaker_confusion.csv",
         flags="results/{corpus}/metrics/{model}/flags.csv",
     log:
         "logs/{corpus}/evaluate/compute_metrics-{model}.log",
@@ -32,8 +46,10 @@ rule compute_metrics:
 rule make_table3:
     input:
         confusion=PLAN.metrics("confusion", PLAN.standard_models()),
+        speaker_confusion=PLAN.metrics("speaker_confusion", PLAN.standard_models()),
         flags=PLAN.metrics("flags", PLAN.standard_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
+        partition=partition_file(CORPUS),
     output:
         **table_outputs("table3", "../report/table3.rst", "Table 3"),
     log:
@@ -43,6 +59,7 @@ rule make_table3:
     params:
         settings=EVALUATION_SETTINGS,
         corpus=CORPUS,
+        statistics=STATISTICS,
     script:
         "../workflow/scripts/make_table3.py"
 
@@ -51,6 +68,7 @@ rule plot_uar:
     input:
         metrics=PLAN.metrics("metrics", PLAN.models),
         flags=PLAN.metrics("flags", PLAN.models),
+        partition=partition_file(CORPUS),
     output:
         snr=report(
             PLAN.plot("uar_vs_snr"),
@@ -77,8 +95,10 @@ rule plot_uar:
 rule make_table4:
     input:
         confusion=PLAN.metrics("confusion", PLAN.noise_robust_models()),
+        speaker_confusion=PLAN.metrics("speaker_confusion", PLAN.noise_robust_models()),
         flags=PLAN.metrics("flags", PLAN.noise_robust_models()),
         statuses=[f"results/{CORPUS}/augmented/{c}/test/status.json" for c in PLAN.tested],
+        partition=partition_file(CORPUS),
     output:
         **table_outputs("table4", "../report/table4.rst", "Table 4"),
     log:
@@ -88,6 +108,7 @@ rule make_table4:
     params:
         settings=EVALUATION_SETTINGS,
         corpus=CORPUS,
+        statistics=STATISTICS,
     script:
         "../workflow/scripts/make_table4.py"
 
@@ -95,6 +116,7 @@ rule make_table4:
 rule make_sweep:
     input:
         predictions=PLAN.sweep_predictions(),
+        partition=partition_file(CORPUS),
     output:
         csv=report(
             PLAN.table("sweep", "csv"),

@@ -30,7 +30,7 @@ rule train_model:
         gpu=TRAIN_GPU,
     params:
         regime=lambda wc: training_regime(wc).as_dict(),
-        conditions=lambda wc: list(training_regime(wc).train_conditions),
+        conditions=training_conditions,
         seed=config["seed"],
         augmented_per_clean=config["training"]["augmented_per_clean"],
         device=config["training"]["device"],

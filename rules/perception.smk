@@ -76,9 +76,12 @@ rule perception_simulate_responses:
 
 
 rule perception_table2:
+    # Also the RQ1 checks of paper §8.1 (rq1.csv/md: does perception change depend on length,
+    # gender or emotion?), which need the manifest's durations, genders and emotions.
     input:
         responses=perception_responses,
         key=f"results/{CORPUS}/perception/export/key.csv",
+        manifest=f"results/{CORPUS}/manifest.csv",
     output:
         table=PLAN.table("table2", "csv"),
         markdown=PLAN.table("table2", "md"),
@@ -86,6 +89,8 @@ rule perception_table2:
         pairs=f"results/{CORPUS}/perception/pairs.csv",
         qc_workers=f"results/{CORPUS}/perception/qc_workers.csv",
         qc=f"results/{CORPUS}/perception/qc.json",
+        rq1=f"results/{CORPUS}/perception/rq1.csv",
+        rq1_markdown=f"results/{CORPUS}/perception/rq1.md",
     log:
         f"logs/{CORPUS}/perception/perception_table2.log",
     conda:

@@ -20,7 +20,9 @@ from sernoise.attack.perturb import (
     AdditiveInstance,
     AttackNoiseError,
     FadeInstance,
+    FixedInstance,
     ReverbInstance,
+    StrengthInstance,
     attack_kind,
     draw_instance,
     search_knob,
@@ -28,8 +30,9 @@ from sernoise.attack.perturb import (
 from sernoise.attack.runner import AttackJob, noise_instances, run_job, select_utterances, usable_categories
 from sernoise.attack.settings import AttackConfigError, resolve
 from sernoise.attack.table5 import build_table5, plot_attack_budget, to_latex, to_markdown
+from sernoise.alignments import Segment
 from sernoise.conditions import build_condition
-from sernoise.conditions.base import Context
+from sernoise.conditions.base import Condition, Context
 from sernoise.conditions.snr import additive_snr, difference_snr
 from sernoise.seeds import rng_for
 from fixtures.tiny_wav2vec2 import tone_data
@@ -311,11 +314,102 @@ def test_search_knob_general_and_out_of_reach():
     assert far.knob == 5.0 and far.snr > -100.0
 
 
-def test_unsupported_conditions_are_rejected():
-    for spec in ({"type": "pitch", "factor": 1.25}, {"type": "speed_utterance", "factor": 1.25}):
-        with pytest.raises(AttackNoiseError):
-            attack_kind(build_condition("c", spec))
-    assert attack_kind(build_condition("c", CONDITION_SPECS["reverb"])) == "reverb"
+class CustomCondition(Condition):
+    """A condition type the attack does not know how to scale (e.g. one from a plugin)."""
+
+    type_name = "custom"
+
+
+def test_every_built_in_condition_type_is_an_attack_noise_and_unknown_types_are_rejected():
+    from sernoise.conditions.catalog import CONDITION_TYPES
+
+    kinds = {name: attack_kind(type("C", (Condition,), {"type_name": name})("c")) for name in CONDITION_TYPES}
+    assert kinds["env"] == kinds["insert"] == "additive" and kinds["reverb"] == "reverb" and kinds["fade"] == "fade"
+    assert {kinds[t] for t in ("speed_segment", "speed_utterance", "pitch", "filler")} == {"strength"}
+    assert kinds["drop_words"] == kinds["drop_letters"] == "fixed"
+    with pytest.raises(AttackNoiseError, match="type custom"):
+        attack_kind(CustomCondition("c"))
+
+
+# --------------------------------------------------------- strength-scaled and fixed manipulations
+
+
+def test_speed_segment_instance_scales_the_factor_and_keeps_the_drawn_segment():
+    x = speech(seconds=3.0)
+    cond = build_condition("speed-seg", {"type": "speed_segment", "factor": 1.25, "max_fraction": 0.25})
+    instance, _ = draw_instance("speed_seg", [cond], x, Context("u"), rng_for(0, "s"), 30.0)
+    assert isinstance(instance, StrengthInstance) and not instance.fixed
+    full = cond(x, SR, rng_for(0, "s"), Context("u"))  # the same generator: the configured output
+    np.testing.assert_array_equal(instance.perturb(10), full.audio)
+    a, b = (round(full.params[k] * SR) for k in ("segment_start_s", "segment_end_s"))
+    for d in (1, 5):
+        y = instance.perturb(d)
+        factor = 1.25 ** (d / 10)
+        assert y.size == x.size - (b - a) + round((b - a) / factor)  # the same segment, a milder factor
+        np.testing.assert_array_equal(y[:a], x[:a])
+        level = instance.level(d)
+        assert level["knob_name"] == "strength" and level["knob"] == pytest.approx(d / 10)
+        assert math.isnan(level["snr_measured"]) and math.isnan(level["snr_target"])
+    assert instance.perturb(1).size > instance.perturb(5).size > instance.perturb(10).size
+
+
+def test_pitch_instance_is_milder_at_a_smaller_decrease():
+    x = speech(seconds=1.5)
+    cond = build_condition("pitch-up", {"type": "pitch", "factor": 1.25, "engine": "fast"})
+    instance, _ = draw_instance("pitch", [cond], x, Context("u"), rng_for(0, "p"), 30.0)
+    snrs = [instance.level(d)["snr_measured"] for d in (1, 5, 10)]
+    assert all(instance.perturb(d).size == x.size for d in (1, 5, 10))
+    assert snrs[0] > snrs[1] > snrs[2], snrs  # length kept: the difference SNR falls as the shift grows
+
+
+class OneFiller:
+    """A FillerSource with one 'uh'-like clip per speaker."""
+
+    def __init__(self):
+        t = np.arange(int(0.3 * SR)) / SR
+        self.clip = (0.2 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+
+    def fillers(self, speaker):
+        return [("other_utt:uh", self.clip)]
+
+
+WORDS = [Segment(0.0, 0.2, "<sil>", "<sil>"), Segment(0.2, 0.7, "KIDS", "kids"), Segment(0.8, 1.3, "ARE", "are"),
+         Segment(1.4, 2.0, "TALKING", "talking"), Segment(2.0, 2.5, "<sil>", "<sil>")]
+
+
+def test_filler_instance_quieter_and_shorter_pauses_at_lower_strength():
+    x = speech(seconds=2.5)
+    cond = build_condition("filler-long", {"type": "filler", "pause": "long", "pause_seconds": [0.5, 1.0]})
+    context = Context("u", "S1", words=WORDS, fillers=OneFiller())
+    instance, _ = draw_instance("filler", [cond], x, context, rng_for(0, "f"), 30.0)
+    full = cond(x, SR, rng_for(0, "f"), context)
+    np.testing.assert_array_equal(instance.perturb(10), full.audio)
+    pause = full.params["pause_s"]
+    half = instance.perturb(5)
+    assert half.size == x.size + OneFiller().clip.size + 2 * round(pause / 2 * SR)
+    at = round(full.params["insert_at_s"] * SR) + round(pause / 2 * SR)  # the filler starts after the pause
+    inserted = half[at: at + OneFiller().clip.size]
+    np.testing.assert_allclose(inserted, 0.5 * OneFiller().clip, rtol=1e-5, atol=1e-7)  # 20·log10(0.5) dB
+
+
+def test_drop_word_is_one_fixed_query():
+    x = speech(seconds=2.5)
+    cond = build_condition("drop-word", {"type": "drop_words", "words": ["kids", "are", "talking"], "probability": 1.0})
+    instance, _ = draw_instance("drop_word", [cond], x, Context("u", words=WORDS), rng_for(0, "d"), 30.0)
+    assert isinstance(instance, FixedInstance) and instance.fixed
+    assert instance.perturb(1) is instance.perturb(10) and instance.perturb(10).size < x.size
+    assert instance.level(10)["knob_name"] == "fixed"
+
+
+def test_fixed_noises_are_asked_once_in_the_last_phase_and_never_refined():
+    fixed = [False, True, False]
+    result = algorithm1(3, 0, table_oracle(set()), None, fixed=fixed)
+    assert result.sequence == [(0, 1), (2, 1), (0, 5), (2, 5), (0, 10), (1, 10), (2, 10)] and not result.success
+    hit = algorithm1(3, 0, table_oracle({(1, 10), (2, 10)}), None, fixed=fixed)
+    assert hit.success and hit.noise == 1 and hit.decrease == 10 and hit.sequence[-1] == (1, 10)  # no 6-9 sweep
+    assert derive(hit, 6).outcome() == algorithm1(3, 0, table_oracle({(1, 10), (2, 10)}), 6, fixed=fixed).outcome()
+    with pytest.raises(ValueError, match="fixed has 2 entries"):
+        algorithm1(3, 0, table_oracle(set()), None, fixed=[True, False])
 
 
 def test_instance_skips_to_the_next_condition_and_reports():
@@ -434,6 +528,15 @@ def test_select_utterances_is_a_seeded_sorted_subset():
     assert select_utterances(ids, None, 1) == ids and select_utterances(ids, 50, 1) == ids
 
 
+def test_usable_categories_leave_out_conditions_the_corpus_has_no_alignment_for():
+    drop = build_condition("drop-word", {"type": "drop_words"})
+    cats = {"drop_word": [drop], "nat": conditions("env-nat-cont")}
+    usable, notes = usable_categories(cats, FakePool(), manifest=pd.DataFrame({"utt_id": ["a"], "alignment": [""]}))
+    assert list(usable) == ["nat"] and any("drop-word left out" in n and "no alignments" in n for n in notes)
+    usable, _ = usable_categories(cats, FakePool(), manifest=pd.DataFrame({"utt_id": ["a"], "alignment": ["a.wdseg"]}))
+    assert list(usable) == ["drop_word", "nat"]
+
+
 def test_usable_categories_leave_out_what_the_pool_lacks():
     pool = FakePool(categories=("nat", "hum"))
     wanted = {"nat": conditions("env-nat-cont"), "laugh": conditions("laugh"), "fade": conditions("fade-in")}
@@ -486,6 +589,22 @@ def test_settings_resolve_noise_sets_and_defaults():
     assert settings["budgets"] == ["5", "15", "25", "inf"] and settings["perception"]["laugh"] == "altering"
 
 
+def test_settings_environmental_and_signal_manipulation_sets_follow_the_condition_family():
+    specs = {**CONDITION_SPECS, "speed-utt": {"type": "speed_utterance", "factor": 1.25},
+             "drop-word": {"type": "drop_words"}}
+    built = {c: build_condition(c, s) for c, s in specs.items()}
+    categories = {"nat": ["env-nat-cont"], "hum": ["env-hum-cont"], "fade": ["fade-in"], "reverb": ["reverb"],
+                  "speed_utt": ["speed-utt"], "drop_word": ["drop-word"], "laugh": ["laugh"]}
+    sets = {"all": "all", "perception_retaining": "retaining", "environmental": "environmental",
+            "signal_manipulation": "signal_manipulation", "reverb": ["reverb"]}
+    settings = resolve(attack_section(categories=categories, noise_sets=sets),
+                       {"training": {"models": ["tdnn"], "tasks": ["activation"]}}, built, ["clean"])
+    assert settings["noise_sets"]["environmental"] == ["nat", "hum"]
+    assert settings["noise_sets"]["signal_manipulation"] == ["fade", "reverb", "speed_utt", "drop_word", "laugh"]
+    assert settings["noise_sets"]["perception_retaining"] == ["nat", "hum", "fade", "reverb", "drop_word"]
+    assert settings["family"]["drop_word"] == "distortion"
+
+
 def test_settings_models_are_the_trained_ones_with_a_predictor_in_the_attacked_regime():
     from sernoise.model_registry import registered_models
     from sernoise.regimes import Regime
@@ -506,12 +625,15 @@ def test_settings_models_are_the_trained_ones_with_a_predictor_in_the_attacked_r
 def test_settings_errors_name_the_key():
     built = {c: build_condition(c, s) for c, s in {**CONDITION_SPECS, "pitch-up": {"type": "pitch", "factor": 1.25}}.items()}
     config = {"training": {"models": ["tdnn"], "tasks": ["activation"]}}
+    built["custom"] = CustomCondition("custom")
     bad = attack_section(models=["ednn"], tasks=["valence"], regime="matched", budgets=[5, 5],
                          noise_sets={"x": ["nosuch"]},
-                         categories={"nat": ["env-nat-cont", "nosuch"], "p": ["pitch-up"], "mix": ["reverb", "laugh"]})
+                         categories={"nat": ["env-nat-cont", "nosuch"], "p": ["custom"], "mix": ["reverb", "laugh"],
+                                     "fam": ["reverb", "env-hum-cont"]})
     with pytest.raises(AttackConfigError) as error:
         resolve(bad, config, built, ["clean"])
     text = str(error.value)
+    assert "attack.categories.fam: conditions of one category must share a family" in text
     for key in ("attack.categories.nat[1]", "attack.categories.p[0]", "attack.categories.mix", "attack.noise_sets.x[0]",
                 "attack.models[0]", "attack.tasks[0]", "attack.regime", "attack.budgets[1]"):
         assert key in text, key

@@ -414,4 +414,5 @@ def test_registry_and_describe():
         assert type(cond)("c", **cond.args()).args() == cond.args()
     assert DropWords("c").args()["words"] == sorted(DROP_SET, key=["a", "the", "an", "so", "like", "and"].index)
     assert DropLetters("c").args()["patterns"] == list(PATTERNS)
-    assert Filler("c").args() == {"pause": "short", "pause_seconds": [0.5, 1.0], "exclude_same_utterance": True}
+    assert Filler("c").args() == {"pause": "short", "pause_seconds": [0.5, 1.0], "exclude_same_utterance": True,
+                                  "level_db": 0.0}

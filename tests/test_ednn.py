@@ -215,8 +215,8 @@ def test_attack_predictor_reads_a_model_folder(tiny, tmp_path):
 def test_table3_labels_a_stand_in_backbone(tmp_path):
     """Table 3 labels E-DNN columns trained on the tiny stand-in and says so in its caption."""
     from sernoise.conditions import build_conditions
-    from sernoise.evaluation.metrics import compute_metrics
-    from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+    from sernoise.evaluation.metrics import compute_metrics, speaker_confusion
+    from fixtures.synthetic_predictions import SPEAKERS, synthetic_config, write_synthetic_predictions
     from sernoise.evaluation.table3 import build_table3
     from sernoise.evaluation.uar_table import to_html, to_latex, to_markdown
 
@@ -225,10 +225,12 @@ def test_table3_labels_a_stand_in_backbone(tmp_path):
     paths = write_synthetic_predictions(tmp_path, config, model="tdnn", regimes=["clean"])
     paths += write_synthetic_predictions(tmp_path, config, model="ednn", regimes=["clean"])
     _, confusion = compute_metrics(paths)
+    speakers = speaker_confusion(paths, SPEAKERS)
     label = "E-DNN (tiny random wav2vec2)"
     note = f"{label}: a tiny randomly initialised wav2vec2 stands in for facebook/wav2vec2-base."
     table = build_table3(confusion, config, build_conditions(config["conditions"]).values(),
-                         model_labels={"ednn": label}, model_notes=[note, "E-DNN-NR (tiny random wav2vec2): other"])
+                         model_labels={"ednn": label}, model_notes=[note, "E-DNN-NR (tiny random wav2vec2): other"],
+                         speakers=speakers, statistics={"resamples": 500})
     assert set(table.cells.loc[table.cells.model == "ednn", "model_label"]) == {label}
     assert set(table.cells.loc[table.cells.model == "tdnn", "model_label"]) == {"T-DNN"}
     markdown = to_markdown(table)

@@ -140,3 +140,29 @@ def test_prediction_keys_must_be_filled_and_folds_integers(tmp_path):
     frame.assign(fold=["1", "one"]).to_csv(path, index=False)
     with pytest.raises(PredictionError, match=r"p\.csv: column 'fold' has non-integer value\(s\) \['one'\]"):
         compute_metrics([path])
+
+
+def test_speaker_confusion_splits_the_counts_by_the_manifests_speakers(tmp_path):
+    from sernoise.evaluation.metrics import read_speaker_confusion, speaker_confusion, utt_digest
+
+    rows = [("clean", "a1", "low", "low"), ("clean", "a2", "mid", "low"), ("clean", "b1", "high", "high"),
+            ("fade-in", "a1", "low", "mid"), ("fade-in", "b1", "high", "high")]
+    path = write(tmp_path / "p.csv", rows)
+    speakers = {"a1": "A", "a2": "A", "b1": "B"}
+    frame = speaker_confusion([path], speakers)
+    assert list(frame[["condition", "speaker", "n"]].itertuples(index=False, name=None)) == [
+        ("clean", "A", 2), ("clean", "B", 1), ("fade-in", "A", 1), ("fade-in", "B", 1)]
+    _, whole = compute_metrics([path])
+    cm = [c for c in frame.columns if c.startswith("cm_")]
+    summed = frame.groupby("condition")[cm].sum().reset_index()
+    assert (summed[cm].to_numpy() == whole[cm].to_numpy()).all()
+    clean_a = frame[(frame.condition == "clean") & (frame.speaker == "A")].iloc[0]
+    assert clean_a["cm_mid_low"] == 1 and clean_a["utt_digest"] == utt_digest(["a2", "a1"])
+    # speaker A holds fewer utterances in fade-in than clean: the digests say so
+    fade_a = frame[(frame.condition == "fade-in") & (frame.speaker == "A")].iloc[0]
+    assert fade_a["utt_digest"] != clean_a["utt_digest"]
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    back = read_speaker_confusion([tmp_path / "s.csv"])
+    assert back[["speaker", "utt_digest"]].values.tolist() == frame[["speaker", "utt_digest"]].values.tolist()
+    with pytest.raises(PredictionError, match=r"p\.csv: 1 utt_id\(s\) not in the manifest"):
+        speaker_confusion([path], {"a1": "A", "a2": "A"})

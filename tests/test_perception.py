@@ -425,3 +425,13 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     qc = json.loads((base / "qc.json").read_text())
     assert qc["n_excluded_workers"] >= 1 and 0 < qc["worker_failure_rate"] < 1
     assert "kappa" in (tmp_path / "results/ravdess/tables/table2.md").read_text()
+    # RQ1 (paper §8.1) beside Table 2: the simulated crowd's changes depend on the condition only.
+    rq1 = pd.read_csv(base / "rq1.csv")
+    assert set(rq1["scope"]) == {"all", "altering"} and set(rq1["factor"]) == {"length", "gender", "emotion"}
+    emotions = rq1.loc[(rq1["scope"] == "all") & (rq1["factor"] == "emotion") & (rq1["dimension"] == "valence"),
+                       "group_a"]
+    assert len(emotions) >= 2 and set(emotions) <= set(pd.read_csv(tmp_path / "results/ravdess/manifest.csv")["emotion"])
+    gender = rq1[(rq1["scope"] == "all") & (rq1["factor"] == "gender")]
+    assert (gender["n_conditions"] == 3).all() and gender["p"].notna().all()
+    assert not gender["significant"].any()
+    assert "Dependence found" in (base / "rq1.md").read_text()

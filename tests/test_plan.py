@@ -122,22 +122,32 @@ def test_categorical_task_from_config_is_planned():
 
 def test_plan_of_the_default_config_and_its_sweep():
     plan = _plan()
-    assert plan.sweep_model == "tdnn" and "fraction-50" in plan.sweep_regimes
+    # the paper's whole design: four arms (and the DFN3 arm beside T-DNN-NR), the sweep on the
+    # noise-robust end-to-end model (paper §8.4)
+    assert list(plan.models) == ["tdnn", "ednn", "tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert plan.sweep_model == "ednn_nr" and "fraction-50" in plan.sweep_regimes
     assert len(plan.prediction_targets()) == len(plan.models) * len(plan.regimes) * 5 * 5 * 2
     assert "results/ravdess/tables/sweep.csv" in plan.all_targets()
-    assert plan.attack["models"] == ["tdnn", "tdnn_nr", "tdnn_dfn3"]
+    assert plan.attack["models"] == ["tdnn", "ednn", "tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert list(plan.attack["noise_sets"]) == ["all", "perception_retaining", "environmental", "signal_manipulation",
+                                               "reverb"]
     assert "results/ravdess/tables/table5.csv" in plan.attack_targets()
 
 
 @pytest.mark.parametrize("overlay, fragment", [
     ({"training": {"models": ["tdnn", "cnn"]}}, "config key training.models[1]: unknown model family 'cnn'"),
     ({"training": {"tasks": ["arousal_bins"]}}, "config key training.tasks[0]"),
-    ({"training": {"sweep": {"model": "ednn"}}}, "config key training.sweep.model: 'ednn' is not in training.models"),
+    ({"training": {"models": ["tdnn", "tdnn_nr"]}},
+     "config key training.sweep.model: 'ednn_nr' is not in training.models"),
     ({"augment": {"conditions": ["reverb", "nope"]}}, "config key augment.conditions[1]: unknown condition 'nope'"),
     ({"plugins": ["sernoise_no_such_plugin"]}, "config key plugins[0]: cannot import 'sernoise_no_such_plugin'"),
-    ({"attack": {"models": ["ednn"]}}, "config key attack.models[0]"),
+    ({"training": {"models": ["tdnn", "tdnn_nr"], "sweep": {"model": "tdnn"}}, "attack": {"models": ["ednn"]}},
+     "config key attack.models[0]"),
     ({"training": {"strategy": {"name": "nope"}}}, "config key training.strategy: unknown training strategy 'nope'"),
     ({"training": {"strategy": {"name": "mixup", "options": {"alpha": 0}}}}, "alpha must be > 0"),
+    ({"training": {"strategy": {"options": {"selection_metric": "ccc"}}}},
+     "config key training.strategy.options.selection_metric: 'ccc' does not apply to the task(s) ['activation', "
+     "'valence'] of training.tasks; choose uar, f1_weighted or loss"),
     ({"training": {"regimes": ["clean", "noisy"]}}, "config key training.regimes: unknown regime 'noisy'"),
     ({"training": {"tasks": ["avd"]}}, "config key training.models[0]: tdnn cannot learn task 'avd'"),
 ])
@@ -155,7 +165,8 @@ def test_a_plugin_registers_a_family_the_plan_then_trains(tmp_path, monkeypatch)
         "    model_files=('model.pt', 'hparams.yaml', 'norm.npz')), replace=True)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        plan = _plan({"plugins": ["toy_family_plugin"], "training": {"models": ["tdnn", "toy"]}})
+        plan = _plan({"plugins": ["toy_family_plugin"],
+                      "training": {"models": ["tdnn", "toy"], "sweep": {"model": "tdnn"}}})
         assert plan.plugins == ["toy_family_plugin"] and plan.models_by_input("features") == ["tdnn", "toy"]
         assert plan.label("toy") == "Toy" and "results/ravdess/predictions/toy/clean/fold1/rep1/activation.csv" in \
             plan.prediction_targets()
@@ -212,7 +223,7 @@ def test_parsing_the_snakefile_imports_no_audio_or_model_library(tmp_path):
     snakemake = str(Path(sys.executable).parent / "snakemake")
     proc = subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "work"), "-n", "--quiet",
                            "rules", "--configfile", str(REPO / "config.yaml")],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "imported while parsing" not in output

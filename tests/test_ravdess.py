@@ -136,10 +136,13 @@ def test_scan_shared_bins_follow_default_circumplex(shared_scan):
 
 
 @pytest.mark.shared_data
-def test_scan_shared_empty_columns(shared_scan):
+def test_scan_shared_empty_columns_and_transcripts(shared_scan):
     for column in ("activation", "valence", "dominance", "duration", "sample_rate"):
         assert shared_scan[column].isna().all(), column
-    assert (shared_scan["transcript"] == "").all()
+    # The transcript is the statement's text (the aligner's input); alignments come later (rule align_shard).
+    statements = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+    for row in shared_scan.itertuples():
+        assert row.transcript == statements[parse_name(row.utt_id + ".wav")["statement"]]
     assert (shared_scan["alignment"] == "").all()
 
 

@@ -10,7 +10,9 @@ from sernoise.models.tdnn import TDNN, TDNNConfig
 from sernoise.seeds import rng_for
 from sernoise.tasks import get_task, task_from_entry
 from sernoise.training import ednn as ednn_training
-from sernoise.training.loop import SequenceData, TrainingError, TrainSettings, grid_points, run_epochs, train_one
+from sernoise.training.loop import (
+    SequenceData, TrainingError, TrainSettings, grid_points, improves, run_epochs, train_one,
+)
 from sernoise.training.strategies import (
     BatchContext, EpochItems, Strategy, StrategyError, StrategyRun, frozen, get_strategy, mixup_transform,
 )
@@ -172,7 +174,69 @@ def test_selection_by_uar_picks_the_best_validation_uar():
     result = train_one(SMALL, train, val, TrainSettings(max_epochs=5, patience=5, batch_size=8, learning_rate=3e-3),
                        seed=3, strategy=Strategy("by-f1", selection_metric="f1_weighted"))
     f1 = [row["val_f1_weighted"] for row in result.curve]
-    assert result.best_epoch == 1 + int(np.argmax(f1)) and result.best_val_score == max(f1)
+    # The best F1, an exact tie (here F1 1.0 twice) going to the lower validation loss.
+    best = min((row for row in result.curve if row["val_f1_weighted"] == max(f1)), key=lambda row: row["val_loss"])
+    assert result.best_epoch == best["epoch"] and result.best_val_score == max(f1)
+
+
+def _scripted_selection(scores, select, patience=None, min_epochs=1):
+    """run_epochs whose epoch k has the validation ``scores[k - 1]``; the snapshot is the epoch's number."""
+    epoch = iter(range(1, len(scores) + 1))
+    seen = []
+
+    def evaluate(model):
+        seen.append(next(epoch))
+        return scores[seen[-1] - 1]
+
+    return run_epochs(torch.nn.Linear(1, 1), lambda index: torch.tensor(0.1), evaluate,
+                      lambda: seen[-1], lengths=np.ones(4, np.int64), batch_size=2, rng=np.random.default_rng(0),
+                      max_epochs=len(scores), patience=patience, select=select, min_epochs=min_epochs)
+
+
+def test_selection_rule_breaks_exact_uar_ties_by_the_lower_validation_loss():
+    assert improves("uar", {"uar": 0.5, "loss": 0.8}, {"uar": 0.5, "loss": 0.9})
+    assert not improves("uar", {"uar": 0.5, "loss": 0.9}, {"uar": 0.5, "loss": 0.9})  # full tie: keep the first
+    assert not improves("uar", {"uar": 0.5, "loss": 0.1}, {"uar": 0.5000001, "loss": 0.9})  # only exact ties
+    assert improves("uar", {"uar": 0.6, "loss": 2.0}, {"uar": 0.5, "loss": 0.9})  # UAR first, loss never overrides
+    assert not improves("uar", {"uar": float("nan"), "loss": 0.1}, {"uar": 0.5, "loss": 0.9})
+    assert improves("loss", {"loss": 0.8, "uar": 0.1}, {"loss": 0.9, "uar": 0.9})
+    assert not improves("loss", {"loss": 0.9, "uar": 0.9}, {"loss": 0.9, "uar": 0.1})  # loss: ties keep the first
+    assert improves("uar", {"uar": 1 / 3, "loss": 1.1}, None)
+
+    # Chance-level epochs (one class predicted: UAR exactly 1/3) whose loss still falls: the last of
+    # them is kept; a later epoch of equal UAR and higher loss is not.
+    third = 1 / 3
+    scores = [{"loss": 1.10, "uar": third}, {"loss": 1.05, "uar": third}, {"loss": 1.00, "uar": third},
+              {"loss": 1.02, "uar": third}, {"loss": 0.99, "uar": 0.5}, {"loss": 0.95, "uar": 0.5},
+              {"loss": 0.97, "uar": 0.5}]
+    fit = _scripted_selection(scores, "uar")
+    assert (fit["best_epoch"], fit["state_dict"], fit["best_val_score"], fit["best_val_loss"]) == (6, 6, 0.5, 0.95)
+    no_tie_break_would_keep = 5  # the first epoch reaching UAR 0.5
+    assert fit["best_epoch"] != no_tie_break_would_keep
+    # Patience runs on the same rule: the tie-broken improvements at epochs 2-3 restart the wait, so
+    # patience 2 stops at epoch 5, two epochs after epoch 3 (on UAR alone: at epoch 3, epoch 1 kept).
+    stopped = _scripted_selection(scores[:4] + [{"loss": 1.2, "uar": third}] * 3, "uar", patience=2)
+    assert (stopped["best_epoch"], stopped["epochs_run"], stopped["stopped_early"]) == (3, 5, True)
+
+
+def test_grid_search_selects_the_point_by_the_same_rule():
+    from types import SimpleNamespace
+
+    from sernoise.training.loop import search_grid
+
+    outcomes = {0: (0.9, 0.6), 1: (0.7, 0.6), 2: (0.5, 0.55), 3: (0.7, 0.6)}  # point -> (best val loss, best UAR)
+
+    def train_point(config, tag):
+        loss, score = outcomes[config.point]
+        return SimpleNamespace(config=config, best_epoch=1, best_val_loss=loss, best_val_uar=score,
+                               best_val_score=score, epochs_run=1, seconds=0.0)
+
+    points = [SimpleNamespace(point=i, as_dict=lambda: {}) for i in outcomes]
+    best, rows = search_grid(points, ["point"], train_point, select="uar")
+    # Points 0, 1 and 3 tie on UAR 0.6: the lower loss of 1 wins over 0, and 3 (same loss) does not displace 1.
+    assert best.config.point == 1 and [r["selected"] for r in rows] == [False, True, False, False]
+    best, rows = search_grid(points, ["point"], train_point, select="loss")
+    assert best.config.point == 2
 
 
 def test_dimensional_and_categorical_tasks_size_the_model():

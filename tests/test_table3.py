@@ -17,10 +17,10 @@ import yaml
 from sklearn.metrics import balanced_accuracy_score
 
 from fixtures.synthetic_predictions import (
-    EXPECTED_ROWS, FOLDS, REPS, SKIPPED, synthetic_config, write_synthetic_predictions,
+    EXPECTED_ROWS, FOLDS, N_SPEAKERS, REPS, SKIPPED, SPEAKERS, synthetic_config, write_synthetic_predictions,
 )
 from sernoise.conditions import build_conditions
-from sernoise.evaluation.metrics import compute_metrics
+from sernoise.evaluation.metrics import compute_metrics, speaker_confusion
 from sernoise.evaluation.plots import plot_uar_per_condition, plot_uar_vs_snr
 from sernoise.evaluation.render import EMPTY
 from sernoise.evaluation.table3 import build_table3
@@ -43,9 +43,10 @@ def setup(tmp_path_factory):
     paths = write_synthetic_predictions(root, config)
     predictions = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     metrics, confusion = compute_metrics(paths)
-    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess")
+    speakers = speaker_confusion(paths, SPEAKERS)
+    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, corpus="ravdess", speakers=speakers)
     return {"root": root, "config": config, "conditions": conditions, "paths": paths, "predictions": predictions,
-            "metrics": metrics, "confusion": confusion, "table": table}
+            "metrics": metrics, "confusion": confusion, "speakers": speakers, "table": table}
 
 
 def expected_cell(predictions, sources, task) -> tuple[float, int]:
@@ -148,8 +149,14 @@ def test_significance_marks(setup):
     table = setup["table"]
     cells = table.cells
     tested = cells[cells["p"].notna()]
-    assert table.m == len(tested) > 100
+    rq3 = cells[cells["vs_retaining_p"].notna()]
+    # one Bonferroni family: (a) and (b) on every cell, (c) All noises** vs Perception-retaining per column
+    assert table.m == len(tested) + len(rq3) > 100 and len(rq3) == 3 * 2
+    assert table.family == {"a": int((tested["column"] == "clean").sum()), "b": int((tested["column"] != "clean").sum()),
+                            "c": 6}
     assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
+    assert np.allclose(rq3["vs_retaining_p_adjusted"], np.minimum(1, rq3["vs_retaining_p"] * table.m))
+    assert set(cells.loc[cells["comparison"] != "", "test"]) == {"speaker_jackknife"}
     for task in ("activation", "valence"):
         worse = table.cell("env-nat-cont-snr0", "tdnn", "clean", task)
         assert worse["significant"] and worse["direction"] == "down" and worse["value"].endswith("↓")
@@ -190,7 +197,8 @@ def test_missing_pairs_are_dropped(setup):
     confusion = setup["confusion"]
     keep = ~((confusion.regime == "clean") & (confusion.condition == "reverb") & (confusion.fold == 2)
              & (confusion.rep == 1) & (confusion.task == "valence"))
-    table = build_table3(confusion[keep], config, conditions.values(), skipped=SKIPPED)
+    table = build_table3(confusion[keep], config, conditions.values(), skipped=SKIPPED,
+                         statistics={"test": "fold_ttest"})
     cell = table.cell("reverb", "tdnn", "clean", "valence")
     assert cell["n_pairs"] == 5 and "dropped" in cell["note"]
     pooled = table.cell("RETAINING", "tdnn", "clean", "valence")
@@ -202,7 +210,7 @@ def test_extra_model_appears_without_code_change(setup, tmp_path):
     paths = write_synthetic_predictions(tmp_path, config, model="ednn", regimes=["clean"])
     _, extra = compute_metrics(paths)
     confusion = pd.concat([setup["confusion"], extra], ignore_index=True)
-    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED)
+    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, statistics={"test": "fold_ttest"})
     assert table.models == ["tdnn", "ednn"]
     assert table.cell("clean", "ednn", "clean", "activation")["value"] != EMPTY
     assert table.cell("env-nat-cont-snr0", "ednn", "match", "activation")["value"] == EMPTY
@@ -212,7 +220,7 @@ def test_extra_model_appears_without_code_change(setup, tmp_path):
     # configured but without predictions: columns kept, all empty
     config2 = copy.deepcopy(config)
     config2["training"]["models"] = ["tdnn", "ednn_nr"]
-    table2 = build_table3(setup["confusion"], config2, conditions.values())
+    table2 = build_table3(setup["confusion"], config2, conditions.values(), statistics={"test": "fold_ttest"})
     assert table2.models == ["tdnn", "ednn_nr"]
     assert set(table2.cells[table2.cells.model == "ednn_nr"]["value"]) == {EMPTY}
 
@@ -228,7 +236,8 @@ def test_a_model_trained_in_fewer_regimes_gets_empty_cells_not_partial_pools(set
     confusion = pd.concat([setup["confusion"], extra], ignore_index=True)
     config2 = copy.deepcopy(config)
     config2["training"]["models"] = ["tdnn", "ednn"]
-    table = build_table3(confusion, config2, conditions.values(), skipped=SKIPPED, model_regimes={"ednn": trained})
+    table = build_table3(confusion, config2, conditions.values(), skipped=SKIPPED, model_regimes={"ednn": trained},
+                         statistics={"test": "fold_ttest"})
     ednn = table.cells[table.cells.model == "ednn"]
     mismatch = ednn[ednn.column == "mismatch"]
     assert set(mismatch["value"]) == {EMPTY}
@@ -237,8 +246,8 @@ def test_a_model_trained_in_fewer_regimes_gets_empty_cells_not_partial_pools(set
     assert table.cell("ALL", "ednn", "match", "activation")["value"] == EMPTY  # needs the `all` regime
     assert table.cell("clean", "ednn", "clean", "activation")["value"] != EMPTY
     # the fully trained model is unaffected
-    assert table.cell("ALL", "tdnn", "mismatch", "activation")["value"] == setup["table"].cell(
-        "ALL", "tdnn", "mismatch", "activation")["value"]
+    assert table.cell("ALL", "tdnn", "mismatch", "activation")["mean"] == setup["table"].cell(
+        "ALL", "tdnn", "mismatch", "activation")["mean"]
 
 
 def test_partial_skip_notes_quote_an_example_reason(tmp_path):
@@ -301,7 +310,7 @@ def test_cells_resting_on_degenerate_models_are_marked_and_noted(setup, tmp_path
     assert flagged == {("tdnn", "clean", 1, 1, "valence"): "all validation predictions are 'low'"}
 
     table = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), skipped=SKIPPED,
-                         corpus="ravdess", flagged=flagged)
+                         corpus="ravdess", flagged=flagged, speakers=setup["speakers"])
     plain = setup["table"]
     cell = table.cell("clean", "tdnn", "clean", "valence")
     assert cell["value"].endswith("†") and "clean fold 1 rep 1 (all validation predictions are 'low')" in cell["note"]
@@ -313,3 +322,121 @@ def test_cells_resting_on_degenerate_models_are_marked_and_noted(setup, tmp_path
     assert set(table.cells.loc[marked, "column"]) == {"clean"} and set(table.cells.loc[marked, "task"]) == {"valence"}
     assert (table.cells.loc[~marked, "value"].to_numpy() == plain.cells.loc[~marked, "value"].to_numpy()).all()
     assert r"\dag{}" in to_latex(table) and "†" in to_markdown(table)
+
+
+# -- statistics: the speaker-level default, the paper's t-test option, intervals, family, units ---------
+
+
+def test_caption_states_the_test_units_and_bonferroni_family(setup):
+    table = setup["table"]
+    caption = table.caption_text
+    family = table.family
+    assert table.units == {"speakers": N_SPEAKERS, "pairs": len(FOLDS) * len(REPS), "utterances": 3 * 60}
+    assert "speaker-level paired test of the UAR difference" in caption and "leaving out one speaker" in caption
+    assert "paired at the utterance" in caption and f"clustered by the {N_SPEAKERS} test speakers" in caption
+    assert "180 clean test utterances per repetition, 6 (fold, repetition) pairs" in caption
+    assert (f"Bonferroni family: m = {table.m} comparisons of this table ({family['a']} × (a) each row vs No noise "
+            "in the Clean column") in caption
+    assert f"{family['b']} × (b) each row vs the Clean column of the same row" in caption
+    assert "6 × (c) All noises** vs Perception-retaining in each column (RQ3)" in caption
+    assert "95% confidence interval (speaker-level bootstrap, percentile)" in caption
+    assert caption in to_markdown(table) and "⇑/⇓" in caption
+
+
+def test_every_cell_has_a_speaker_level_confidence_interval(setup, tmp_path):
+    table = setup["table"]
+    filled = table.cells[table.cells["n_pairs"] > 0]
+    assert filled[["ci_low", "ci_high"]].notna().all(axis=None)
+    assert (filled["ci_low"] <= filled["mean"] + 0.02).all() and (filled["mean"] <= filled["ci_high"] + 0.02).all()
+    assert (filled["ci_high"] - filled["ci_low"]).between(0.005, 0.5).all()
+    assert (filled["n_speakers"] == N_SPEAKERS).all()
+    clean = table.cell("clean", "tdnn", "clean", "activation")
+    assert clean["n_predictions"] == len(FOLDS) * len(REPS) * 60
+    # hidden by default, shown on request (tables.show_ci)
+    assert "[" not in "".join(line for line in to_markdown(table).splitlines() if line.startswith("| No noise"))
+    shown = copy.copy(table)
+    shown.statistics = {**table.statistics, "show_ci": True}
+    row = next(line for line in to_markdown(shown).splitlines() if line.startswith("| No noise"))
+    assert f"{clean['value']} [{clean['ci_low']:.2f}, {clean['ci_high']:.2f}]" in row
+    assert "; shown in brackets" not in table.caption_text
+
+
+def test_the_papers_fold_t_test_is_an_option_with_its_old_numbers(setup):
+    from scipy.stats import ttest_rel
+
+    config, conditions = setup["config"], setup["conditions"]
+    table = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED,
+                         statistics={"test": "fold_ttest"}, all_vs_retaining=False)
+    cells = table.cells
+    tested = cells[cells["p"].notna()]
+    # the old default: t-test over (fold, rep) pairs, Bonferroni over (a) and (b) only; no speakers needed
+    assert table.m == len(tested) and table.family["c"] == 0 and set(tested["test"]) == {"fold_ttest"}
+    assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
+    worse = table.cell("env-nat-cont-snr0", "tdnn", "clean", "valence")
+    mine, ref = table.pairs[("env-nat-cont-snr0", "tdnn", "clean", "valence")], table.pairs[("clean", "tdnn", "clean",
+                                                                                               "valence")]
+    expected = ttest_rel(mine.to_numpy(), ref.loc[mine.index].to_numpy())
+    assert worse["p"] == pytest.approx(expected.pvalue) and worse["t"] == pytest.approx(expected.statistic)
+    assert worse["significant"] and worse["value"].endswith("↓")
+    assert "paper's paired t-test over the 6 (fold, repetition) pairs" in table.caption_text
+    assert cells["ci_low"].isna().all()  # no per-speaker counts given: no intervals
+    # the means are the default table's: only the tests differ
+    assert np.allclose(cells["mean"], setup["table"].cells["mean"], equal_nan=True)
+
+
+def test_speaker_level_tests_need_the_speaker_counts(setup):
+    with pytest.raises(ValueError, match="statistics.test 'speaker_jackknife' needs the per-speaker confusion"):
+        build_table3(setup["confusion"], setup["config"], setup["conditions"].values())
+    with pytest.raises(ValueError, match="statistics.test: 'welch'"):
+        build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), statistics={"test": "welch"})
+
+
+def test_all_noises_vs_perception_retaining_and_utterance_sets_that_differ(setup):
+    config, conditions = setup["config"], setup["conditions"]
+    confusion, speakers = setup["confusion"].copy(), setup["speakers"].copy()
+    # every perception-altering condition predicted perfectly: All noises** rises above Perception-retaining
+    altering = [c for c, info in conditions.items() if info.perception == "altering"]
+    labels = ("low", "mid", "high")
+    for frame in (confusion, speakers):
+        rows = frame["condition"].isin(altering)
+        for t in labels:
+            total = sum(frame.loc[rows, f"cm_{t}_{p}"] for p in labels)
+            for p in labels:
+                frame.loc[rows, f"cm_{t}_{p}"] = total if p == t else 0
+    # one speaker's reverb utterances differ from its clean ones (as when a condition skips utterances)
+    speakers.loc[(speakers["condition"] == "reverb") & (speakers["speaker"] == "spk0"), "utt_digest"] = "other"
+    table = build_table3(confusion, config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                         statistics={"resamples": 20000})
+    for column in ("clean", "mismatch", "match"):
+        cell = table.cell("ALL", "tdnn", column, "activation")
+        assert cell["vs_retaining_mean"] == pytest.approx(table.cell("RETAINING", "tdnn", column, "activation")["mean"])
+        assert cell["vs_retaining_difference"] > 0.03
+        assert cell["vs_retaining_significant"] and cell["vs_retaining_direction"] == "up" and "⇑" in cell["value"]
+    reverb = table.cell("reverb", "tdnn", "clean", "activation")
+    assert "test utterances differ in" in reverb["note"] and "paired by speaker, not by utterance" in reverb["note"]
+    assert "utterance sets that differ" in " ".join(table.notes)
+    assert r"$\Uparrow$" in to_latex(table)
+
+
+def test_same_predictions_same_bytes_and_the_permutation_option(setup, tmp_path):
+    config, conditions, speakers = setup["config"], setup["conditions"], setup["speakers"]
+    texts = []
+    for _ in range(2):
+        table = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                             statistics={"resamples": 500})
+        texts.append(table.cells.to_csv(index=False) + to_markdown(table) + to_latex(table))
+    assert texts[0] == texts[1]
+    permutation = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                               statistics={"test": "speaker_permutation", "resamples": 500})
+    # 500 random swap patterns (2^12 > 500): the smallest p is 1/501 and nothing survives Bonferroni; the table
+    # says so
+    tested = permutation.cells[permutation.cells["p"].notna()]
+    assert set(tested["test"]) == {"speaker_permutation"} and tested["p"].min() == pytest.approx(1 / 501)
+    assert "exact" not in " ".join(tested["note"])  # said once, in the caption
+    assert "speaker-level paired permutation test" in permutation.caption_text
+    bootstrap = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                             statistics={"test": "speaker_bootstrap", "resamples": 500})
+    worse = bootstrap.cell("env-nat-cont-snr0", "tdnn", "clean", "activation")
+    assert worse["test"] == "speaker_bootstrap" and worse["significant"] and worse["diff_ci_high"] < 0
+    assert "speaker-level paired bootstrap of the UAR difference (500 resamples)" in bootstrap.caption_text
+    assert any("no comparison can be significant" in note for note in permutation.notes)

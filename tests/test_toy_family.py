@@ -24,7 +24,7 @@ import yaml
 
 from sernoise.config import validate_config
 from sernoise.corpora.manifest import to_manifest_frame
-from sernoise.evaluation.metrics import compute_metrics, read_confusion
+from sernoise.evaluation.metrics import compute_metrics, read_confusion, speaker_confusion
 from sernoise.evaluation.table3 import build_table3
 from sernoise.evaluation.uar_table import run_table_rule
 from sernoise.features import N_MELS, write_feature_archive
@@ -167,7 +167,7 @@ def test_toy_family_and_task_flow_through_training_prediction_metrics_and_table3
 
     root = tmp_path / "work"
     (root / "features").mkdir(parents=True)
-    _corpus(root)
+    manifest = _corpus(root)
     family = get_model("toy")
     predictions = []
     for regime in plan.model_regimes["toy"]:
@@ -209,13 +209,18 @@ def test_toy_family_and_task_flow_through_training_prediction_metrics_and_table3
     metrics_dir = root / "results" / "ravdess" / "metrics" / "toy"
     metrics_dir.mkdir(parents=True)
     confusion.to_csv(metrics_dir / "confusion.csv", index=False)
+    by_speaker = speaker_confusion(predictions, dict(zip(manifest["utt_id"], manifest["speaker"])))
+    by_speaker.to_csv(metrics_dir / "speaker_confusion.csv", index=False)
 
     tables = root / "results" / "ravdess" / "tables"
     outputs = SimpleNamespace(**{k: str(tables / f"table3.{ext}") for k, ext in
                                  (("csv", "csv"), ("markdown", "md"), ("latex", "tex"), ("html", "html"))})
     tables.mkdir(parents=True)
-    smk = SimpleNamespace(input=SimpleNamespace(confusion=[str(metrics_dir / "confusion.csv")], statuses=[]),
-                          params=SimpleNamespace(settings=plan.evaluation_settings(), corpus="ravdess"),
+    smk = SimpleNamespace(input=SimpleNamespace(confusion=[str(metrics_dir / "confusion.csv")], statuses=[],
+                                                speaker_confusion=[str(metrics_dir / "speaker_confusion.csv")]),
+                          params=SimpleNamespace(settings=plan.evaluation_settings(), corpus="ravdess",
+                                                 statistics={**config["statistics"], "seed": config["seed"],
+                                                             "show_ci": True}),
                           output=outputs)
     table = run_table_rule(smk, logging.getLogger("toy"), build_table3)
     cells = pd.read_csv(tables / "table3.csv")
@@ -225,6 +230,7 @@ def test_toy_family_and_task_flow_through_training_prediction_metrics_and_table3
     fade = cells[(cells["label"] == "Fade in") & (cells["column"] == "match")]
     assert len(fade) == 1 and fade["mean"].notna().all()
     assert "Toy centroid" in (tables / "table3.md").read_text() and table.models == ["toy"]
+    assert no_noise[["ci_low", "ci_high"]].notna().all(axis=None) and table.statistics["test"] == "speaker_jackknife"
 
 
 def test_confusion_of_tasks_with_different_classes_is_read_over_their_union(tmp_path):

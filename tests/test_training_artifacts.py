@@ -61,7 +61,7 @@ def _result(curve=None):
 def test_training_run_seed_title_and_record():
     run = _run()
     assert (run.fold, run.rep, run.regime) == (2, 1, Regime(**REGIME))
-    assert run.seed == derive_seed(42, "train", "tdnn", "mismatched-nat", 2, 1, "activation")
+    assert run.seed == derive_seed(42, "train", 2, 1, "activation")
     assert run.title("T-DNN") == "T-DNN mismatched-nat fold 2 rep 1 activation"
     assert run.record() == {
         "seed": run.seed, "config_seed": 42, "regime": "mismatched-nat", "regime_kind": "mismatched",

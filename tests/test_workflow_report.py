@@ -14,7 +14,8 @@ import re
 import pandas as pd
 import pytest
 
-from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+from fixtures.synthetic_predictions import SPEAKERS, synthetic_config, write_synthetic_predictions
+from sernoise.corpora.manifest import to_manifest_frame
 from workflow_helpers import run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -36,6 +37,10 @@ def evaluated(tmp_path_factory):
                "augment": {"conditions": TESTED}}
     config = synthetic_config()
     write_synthetic_predictions(workdir, config, regimes=REGIMES, tested=TESTED)
+    # the manifest gives each utterance's speaker (rule compute_metrics: speaker_confusion.csv)
+    manifest = to_manifest_frame([{"utt_id": utt, "path": f"audio/{utt}.wav", "speaker": speaker, "group": speaker}
+                                  for utt, speaker in SPEAKERS.items()])
+    manifest.to_csv(workdir / "results/ravdess/manifest.csv", index=False)
     for condition in TESTED:
         status = workdir / f"results/ravdess/augmented/{condition}/test/status.json"
         status.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +65,11 @@ def test_evaluation_outputs(evaluated):
         "Nature: Cont. 0 dB", "Human: Cont. 10 dB", "Fade in", "Drop letters"]
     worse = table[(table.row_key == "env-nat-cont-snr0") & (table.column == "clean")]
     assert worse["significant"].all() and (worse["direction"] == "down").all()
+    # the default statistics: speaker-level jackknife on the manifest's 12 speakers, intervals in the CSV
+    assert set(table.loc[table["comparison"].notna(), "test"]) == {"speaker_jackknife"}
+    assert (table.loc[table["n_pairs"] > 0, "n_speakers"] == 12).all() and table["ci_low"].notna().any()
+    by_speaker = pd.read_csv(workdir / "results/ravdess/metrics/tdnn/speaker_confusion.csv")
+    assert set(by_speaker["speaker"]) == set(SPEAKERS.values()) and by_speaker["utt_digest"].notna().all()
     md = (workdir / "results/ravdess/tables/table3.md").read_text()
     assert "Drop letters (drop-letters): skipped on this corpus (no alignment for this corpus)" in md
     assert "Fade in (fade-in): 30 of 120 utterances skipped (too short); its cells use the others." in md

@@ -44,7 +44,13 @@ def test_predictions_cover_the_test_role_in_every_condition(train_run):
 
 def test_model_folders_are_complete_and_load_with_weights_only(train_run):
     workdir, _ = train_run
-    for folder, hparams, _ in wf.check_model_folders(workdir, "tdnn", REGIMES, N_FOLDS, MODEL_FILES).values():
+    folders = wf.check_model_folders(workdir, "tdnn", REGIMES, N_FOLDS, MODEL_FILES)
+    # Common random numbers: one seed per (fold, rep, task), whatever the regime.
+    seeds = {(regime, fold): hparams["seed"] for (regime, fold), (_, hparams, _) in folders.items()}
+    for fold in range(1, N_FOLDS + 1):
+        assert len({seeds[(regime, fold)] for regime in REGIMES}) == 1
+    assert len({seeds[(REGIMES[0], fold)] for fold in range(1, N_FOLDS + 1)}) == N_FOLDS
+    for folder, hparams, _ in folders.values():
         assert hparams["hparams"]["conv_channels"] == 16 and hparams["norm"] == "norm.npz"
         assert 1 <= hparams["best_epoch"] <= hparams["epochs_run"] <= 2
         load_model(folder / "model.pt", folder / "hparams.yaml")

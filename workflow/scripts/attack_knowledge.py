@@ -7,10 +7,14 @@ import pandas as pd
 
 from sernoise.attack.inputs import load_inputs
 from sernoise.attack.knowledge import measure_degradation, write_knowledge
+from sernoise.perception.partition import attack_settings_under_partition, optional_partition
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
-    wc, settings = snakemake.wildcards, snakemake.params.settings
+    wc = snakemake.wildcards
+    # each category's perception class (a column of knowledge.csv) under the perception partition
+    settings = attack_settings_under_partition(snakemake.params.settings,
+                                               optional_partition(getattr(snakemake.input, "partition", None)))
     start = time.perf_counter()
     # train-pool noise only: no test noise recording
     data = load_inputs(snakemake, log, role="val", limit=settings["knowledge_utterances"], noise_pool="train",
@@ -18,6 +22,7 @@ with rule_log(snakemake) as log:
     utts = data.utts
     log.info("fold %s: %d of %d labelled validation utterances", wc.fold, len(utts), len(data.candidates))
     frame = measure_degradation(data.predictor, data.samples(), data.labels, data.categories, noise=data.pool,
+                                context_for=data.context,
                                 seed=snakemake.params.seed, perception=settings["perception"])
     unusable = sorted(set(settings["categories"]) - set(data.categories))  # no noise for them: ranked last
     if unusable:

@@ -1,4 +1,4 @@
-"""Rule make_table3: Table 3 (paper layout) with paired t-tests and Bonferroni, as CSV, Markdown, LaTeX, HTML."""
+"""Rule make_table3: Table 3 (paper layout) with paired tests (config statistics) and Bonferroni, as CSV, Markdown, LaTeX, HTML."""
 
 from sernoise.evaluation.labels import noise_robust_models
 from sernoise.evaluation.table3 import build_table3

@@ -1,5 +1,5 @@
 """Rule make_table4: Table 4 (the noise-robust arms NR-T-DNN and NR-E-DNN, paper layout) with paired
-t-tests and Bonferroni, as CSV, Markdown, LaTeX, HTML."""
+tests (config statistics) and Bonferroni, as CSV, Markdown, LaTeX, HTML."""
 
 from sernoise.evaluation.table4 import build_table4
 from sernoise.evaluation.uar_table import run_table_rule

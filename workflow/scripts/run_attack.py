@@ -9,11 +9,13 @@ import time
 from sernoise.attack.inputs import load_inputs
 from sernoise.attack.knowledge import degradation_order, read_knowledge
 from sernoise.attack.runner import AttackJob, run_job, write_results
+from sernoise.perception.partition import attack_settings_under_partition, optional_partition
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
     wc, p = snakemake.wildcards, snakemake.params
-    settings = p.settings
+    # the perception partition decides which categories a `retaining` noise set holds
+    settings = attack_settings_under_partition(p.settings, optional_partition(getattr(snakemake.input, "partition", None)))
     start = time.perf_counter()
     data = load_inputs(snakemake, log, role="test", limit=settings["max_utterances"], noise_pool="test",
                        categories=settings["noise_sets"][wc.noise_set])
@@ -30,7 +32,7 @@ with rule_log(snakemake) as log:
     predictor = data.predictor
     utterances = ((u, x, speaker, data.labels[u]) for u, x, speaker in data.samples())
     meta = {"model": wc.model, "regime": settings["regime"], "fold": int(wc.fold), "rep": int(wc.rep), "task": wc.task}
-    frame = run_job(job, predictor, utterances, noise=data.pool, meta=meta, log=log.info)
+    frame = run_job(job, predictor, utterances, noise=data.pool, meta=meta, log=log.info, context_for=data.context)
     write_results(frame, snakemake.output[0])
     direct = frame[~frame["derived"].astype(bool)]
     log.info("%d rows; success rate per budget: %s", len(frame),

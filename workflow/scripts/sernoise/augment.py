@@ -63,13 +63,13 @@ def utterance_seed(global_seed: int, condition_id: str, pool: str, utt_id: str) 
     return derive_seed(global_seed, "augment", condition_id, pool, utt_id)
 
 
-def _has_alignment(value) -> bool:
+def has_alignment(value) -> bool:
     return value is not None and str(value).strip() not in ("", "nan", "None")
 
 
 def corpus_has_alignments(manifest: pd.DataFrame) -> bool:
     """True when at least one manifest row has an ``alignment`` path."""
-    return "alignment" in manifest.columns and any(_has_alignment(v) for v in manifest["alignment"])
+    return "alignment" in manifest.columns and any(has_alignment(v) for v in manifest["alignment"])
 
 
 def unmet_requirement(condition: Condition, manifest: pd.DataFrame, *, noise=None, fillers=None) -> str | None:
@@ -233,7 +233,7 @@ def augment_shard(
             if result is None:
                 words = phones = None
                 if needs_alignment:
-                    if not _has_alignment(row.get("alignment")):
+                    if not has_alignment(row.get("alignment")):
                         raise SkipUtterance("no alignment for this utterance")
                     try:
                         words, phones = _read_alignment(row)

@@ -198,7 +198,11 @@ class Plan:
             + [results(self.corpus, "augmented", "gallery.png")]
 
     def table2_targets(self) -> list[str]:
-        return [self.table("table2", ext) for ext in ("csv", "md")] if self.perception.get("responses") else []
+        """Table 2 (csv first) and, written beside it by the same rule, the RQ1 checks (paper §8.1)."""
+        if not self.perception.get("responses"):
+            return []
+        folder = results(self.corpus, "perception")
+        return [self.table("table2", ext) for ext in ("csv", "md")] + [f"{folder}/rq1.csv", f"{folder}/rq1.md"]
 
     def perception_targets(self) -> list[str]:
         if not (self.perception_configured and self.built):
@@ -286,14 +290,24 @@ def _tasks(config: dict) -> dict[str, str]:
     return kinds
 
 
-def _strategy(config: dict) -> str:
-    """The training strategy's name, after building it once with its options (errors name the key)."""
+def _strategy(config: dict, task_kinds: dict[str, str]) -> str:
+    """The training strategy's name, after building it once with its options (errors name the key).
+
+    Its selection metric must apply to every trained task (UAR and F1 to classes, CCC to
+    dimensional ratings; the loss to all), or the first training job would fail on it.
+    """
     spec = config["training"].get("strategy") or {}
     name = spec.get("name", "standard")
     try:
-        get_strategy(name, spec.get("options"))
+        metric = get_strategy(name, spec.get("options")).selection_metric
     except StrategyError as error:
         raise PlanError(f"config key training.strategy: {error}") from None
+    dimensional = metric == "ccc"
+    misfits = [task for task, kind in task_kinds.items() if metric != "loss" and (kind == "dimensional") != dimensional]
+    if misfits:
+        fits = "ccc or loss" if not dimensional else "uar, f1_weighted or loss"
+        raise PlanError(f"config key training.strategy.options.selection_metric: {metric!r} does not apply to the "
+                        f"task(s) {misfits} of training.tasks; choose {fits}")
     return name
 
 
@@ -377,8 +391,8 @@ def build_plan(config: dict, *, attack_defaults: dict | None = None, perception_
     plugins = load_plugins(config)
     conditions, built = _conditions(config)
     task_kinds = _tasks(config)
-    strategy = _strategy(config)
     models = _models(config, task_kinds)
+    strategy = _strategy(config, task_kinds)
     regimes = _regimes(config, conditions, built)
     sweep_model, sweep = _sweep(config, conditions, built, models)
     backbones, repos = _backbones(config, models, base_dir)

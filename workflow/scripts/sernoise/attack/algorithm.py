@@ -17,6 +17,9 @@ Exact procedure (the pseudo-code's intent; its literal text returns before the r
   flip (5 dB is known to flip and is not queried again; 1 dB was already tried in phase 1).
 * **Phase 3.**  Every noise at ``d = 10`` dB; a flip of noise ``i`` is refined over 6, 7, 8, 9 dB
   likewise.
+* **Fixed-strength noises** (``fixed[i]``: manipulations without a strength knob, such as a
+  dropped word) are asked once, in phase 3 with the strongest perturbations (their query
+  carries the phase level, 10), and never refined; phases 1 and 2 skip them.
 * **Success** is decided by the first query whose label differs from the reference: a
   misclassifying perturbation was found within the budget.  The refinement that follows only
   minimises the decrease; it runs on the budget that is left and is cut when the budget is
@@ -81,6 +84,7 @@ class AttackResult:
     n_noises: int
     reference: Hashable
     budget: int | None  # None = inf
+    fixed: tuple = ()  # per noise: queried once at its configured strength (phase 3, no refinement)
     noise: int | None = None  # index of the successful noise
     decrease: int | None = None  # smallest flipping decrease found
     label: Hashable | None = None  # the model's label at (noise, decrease)
@@ -112,9 +116,10 @@ def check_budget(budget) -> int | None:
 
 
 class _Run:
-    def __init__(self, reference, ask, budget, batched, n_noises):
+    def __init__(self, reference, ask, budget, batched, n_noises, fixed=()):
         self.reference, self.ask, self.budget, self.batched = reference, ask, budget, batched
-        self.result = AttackResult(success=False, queries=0, n_noises=n_noises, reference=reference, budget=budget)
+        self.result = AttackResult(success=False, queries=0, n_noises=n_noises, reference=reference, budget=budget,
+                                   fixed=tuple(bool(f) for f in fixed))
 
     def left(self) -> int | None:
         return None if self.budget is None else self.budget - self.result.queries
@@ -160,17 +165,24 @@ def algorithm1(
     budget: int | None = None,
     *,
     batched: bool = True,
+    fixed: Sequence[bool] | None = None,
 ) -> AttackResult:
     """Run Algorithm 1 over ``n_noises`` noises; ``ask(queries) -> labels`` answers a list of queries.
 
-    ``reference`` is the model's label for the clean utterance (not counted).  See the module
+    ``reference`` is the model's label for the clean utterance (not counted).  ``fixed[i]``: noise
+    ``i`` has no strength knob (asked once, in the last phase, never refined).  See the module
     docstring for the exact order, counting and batching rules.
     """
     budget = check_budget(budget)
-    run = _Run(reference, ask, budget, batched, int(n_noises))
+    fixed = tuple(bool(f) for f in fixed) if fixed is not None else (False,) * int(n_noises)
+    if len(fixed) != int(n_noises):
+        raise ValueError(f"fixed has {len(fixed)} entries for {n_noises} noises")
+    run = _Run(reference, ask, budget, batched, int(n_noises), fixed)
     result = run.result
+    last = len(PHASES)
     for phase, (level, refinement) in enumerate(PHASES, start=1):
-        hit, exhausted = run.sweep([Query(i, level) for i in range(n_noises)], phase, False)
+        asked = [i for i in range(n_noises) if phase == last or not fixed[i]]
+        hit, exhausted = run.sweep([Query(i, level) for i in asked], phase, False)
         if hit is None:
             if exhausted:
                 return result  # failure: budget spent
@@ -178,7 +190,7 @@ def algorithm1(
         result.success = True
         result.noise, result.decrease, result.label = hit.query.noise, hit.query.decrease, hit.label
         result.queries_to_flip = result.queries
-        if refinement:
+        if refinement and not fixed[hit.query.noise]:
             better, _ = run.sweep([Query(hit.query.noise, d) for d in refinement], phase, True)
             if better is not None:
                 result.decrease, result.label = better.query.decrease, better.label
@@ -207,7 +219,8 @@ def attack(
     def ask(queries: list[Query]) -> list:
         return list(query([noises[q.noise].perturb(q.decrease) for q in queries]))
 
-    return algorithm1(len(noises), reference, ask, budget, batched=batched)
+    return algorithm1(len(noises), reference, ask, budget, batched=batched,
+                      fixed=[getattr(n, "fixed", False) for n in noises])
 
 
 def derive(result: AttackResult, budget) -> AttackResult:
@@ -227,6 +240,7 @@ def derive(result: AttackResult, budget) -> AttackResult:
         except KeyError as error:
             raise ValueError(f"query {error.args[0]} is not in the recorded run") from None
 
-    derived = algorithm1(result.n_noises, result.reference, replay, budget, batched=False)
+    derived = algorithm1(result.n_noises, result.reference, replay, budget, batched=False,
+                         fixed=result.fixed or None)
     derived.calls, derived.computed = [], 0  # nothing was computed for it
     return derived

@@ -8,11 +8,13 @@ Torch and the data modules are imported on use, as in the rest of :mod:`sernoise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from sernoise.conditions.base import Context
 
 from .runner import select_utterances, usable_categories
 
@@ -27,6 +29,24 @@ class RuleInputs:
     predictor: object       # black-box predictor of the attacked model
     store: object           # sernoise.audio_store.AudioStore of the clean audio
     speakers: dict          # utterance id -> speaker
+    alignments: dict = field(default_factory=dict)  # utterance id -> alignment file (manifest column)
+    fillers: object = None  # sernoise.conditions.filler.FillerBank when a category inserts fillers
+    _aligned: dict = field(default_factory=dict, repr=False)
+
+    def context(self, utt_id: str, speaker: str) -> Context:
+        """What the conditions may know of the utterance: its word and phone alignment (read once),
+        the filler bank and the noise pool (:func:`sernoise.attack.runner.utterance_context`)."""
+        if utt_id not in self._aligned:
+            path = self.alignments.get(utt_id)
+            if path:
+                from sernoise.alignments import read_phones, read_words
+
+                self._aligned[utt_id] = (read_words(path), read_phones(path))
+            else:
+                self._aligned[utt_id] = (None, None)
+        words, phones = self._aligned[utt_id]
+        return Context(utt_id=utt_id, speaker=speaker, words=words, phones=phones, noise=self.pool,
+                       fillers=self.fillers)
 
     def samples(self) -> Iterator[tuple[str, np.ndarray, str]]:
         """(utterance id, clean audio, speaker) of each selected utterance, read on demand."""
@@ -64,7 +84,12 @@ def load_inputs(smk, log, *, role: str, limit, noise_pool: str, categories: Iter
     pool = NoisePool(list(zip(p.banks, inp.banks, inp.bank_audio)), noise_pool)
     built = {cid: build_condition(cid, spec) for cid, spec in p.conditions.items()}
     wanted = {c: [built[cid] for cid in p.settings["categories"][c]] for c in categories}
-    usable, notes = usable_categories(wanted, pool)
+    fillers = None
+    if any("fillers" in cond.requires for conds in wanted.values() for cond in conds) and getattr(inp, "fillers", None):
+        from sernoise.conditions.filler import FillerBank
+
+        fillers = FillerBank.load(inp.fillers)
+    usable, notes = usable_categories(wanted, pool, manifest=manifest, fillers=fillers)
     for note in notes:
         log.warning(note)
     predictor = load_predictor(wc.model, Path(inp.model[0]).parent, resolve_device(p.device))
@@ -72,4 +97,14 @@ def load_inputs(smk, log, *, role: str, limit, noise_pool: str, categories: Iter
         labels=labels, candidates=candidates, utts=utts, pool=pool, categories=usable, predictor=predictor,
         store=AudioStore.from_index(inp.index),
         speakers=dict(zip(manifest["utt_id"].astype(str), manifest["speaker"].astype(str))),
+        alignments=_alignment_files(manifest), fillers=fillers,
     )
+
+
+def _alignment_files(manifest) -> dict:
+    """utterance id -> alignment file, for the rows of the manifest that have one."""
+    if "alignment" not in manifest.columns:
+        return {}
+    from sernoise.augment import has_alignment
+
+    return {str(u): str(a) for u, a in zip(manifest["utt_id"], manifest["alignment"]) if has_alignment(a)}

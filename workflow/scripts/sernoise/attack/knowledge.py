@@ -30,12 +30,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sernoise.conditions.base import Condition, Context
+from sernoise.conditions.base import Condition
 from sernoise.io import read_csv_checked
 from sernoise.predictions import CLASS_INDICES, uar
 from sernoise.seeds import rng_for
 
 from .perturb import draw_instance
+from .runner import utterance_context
 
 KNOWLEDGE_COLUMNS = ["category", "perception", "conditions", "n_utterances", "n_skipped", "uar_clean",
                      "uar_noisy", "uar_drop", "rank"]
@@ -50,14 +51,17 @@ def measure_degradation(
     noise=None,
     seed: int,
     perception: Mapping[str, str] | None = None,
+    context_for: Callable | None = None,
 ) -> pd.DataFrame:
-    """Per category the validation UAR drop (see module docstring); ``utterances``: (utt_id, audio, speaker)."""
+    """Per category the validation UAR drop (see module docstring); ``utterances``: (utt_id, audio, speaker);
+    ``context_for``: the conditions' context (:func:`sernoise.attack.runner.utterance_context`)."""
+
     true: list[int] = []
     clean: list[int] = []
     noisy: dict[str, list[tuple[int, int]]] = {c: [] for c in categories}  # (row in true, prediction)
     skipped = {c: 0 for c in categories}
     for utt_id, x, speaker in utterances:
-        context = Context(utt_id=utt_id, speaker=speaker, noise=noise)
+        context = utterance_context(utt_id, speaker, noise, context_for)
         batch, names = [x], []
         for category, conditions in categories.items():
             rng = rng_for(seed, "attack-knowledge", utt_id, category)

@@ -37,9 +37,23 @@ a mild 20 dB).
   target (an instance belongs to one utterance and run), so asking the same decrease again
   costs no search.
 
-Conditions that change the length (speed, fillers, word/letter drops) have no defined
-difference SNR and pitch shifts cannot be scaled to 20-29 dB of it: they are not attack
-noises (:func:`attack_kind` rejects them when the workflow starts).
+* **Strength-scaled manipulations** (``speed_segment``, ``speed_utterance``, ``pitch``,
+  ``filler``).  Most change the length (no difference SNR) and a pitch shift cannot be
+  scaled to 20-29 dB of it, so their strength is not an SNR: the decrease ``d`` (1-10)
+  selects the fraction ``d / 10`` of the condition's configured strength
+  (:meth:`~sernoise.conditions.base.Condition.at_strength`: tempo and pitch factors
+  ``factor ** s``; a filler ``20·log10(s)`` dB quieter with ``s``-times shorter pauses), so
+  the attack's largest step is the configured condition.  The condition is applied with a
+  copy of the instance's generator state at every strength, so the same segment, insertion
+  point and filler clip are used at every strength.  Knob: ``strength`` (recorded with the
+  scaled argument); ``snr_measured`` is the difference SNR when the length is kept, else NaN.
+* **Fixed-strength manipulations** (``drop_words``, ``drop_letters``): no strength knob (a
+  word is dropped or not).  Each is ONE query at its configured strength, asked in the last
+  phase with the strongest perturbations and never refined
+  (:func:`~sernoise.attack.algorithm.algorithm1`'s ``fixed``).  Knob: ``fixed``.
+
+Together these are the paper's "all noises" (§8.5: environmental noise and every signal
+manipulation); :func:`attack_kind` names the kind of each condition type.
 """
 
 from __future__ import annotations
@@ -54,7 +68,12 @@ from sernoise.conditions.base import SAMPLE_RATE, Condition, Context, SkipUttera
 from sernoise.conditions.fade import fade_gain
 from sernoise.conditions.snr import EPS, additive_snr, difference_snr, gain_for_powers, power
 
-KINDS = {"env": "additive", "insert": "additive", "reverb": "reverb", "fade": "fade"}
+KINDS = {
+    "env": "additive", "insert": "additive", "reverb": "reverb", "fade": "fade",
+    "speed_segment": "strength", "speed_utterance": "strength", "pitch": "strength", "filler": "strength",
+    "drop_words": "fixed", "drop_letters": "fixed",
+}
+MAX_DECREASE = 10  # the attack's largest step (algorithm.PHASES): full strength of a strength-scaled condition
 SNR_TOLERANCE_DB = 0.01
 MAX_EVALUATIONS = 30
 WET_LEVEL_BOUNDS_DB = (-80.0, 40.0)
@@ -145,6 +164,7 @@ class NoiseInstance:
 
     kind = ""
     knob_name = ""
+    fixed = False  # queried once, at its configured strength (algorithm1's ``fixed``)
 
     def __init__(self, category: str, condition: str, x: np.ndarray, start_snr: float, *, file: str = "",
                  params: dict | None = None, configured: np.ndarray | None = None):
@@ -292,6 +312,66 @@ class FadeInstance(_SearchedInstance):
         return 10.0**u
 
 
+class StrengthInstance(NoiseInstance):
+    """A signal manipulation at ``d / MAX_DECREASE`` of its configured strength (speed, pitch, filler)."""
+
+    kind = "strength"
+    knob_name = "strength"
+
+    def __init__(self, category, condition, x, start_snr, built: Condition, rng_state: dict, context: Context,
+                 **kwargs):
+        super().__init__(category, condition, x, start_snr, **kwargs)
+        self.built, self.rng_state, self.context = built, rng_state, context
+        self._audio: dict[float, np.ndarray] = {}
+
+    def target(self, decrease: float) -> float:
+        return math.nan  # no SNR target: the strength is the level
+
+    def strength(self, decrease: float) -> float:
+        return min(max(float(decrease), 0.0), MAX_DECREASE) / MAX_DECREASE
+
+    def perturb(self, decrease: float) -> np.ndarray:
+        strength = self.strength(decrease)
+        if strength not in self._audio:
+            if strength <= 0.0:
+                raise ValueError(f"{self.condition}: a decrease of {decrease} gives no perturbation")
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = self.rng_state  # the draw of the full-strength application
+            y = self.built.at_strength(strength)(self.x, SAMPLE_RATE, rng, self.context).audio
+            self._audio[strength] = y
+            self._levels[strength] = (strength, difference_snr(self.x, y))  # NaN when the length changed
+        return self._audio[strength]
+
+    def level(self, decrease: float) -> dict:
+        strength = self.strength(decrease)
+        if strength not in self._levels:
+            self.perturb(decrease)
+        knob, snr = self._levels[strength]
+        return {"snr_target": math.nan, "knob_name": self.knob_name, "knob": knob, "snr_measured": snr}
+
+
+class FixedInstance(NoiseInstance):
+    """A manipulation without a strength knob (word or letter drops): its configured output, one query."""
+
+    kind = "fixed"
+    knob_name = "fixed"
+    fixed = True
+
+    def __init__(self, category, condition, x, start_snr, audio: np.ndarray, **kwargs):
+        super().__init__(category, condition, x, start_snr, **kwargs)
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.snr = difference_snr(self.x, self.audio)  # NaN when the length changed
+
+    def target(self, decrease: float) -> float:
+        return math.nan
+
+    def perturb(self, decrease: float) -> np.ndarray:
+        return self.audio
+
+    def level(self, decrease: float) -> dict:
+        return {"snr_target": math.nan, "knob_name": self.knob_name, "knob": 1.0, "snr_measured": self.snr}
+
+
 # ------------------------------------------------------------------------------- drawing
 
 
@@ -315,6 +395,7 @@ def draw_instance(
     for i in rng.permutation(len(conditions)):
         condition = conditions[int(i)]
         kind = attack_kind(condition)
+        state = rng.bit_generator.state  # a copy: strength-scaled renders replay this draw
         try:
             result = condition(x, SAMPLE_RATE, rng, context)
             configured = result.audio if keep_configured else None
@@ -325,6 +406,11 @@ def draw_instance(
                                         float(result.params.get("gain", 1.0)), file=file, **common), reasons
             if kind == "reverb":
                 return ReverbInstance(category, condition.id, x, start_snr, result.audio, **common), reasons
+            if kind == "strength":
+                return StrengthInstance(category, condition.id, x, start_snr, condition, state, context,
+                                        **common), reasons
+            if kind == "fixed":
+                return FixedInstance(category, condition.id, x, start_snr, result.audio, **common), reasons
             return FadeInstance(category, condition.id, x, start_snr, condition.direction, **common), reasons
         except SkipUtterance as skip:
             reasons.append(f"{condition.id}: {skip}")

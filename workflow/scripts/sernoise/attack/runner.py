@@ -85,12 +85,17 @@ class AttackJob:
         return self.budgets[-1]
 
 
-def usable_categories(categories: Mapping[str, list[Condition]], noise=None) -> tuple[dict, list[str]]:
+def usable_categories(categories: Mapping[str, list[Condition]], noise=None, *, manifest: pd.DataFrame | None = None,
+                      fillers=None) -> tuple[dict, list[str]]:
     """The categories with the conditions that ``noise`` (a pool) can feed, and notes on what was dropped.
 
-    A condition needing recorded noise of a category the pool has no file of is left out; a
-    category left without conditions is left out of the noise set (said in the notes).
+    A condition needing recorded noise of a category the pool has no file of is left out, as is one
+    needing word alignments or fillers that the corpus (``manifest``'s ``alignment`` column, the filler
+    bank ``fillers``) does not have (:func:`sernoise.augment.unmet_requirement`); a category left
+    without conditions is left out of the noise set (said in the notes).
     """
+    from sernoise.augment import unmet_requirement
+
     usable, notes = {}, []
     for category, conditions in categories.items():
         kept = []
@@ -100,6 +105,12 @@ def usable_categories(categories: Mapping[str, list[Condition]], noise=None) -> 
                 if noise is None or not noise.files(wanted):
                     notes.append(f"category {category}: condition {condition.id} left out: no {wanted} noise in the pool")
                     continue
+            if condition.requires & {"alignment", "fillers"}:
+                reason = ("no manifest with alignments was given" if manifest is None
+                          else unmet_requirement(condition, manifest, noise=noise, fillers=fillers))
+                if reason:
+                    notes.append(f"category {category}: condition {condition.id} left out: {reason}")
+                    continue
             kept.append(condition)
         if kept:
             usable[category] = kept
@@ -108,10 +119,17 @@ def usable_categories(categories: Mapping[str, list[Condition]], noise=None) -> 
     return usable, notes
 
 
-def noise_instances(job: AttackJob, utt_id: str, x: np.ndarray, speaker: str, run: int, noise=None
-                    ) -> tuple[list[NoiseInstance], list[str]]:
+def utterance_context(utt_id: str, speaker: str, noise=None, context_for: Callable | None = None) -> Context:
+    """What the conditions may know of the utterance: ``context_for(utt_id, speaker)`` when given (alignments,
+    fillers: :meth:`sernoise.attack.inputs.RuleInputs.context`), else the speaker and the noise pool only."""
+    return context_for(utt_id, speaker) if context_for is not None else Context(utt_id=utt_id, speaker=speaker,
+                                                                                noise=noise)
+
+
+def noise_instances(job: AttackJob, utt_id: str, x: np.ndarray, speaker: str, run: int, noise=None,
+                    context_for: Callable | None = None) -> tuple[list[NoiseInstance], list[str]]:
     """The run's instances in attack order, and the reasons of categories left out."""
-    context = Context(utt_id=utt_id, speaker=speaker, noise=noise)
+    context = utterance_context(utt_id, speaker, noise, context_for)
     drawn, notes = {}, []
     for category, conditions in job.categories.items():
         rng = rng_for(job.seed, "attack-instance", utt_id, run, category)
@@ -157,11 +175,12 @@ def _row(result: AttackResult, instances: list[NoiseInstance], true: int, derive
 
 
 def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.ndarray, speaker: str, true: int,
-                     reference: int, noise=None, log: Callable[[str], None] | None = None) -> list[dict]:
+                     reference: int, noise=None, log: Callable[[str], None] | None = None,
+                     context_for: Callable | None = None) -> list[dict]:
     """Rows of one utterance: every run × every budget."""
     rows = []
     for run in range(1, job.runs + 1):
-        instances, notes = noise_instances(job, utt_id, x, speaker, run, noise)
+        instances, notes = noise_instances(job, utt_id, x, speaker, run, noise, context_for)
         for note in notes:
             if log:
                 log(note)
@@ -169,7 +188,8 @@ def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.nda
         def ask(queries, instances=instances):
             return [int(v) for v in predictor([instances[q.noise].perturb(q.decrease) for q in queries])]
 
-        direct = algorithm1(len(instances), int(reference), ask, job.run_budget, batched=job.batched)
+        direct = algorithm1(len(instances), int(reference), ask, job.run_budget, batched=job.batched,
+                            fixed=[i.fixed for i in instances])
         for budget in job.budgets:
             result = direct if budget == job.run_budget else derive(direct, budget)
             row = {"utt_id": utt_id, "run": run}
@@ -179,16 +199,17 @@ def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.nda
 
 
 def run_job(job: AttackJob, predictor: Callable, utterances: Iterable[tuple[str, np.ndarray, str, int]], *,
-            noise=None, meta: Mapping | None = None, chunk: int = 32, log: Callable[[str], None] | None = None
-            ) -> pd.DataFrame:
-    """Attack every (utt_id, audio, speaker, true label) of ``utterances``; ``meta`` fills the job columns."""
+            noise=None, meta: Mapping | None = None, chunk: int = 32, log: Callable[[str], None] | None = None,
+            context_for: Callable | None = None) -> pd.DataFrame:
+    """Attack every (utt_id, audio, speaker, true label) of ``utterances``; ``meta`` fills the job columns;
+    ``context_for(utt_id, speaker)``: the conditions' context (alignments, fillers; default: noise pool only)."""
     rows: list[dict] = []
     items = list(utterances)
     for start in range(0, len(items), chunk):
         part = items[start:start + chunk]
         references = [int(v) for v in predictor([x for _, x, _, _ in part])]  # the reference: not counted
         for (utt_id, x, speaker, true), reference in zip(part, references):
-            rows += attack_utterance(job, predictor, utt_id, x, speaker, true, reference, noise, log)
+            rows += attack_utterance(job, predictor, utt_id, x, speaker, true, reference, noise, log, context_for)
         if log:
             log(f"{min(start + chunk, len(items))}/{len(items)} utterances attacked")
     frame = pd.DataFrame(rows)

@@ -4,11 +4,14 @@ The schema (schemas/config.schema.yaml) checks types and ranges; this module che
 to other sections, and resolves the noise sets to categories:
 
 * ``categories``: name -> condition ids whose noise instances the category draws from; every id
-  must be a configured condition of a type usable as attack noise (``env``, ``insert``,
-  ``reverb``, ``fade``: :func:`sernoise.attack.perturb.attack_kind`), and all conditions of a
-  category must share one perception class (it is the category's);
+  must be a configured condition of a type usable as attack noise (every type: additive noise,
+  reverb and fade at an SNR, speed, pitch and fillers at a fraction of their strength, word and
+  letter drops at their configured strength: :func:`sernoise.attack.perturb.attack_kind`), and
+  all conditions of a category must share one perception class and one family (they are the
+  category's);
 * ``noise_sets``: name -> ``all`` (every category), ``retaining`` (the perception-retaining
-  categories) or a list of categories;
+  categories), ``environmental`` / ``signal_manipulation`` (the categories of that family: paper
+  §8.5) or a list of categories;
 * ``models`` within ``training.models``, with an attack predictor
   (the model registry's ``attack`` entry point: tdnn, tdnn_nr, ednn, ednn_nr) and trained in
   ``regime`` (``training.model_regimes``, when it limits a model's regime kinds); null: every
@@ -28,6 +31,10 @@ from sernoise.model_registry import registered_models
 from .perturb import AttackNoiseError, attack_kind
 
 
+# noise-set spec -> the condition family its categories belong to (sernoise.conditions.base.FAMILIES)
+FAMILY_SPECS = {"environmental": "environmental", "signal_manipulation": "distortion"}
+
+
 class AttackConfigError(ValueError):
     """The attack section refers to something that does not exist or cannot be attacked with."""
 
@@ -39,8 +46,9 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
     problems: list[str] = []
     categories: dict[str, list[str]] = {}
     perception: dict[str, str] = {}
+    family: dict[str, str] = {}
     for category, members in attack["categories"].items():
-        classes = set()
+        classes, families = set(), set()
         for i, cid in enumerate(members):
             key = f"config key attack.categories.{category}[{i}]"
             if cid not in conditions:
@@ -52,17 +60,24 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
                 problems.append(f"{key}: {error}")
                 continue
             classes.add(conditions[cid].perception)
+            families.add(conditions[cid].family)
         if len(classes) > 1:
             problems.append(f"config key attack.categories.{category}: conditions of one category must share a "
                             f"perception class, got {sorted(classes)}")
+        if len(families) > 1:
+            problems.append(f"config key attack.categories.{category}: conditions of one category must share a "
+                            f"family (environmental or distortion), got {sorted(families)}")
         categories[category] = list(members)
         perception[category] = classes.pop() if len(classes) == 1 else "retaining"
+        family[category] = families.pop() if len(families) == 1 else "distortion"
     noise_sets: dict[str, list[str]] = {}
     for name, spec in attack["noise_sets"].items():
         if spec == "all":
             members = list(categories)
         elif spec == "retaining":
             members = [c for c in categories if perception[c] == "retaining"]
+        elif isinstance(spec, str) and spec in FAMILY_SPECS:
+            members = [c for c in categories if family[c] == FAMILY_SPECS[spec]]
         else:
             members = list(spec)
             for i, category in enumerate(members):
@@ -127,6 +142,7 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
         "knowledge_utterances": attack.get("knowledge_utterances"),
         "categories": categories,
         "perception": perception,
+        "family": family,
         "batch": bool(attack["batch"]),
         "threads": int(attack["threads"]),
     }

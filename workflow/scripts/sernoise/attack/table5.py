@@ -1,8 +1,9 @@
 """Table 5 (paper §8.5, Table 5; SPEC §9, §10): success rate of the black-box noise attack.
 
 Layout (the paper's): rows = knowledge ("Performance impact per noise is unknown" / "... is
-known") × noise set (All noises** — perception-altering noises included, uncertain ground
-truth —, Perception-retaining, Reverb, then any other configured set) × number of allowed
+known") × noise set (``attack.noise_sets`` order; by default the paper's §8.5 sets: All
+noises** — perception-altering noises included, uncertain ground truth —, Perception-retaining,
+Environmental, Signal manipulation, Reverb only) × number of allowed
 attempts (the budgets, ascending, inf last); columns = task (Activation, Valence) × model
 (T-DNN, E-DNN, T-DNN-NR, E-DNN-NR: ``attack.models`` order).  Lower is better.
 
@@ -36,7 +37,9 @@ from sernoise.evaluation.labels import labels_and_notes, model_label
 from .runner import budget_sort_key
 
 KNOWLEDGE_LABELS = {"none": "Performance impact per noise is unknown", "degradation": "Performance impact per noise is known"}
-SET_LABELS = {"all": "All noises**", "retaining": "Perception-retaining"}
+SET_LABELS = {"all": "All noises**", "retaining": "Perception-retaining", "environmental": "Environmental",
+              "signal_manipulation": "Signal manipulation"}
+NAMED_SET_LABELS = {"reverb": "Reverb only"}  # list-spec sets with a label of their own (paper §8.5)
 TASK_NAMES = {"activation": "Activation", "valence": "Valence", "dominance": "Dominance"}
 KEYS = ["model", "task", "knowledge", "noise_set", "budget"]
 PAIR = ["fold", "rep"]
@@ -48,7 +51,7 @@ CSV_COLUMNS = [
 
 
 def set_label(name: str, spec: str) -> str:
-    return SET_LABELS.get(spec) or name.replace("_", " ").capitalize()
+    return SET_LABELS.get(spec) or NAMED_SET_LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def task_name(task: str) -> str:
@@ -69,6 +72,7 @@ class Table5:
     notes: list[str] = field(default_factory=list)
     labels: dict = field(default_factory=dict)  # model -> column label replacing the registry's (stand-in backbones)
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+    context_notes: list[str] = field(default_factory=list)  # caption sentences on what it rests on (partition)
 
     def label(self, model: str) -> str:
         return model_label(model, self.labels)
@@ -192,7 +196,7 @@ def caption(table: Table5) -> str:
         "All noises** against Perception-retaining (same model, task, knowledge and attempts), Bonferroni over the "
         f"m = {table.m} comparisons of this table, adjusted p ≤ {ALPHA:g}; ↑/↓: significantly higher/lower success "
         f"than with perception-retaining noises. {EMPTY}: no results."
-        + "".join(f" {note}" for note in table.model_notes)
+        + "".join(f" {note}" for note in table.model_notes + table.context_notes)
     )
 
 

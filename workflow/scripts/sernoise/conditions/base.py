@@ -118,6 +118,24 @@ class Condition:
         """The constructor arguments (for describe/config round trips); subclasses extend."""
         return {}
 
+    # Attack strength (sernoise.attack.perturb): the name of the argument that at_strength scales,
+    # or "" when the condition has no strength knob (it is then queried once, at its configured strength).
+    strength_knob: str = ""
+
+    def at_strength(self, strength: float) -> "Condition":
+        """This condition at ``strength`` in (0, 1] of its configured strength (1: itself).
+
+        Conditions with a ``strength_knob`` return a copy whose knob is scaled and which draws the
+        same random numbers in the same order, so that one generator state gives the same draw
+        (segment, insertion point, filler clip) at every strength."""
+        raise ConditionError(f"condition {self.id} (type {self.type_name}) has no strength knob")
+
+    def _scaled_copy(self, strength: float, **changed) -> "Condition":
+        strength = float(strength)
+        if not 0.0 < strength <= 1.0:
+            raise ConditionError(f"condition {self.id}: strength must be in (0, 1], got {strength!r}")
+        return type(self)(self.id, **{**self.args(), **changed}, perception=self.perception)
+
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -84,7 +84,7 @@ CONDITION_TYPES: dict[str, ConditionType] = {
         _type("filler", "sernoise.conditions.filler:Filler", "distortion", "altering", ["alignment", "fillers"],
               pause={"enum": ["short", "long"]},
               pause_seconds={"type": "array", "items": _POSITIVE, "minItems": 2, "maxItems": 2},
-              exclude_same_utterance={"type": "boolean"}),
+              exclude_same_utterance={"type": "boolean"}, level_db=_NUMBER),
     )
 }
 

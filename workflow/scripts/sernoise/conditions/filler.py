@@ -9,13 +9,14 @@ either on its own (``pause="short"``) or preceded and followed by a long pause
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import h5py
 import numpy as np
 
-from ..alignments import is_speech, read_words
+from ..alignments import is_speech, read_phones, read_words
 from .base import SAMPLE_RATE, Condition, ConditionError, Context, Result, SkipUtterance
 from .drop import to_samples
 
@@ -27,7 +28,7 @@ _LIBVER = ("v110", "v110")
 
 
 def source_utt_id(source: str) -> str:
-    """``'Ses01F_impro01_F000@1.23-1.51'`` -> ``'Ses01F_impro01_F000'``."""
+    """``'Ses01F_impro01_F000@1.23-1.51'`` (or ``...@1.23-1.51#AH``) -> ``'Ses01F_impro01_F000'``."""
     return source.rsplit("@", 1)[0]
 
 
@@ -90,8 +91,16 @@ class FillerBank:
         margin_ms: float = 15.0,
         ramp_ms: float = 5.0,
         sample_rate: int = SAMPLE_RATE,
+        fallback_phones: Sequence[str] = (),
+        min_fallback_ms: float = 60.0,
     ) -> "FillerBank":
         """Cut the fillers of every aligned utterance of ``manifest``.
+
+        ``fallback_phones`` (e.g. ``["AH"]``, the vowel of 'uh'): for a speaker who never says a
+        filler word (RAVDESS actors read two fixed statements), every aligned phone of these
+        names lasting at least ``min_fallback_ms`` (inside a speech word, cut at the phone's own
+        boundaries, ramps as above) serves as that speaker's filler; its source reads
+        ``"utt_id@start-end#PHONE"``.  Speakers with real fillers never get fallback clips.
 
         ``manifest``: a frame with ``utt_id``, ``speaker`` and ``alignment`` (the ``.wdseg``
         path; empty cells mean no alignment and the row is skipped).  ``store``: anything with
@@ -137,8 +146,45 @@ class FillerBank:
                     clip[-r:] *= gain[::-1]
                 source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}"
                 clips.append((row.speaker, source, clip))
+        if fallback_phones:
+            clips += cls._fallback_clips(manifest, store, {str(row[0]) for row in clips}, fallback_phones,
+                                         min_fallback_ms, ramp, sample_rate)
         return cls(clips, tokens=tuple(tokens), margin_ms=margin_ms,
                    ramp_ms=ramp_ms, sample_rate=sample_rate)
+
+    @staticmethod
+    def _fallback_clips(manifest, store, covered: set, phones: Sequence[str], min_ms: float, ramp: int,
+                        sample_rate: int) -> list:
+        """Clips of ``phones`` (speech words only) for speakers not in ``covered``."""
+        wanted = {p.lower() for p in phones}
+        min_len = int(round(min_ms * sample_rate / 1000.0))
+        clips = []
+        for row in manifest[["utt_id", "speaker", "alignment"]].itertuples(index=False):
+            alignment = "" if row.alignment is None else str(row.alignment).strip()
+            if alignment in ("", "nan") or str(row.speaker) in covered:
+                continue
+            words = [w for w in read_words(alignment) if is_speech(w)]
+            hits = [p for p in read_phones(alignment) if p.token in wanted
+                    and any(w.start <= p.start and p.end <= w.end for w in words)]
+            if not hits:
+                continue
+            x = np.asarray(store.read(row.utt_id), dtype=np.float32)
+            for phone in hits:
+                a, b = to_samples(phone, sample_rate, x.size)
+                if b - a < min_len:
+                    continue
+                clip = x[a:b].copy()
+                if not np.any(np.abs(clip) > 1e-6):
+                    continue
+                r = min(ramp, clip.size // 4)
+                if r:
+                    t = (np.arange(r, dtype=np.float64) + 0.5) / r
+                    gain = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+                    clip[:r] *= gain
+                    clip[-r:] *= gain[::-1]
+                source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}#{phone.label}"
+                clips.append((row.speaker, source, clip))
+        return clips
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -210,6 +256,8 @@ class Filler(Condition):
             seconds of digital silence before *and* after it (one draw, used on both sides).
         pause_seconds: ``[min, max]`` of the uniform draw of ``pause_s`` (long only).
         exclude_same_utterance: never insert a filler cut from this very utterance.
+        level_db: gain of the inserted clip in dB (0: the speaker's own level); the attack's
+            strength knob together with the pause (:meth:`at_strength`).
 
     Skips (:class:`SkipUtterance`): no word alignment, fewer than two speech words, no usable
     filler of the speaker.  A missing filler source (``context.fillers`` None while the words
@@ -228,6 +276,7 @@ class Filler(Condition):
         pause: str = "short",
         pause_seconds: Sequence[float] = (0.5, 1.0),
         exclude_same_utterance: bool = True,
+        level_db: float = 0.0,
         perception: str | None = None,
     ):
         super().__init__(condition_id, perception=perception)
@@ -246,13 +295,27 @@ class Filler(Condition):
         if not isinstance(exclude_same_utterance, (bool, np.bool_)):
             raise self._error("exclude_same_utterance", f"expected true/false, got {exclude_same_utterance!r}")
         self.exclude_same_utterance = bool(exclude_same_utterance)
+        if isinstance(level_db, bool) or not isinstance(level_db, (int, float)):
+            raise self._error("level_db", f"must be a number, got {level_db!r}")
+        self.level_db = float(self._check_range("level_db", float(level_db), -80.0, 20.0))
 
     def args(self) -> dict[str, Any]:
         return {
             "pause": self.pause,
             "pause_seconds": list(self.pause_seconds),
             "exclude_same_utterance": self.exclude_same_utterance,
+            "level_db": self.level_db,
         }
+
+    strength_knob = "level_db"
+
+    def at_strength(self, strength: float) -> "Filler":
+        """The filler ``20·log10(strength)`` dB quieter and its pauses ``strength`` times as long;
+        the same boundary, clip and (scaled) pause are drawn as at full strength."""
+        strength = float(strength)
+        level = self.level_db + 20.0 * math.log10(strength) if strength > 0 else self.level_db
+        return self._scaled_copy(strength, level_db=max(level, -80.0),
+                                 pause_seconds=[v * strength for v in self.pause_seconds])
 
     def boundaries(self, words, sr: int, n: int) -> list[int]:
         """Candidate insertion samples: the middle of the gap between each two consecutive
@@ -282,6 +345,8 @@ class Filler(Condition):
         at = cuts[closest[int(rng.integers(len(closest)))]]
         source, clip = clips[int(rng.integers(len(clips)))]
         clip = np.asarray(clip, dtype=np.float32)
+        if self.level_db != 0.0:
+            clip = (clip * np.float32(10.0 ** (self.level_db / 20.0))).astype(np.float32)
         pause_s = float(rng.uniform(*self.pause_seconds)) if self.pause == "long" else 0.0
         gap = np.zeros(int(round(pause_s * sr)), dtype=np.float32)
         y = np.concatenate([x[:at], gap, clip, gap, x[at:]])

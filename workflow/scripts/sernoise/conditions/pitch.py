@@ -90,6 +90,12 @@ class PitchShift(Condition):
     def args(self) -> dict:
         return {"factor": self.factor, "formant": self.formant, "engine": self.engine, "crisp": self.crisp}
 
+    strength_knob = "factor"
+
+    def at_strength(self, strength: float) -> "PitchShift":
+        """The shift scaled in semitones: factor ** strength."""
+        return self._scaled_copy(strength, factor=self.factor ** float(strength))
+
     def options(self) -> list[str]:
         """The rubberband command-line options for this condition."""
         opts = ["--fine" if self.engine == "fine" else "--fast", "--frequency", repr(self.factor)]

@@ -87,6 +87,12 @@ class SpeedUtterance(Condition):
     def args(self) -> dict:
         return {"factor": self.factor}
 
+    strength_knob = "factor"
+
+    def at_strength(self, strength: float) -> "SpeedUtterance":
+        """The tempo change scaled geometrically: factor ** strength (1.25 at 0.2: 1.046)."""
+        return self._scaled_copy(strength, factor=self.factor ** float(strength))
+
     # apply_batch returns, utterance by utterance, exactly what __call__ returns.
     batch_exact = True
 
@@ -172,6 +178,13 @@ class SpeedSegment(Condition):
             "min_fraction": self.min_fraction,
             "crossfade_ms": self.crossfade_ms,
         }
+
+    strength_knob = "factor"
+
+    def at_strength(self, strength: float) -> "SpeedSegment":
+        """The segment's tempo change scaled geometrically (factor ** strength); the segment is drawn
+        as at full strength (draw_segment does not depend on the factor)."""
+        return self._scaled_copy(strength, factor=self.factor ** float(strength))
 
     def draw_segment(self, n: int, rng: np.random.Generator) -> tuple[int, int]:
         """Segment ``[a, b)`` in samples: length fraction uniform in [min, max], start uniform."""

@@ -29,6 +29,9 @@ EMOTIONS = {
     "08": "surprised",
 }
 INTENSITIES = {"01": "normal", "02": "strong"}
+# The two statements (file name field SS; Livingstone & Russo 2018): the transcript column, from
+# which rule align_shard (sernoise.aligner) makes the word and phone alignments.
+STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 # Placement on Russell's circumplex, as (activation_bin, valence_bin) per intensity.
 # Strong renditions of high-arousal emotions move up one activation bin; neutral only
@@ -74,6 +77,8 @@ def parse_name(name: str) -> dict:
     modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
     if emotion not in EMOTIONS or intensity not in INTENSITIES:
         raise ValueError(f"{name}: unknown emotion {emotion} or intensity {intensity} code")
+    if statement not in STATEMENTS:
+        raise ValueError(f"{name}: unknown statement code {statement} (RAVDESS has 01 and 02)")
     return {
         "modality": modality,
         "channel": channel,
@@ -122,7 +127,7 @@ def scan(root, options: dict | None = None) -> pd.DataFrame:
                 "emotion": labels["emotion"],
                 "activation_bin": activation_bin,
                 "valence_bin": valence_bin,
-                "transcript": "",
+                "transcript": STATEMENTS[labels["statement"]],
                 "alignment": "",
             }
         )

@@ -27,10 +27,17 @@ classes are their union (the paper's bins first, then the others in order of app
 class of another task has no row support and no predictions, so it changes no UAR.  UAR is a function of the confusion matrix, so the UAR of *pooled*
 predictions (Table 3's aggregate rows) is :func:`uar_from_confusion` of the summed counts,
 without reading the predictions again.
+
+``speaker_confusion.csv`` (:func:`speaker_confusion`) holds the same counts split by speaker (the
+manifest's ``speaker`` of each ``utt_id``), with ``n`` and ``utt_digest`` (a digest of the sorted
+utterance ids) per (keys, condition, speaker): the speaker-level tests and confidence intervals
+of the tables (:mod:`sernoise.evaluation.stats`) resample speakers, and the digests tell whether
+two cells hold the same test utterances (paired at the utterance) or not.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +164,54 @@ def compute_metrics(paths, log=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     return metrics_frame, confusion_frame
 
 
-_KEY_TYPES = {"model": str, "regime": str, "task": str, "condition": str}
+SPEAKER_KEYS = ["speaker", "n", "utt_digest"]
+
+
+def speaker_confusion_columns(labels=LABELS) -> list[str]:
+    return KEYS + ["condition", *SPEAKER_KEYS] + cm_columns(labels)
+
+
+SPEAKER_CONFUSION_COLUMNS = speaker_confusion_columns()
+
+
+def utt_digest(utt_ids) -> str:
+    """A short digest of a set of utterance ids (sorted): equal digests, equal utterance sets."""
+    return hashlib.sha1("\n".join(sorted(map(str, utt_ids))).encode("utf-8")).hexdigest()[:16]
+
+
+def speaker_confusion(paths, speakers: dict, log=None) -> pd.DataFrame:
+    """speaker_confusion.csv of prediction files: confusion counts per (keys, condition, speaker),
+    ``speakers`` mapping utt_id -> speaker (the manifest); an utterance it lacks is an error naming
+    the file (predictions of another corpus cannot be clustered by this one's speakers)."""
+    frames = [read_predictions(path) for path in paths]
+    labels = union_labels(file_labels(f.columns) for f in frames) or LABELS
+    columns = cm_columns(labels)
+    keys = KEYS + ["condition", "speaker"]
+    parts = []
+    for path, frame in zip(paths, frames):
+        speaker = frame["utt_id"].map(speakers)
+        if speaker.isna().any():
+            missing = frame.loc[speaker.isna(), "utt_id"].unique().tolist()
+            raise PredictionError(f"{path}: {len(missing)} utt_id(s) not in the manifest (no speaker), e.g. "
+                                  f"{missing[:3]}")
+        if frame.empty:
+            continue
+        frame = frame.assign(speaker=speaker.astype(str))
+        counts = frame.groupby(keys + ["true", "predicted"], sort=False).size().unstack(["true", "predicted"],
+                                                                                        fill_value=0)
+        counts = counts.reindex(columns=pd.MultiIndex.from_product([labels, labels]), fill_value=0)
+        counts.columns = columns
+        utts = frame.groupby(keys, sort=False)["utt_id"]
+        parts.append(pd.concat([utts.size().rename("n"), utts.agg(utt_digest).rename("utt_digest"), counts],
+                               axis=1).reset_index())
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=speaker_confusion_columns(labels))
+    if log is not None:
+        log.info("speaker confusion: %d (file, condition, speaker) groups", len(rows))
+    out = rows[speaker_confusion_columns(labels)].astype({c: np.int64 for c in columns + ["n"]})
+    return out.sort_values(KEYS + ["condition", "speaker"], kind="stable").reset_index(drop=True)
+
+
+_KEY_TYPES = {"model": str, "regime": str, "task": str, "condition": str, "speaker": str, "utt_digest": str}
 
 
 def _read_each(paths, required: list[str]) -> list[pd.DataFrame]:
@@ -183,6 +237,16 @@ def read_confusion(paths) -> pd.DataFrame:
     frames = _read_each(paths, KEYS + ["condition"])
     labels = union_labels(confusion_labels(f.columns) for f in frames) or LABELS
     columns = confusion_columns(labels)
+    aligned = [f if list(f.columns) == columns else f.reindex(columns=columns).fillna(
+        {c: 0 for c in cm_columns(labels)}).astype({c: np.int64 for c in cm_columns(labels)}) for f in frames]
+    return _concat(aligned, columns)
+
+
+def read_speaker_confusion(paths) -> pd.DataFrame:
+    """speaker_confusion.csv of one path or of several (concatenated over the union of their classes)."""
+    frames = _read_each(paths, KEYS + ["condition", *SPEAKER_KEYS])
+    labels = union_labels(confusion_labels(f.columns) for f in frames) or LABELS
+    columns = speaker_confusion_columns(labels)
     aligned = [f if list(f.columns) == columns else f.reindex(columns=columns).fillna(
         {c: 0 for c in cm_columns(labels)}).astype({c: np.int64 for c in cm_columns(labels)}) for f in frames]
     return _concat(aligned, columns)

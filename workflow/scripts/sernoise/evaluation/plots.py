@@ -66,10 +66,11 @@ def _panels(n_rows, n_cols, width, height):
 
 
 def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, tested=None, regimes=None,
-                    flagged: dict | None = None) -> None:
+                    flagged: dict | None = None, model_labels: dict | None = None) -> None:
     """UAR against the SNR of continuous environmental noise, per category and regime column, one panel
     per (model, task); a panel holding models the degenerate-model check flagged (``flagged``:
-    metrics.read_flags) says so in its title (evaluation.flags.panel_flag)."""
+    metrics.read_flags) says so in its title (evaluation.flags.panel_flag); ``model_labels``: the
+    panel label of a model on a stand-in backbone (as in the tables)."""
     infos = condition_infos(conditions)
     regimes = evaluation_regimes(config, infos, regimes)
     tested = set(infos if tested is None else tested)
@@ -117,7 +118,7 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
             ax.set_xlim(-0.35, len(snrs) + 0.35)
             ax.set_ylim(0, 1)
             ax.grid(axis="y", alpha=0.3)
-            ax.set_title(f"{model_label(model)}: {task}{panel_flag(flagged, model, task)}", fontsize=11)
+            ax.set_title(f"{model_label(model, model_labels)}: {task}{panel_flag(flagged, model, task)}", fontsize=11)
             ax.set_xlabel("SNR of continuous noise")
             if j == 0:
                 ax.set_ylabel("UAR (mean ± sd over folds × repetitions)")
@@ -131,7 +132,7 @@ def plot_uar_vs_snr(metrics: pd.DataFrame, config: dict, conditions, path, teste
 
 
 def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path, tested=None,
-                           flagged: dict | None = None) -> None:
+                           flagged: dict | None = None, model_labels: dict | None = None) -> None:
     """UAR per test condition of the clean and matched models, one panel per (model, task); flagged
     models are named in the panel titles as in :func:`plot_uar_vs_snr`."""
     infos = condition_infos(conditions)
@@ -164,7 +165,7 @@ def plot_uar_per_condition(metrics: pd.DataFrame, config: dict, conditions, path
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylabel("UAR")
-        ax.set_title(f"{model_label(model)}: {task}  (red labels: perception-altering conditions)"
+        ax.set_title(f"{model_label(model, model_labels)}: {task}  (red labels: perception-altering conditions)"
                      f"{panel_flag(flagged, model, task)}", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize=9, ncols=3)

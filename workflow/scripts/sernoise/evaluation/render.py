@@ -15,7 +15,8 @@ MARKS = {"up": "↑", "down": "↓"}
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _TEX_UNICODE = {"–": "--", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≤": r"$\le$", "×": r"$\times$",
-                "∞": r"$\infty$", "·": r"$\cdot$", "δ": r"$\delta$", "†": r"\dag{}"}
+                "∞": r"$\infty$", "·": r"$\cdot$", "δ": r"$\delta$", "†": r"\dag{}",
+                "⇑": r"$\Uparrow$", "⇓": r"$\Downarrow$"}
 
 
 def value_text(mean: float, significant: bool, direction_: str) -> str:

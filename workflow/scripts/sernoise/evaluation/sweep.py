@@ -27,7 +27,7 @@ import pandas as pd
 from sernoise.predictions import CLEAN
 from sernoise.regimes import fraction_name
 
-from .labels import model_label, task_label
+from .labels import labels_and_notes, model_label, task_label
 from .render import write_table_files
 from .stats import ALPHA, bonferroni, paired_ttest
 from .uar_table import ConfusionIndex, condition_infos
@@ -94,8 +94,14 @@ def _percent(p: float) -> str:
     return f"{p:g} %" if p else "0 % (clean)"
 
 
-def caption(table: pd.DataFrame, corpus: str = "") -> str:
-    model = model_label(table["model"].iloc[0]) if len(table) else ""
+def caption(table: pd.DataFrame, corpus: str = "", model_labels: dict | None = None,
+            model_notes: list[str] | None = None, context_notes: list[str] | None = None) -> str:
+    """``model_labels`` / ``model_notes``: the label of a model on a stand-in backbone and what it
+    means (sernoise.plan.Plan.model_labels, stand_in_notes), as in Tables 3-5; ``context_notes``:
+    sentences on what the sweep rests on (the perception partition)."""
+    name = str(table["model"].iloc[0]) if len(table) else ""
+    model = model_label(name, model_labels) if name else ""
+    _, notes = labels_and_notes([name], model_labels, model_notes)
     m = int(np.isfinite(table["p"].to_numpy(dtype=float)).sum()) if len(table) else 0
     where = f" on {corpus}" if corpus else ""
     return (
@@ -106,12 +112,13 @@ def caption(table: pd.DataFrame, corpus: str = "") -> str:
         "(predictions pooled). Δ: clean − retaining; * marks a gap that is significant (paired t-test, "
         f"Bonferroni over m = {m} comparisons, adjusted p ≤ {ALPHA:g}); no * = the model is equivalent on noisy "
         "and clean test speech at that fraction. Chance UAR is 0.33."
-    )
+    ) + "".join(f" {note}" for note in notes + list(context_notes or []))
 
 
-def to_markdown(table: pd.DataFrame, corpus: str = "") -> str:
+def to_markdown(table: pd.DataFrame, corpus: str = "", model_labels: dict | None = None,
+                model_notes: list[str] | None = None, context_notes: list[str] | None = None) -> str:
     tasks = list(dict.fromkeys(table["task"]))
-    lines = [caption(table, corpus), ""]
+    lines = [caption(table, corpus, model_labels, model_notes, context_notes), ""]
     header = ["Augmented"]
     for task in tasks:
         header += [f"{task_label(task)}: {TEST_LABELS['clean']}", f"{task_label(task)}: {TEST_LABELS['retaining']}",
@@ -129,11 +136,13 @@ def to_markdown(table: pd.DataFrame, corpus: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_sweep(table: pd.DataFrame, csv=None, markdown=None, corpus: str = "") -> None:
-    write_table_files(table, csv, table, ((markdown, lambda t: to_markdown(t, corpus)),))
+def write_sweep(table: pd.DataFrame, csv=None, markdown=None, corpus: str = "", model_labels: dict | None = None,
+                model_notes: list[str] | None = None, context_notes: list[str] | None = None) -> None:
+    write_table_files(table, csv, table,
+                      ((markdown, lambda t: to_markdown(t, corpus, model_labels, model_notes, context_notes)),))
 
 
-def plot_sweep(table: pd.DataFrame, path, corpus: str = "") -> None:
+def plot_sweep(table: pd.DataFrame, path, corpus: str = "", model_labels: dict | None = None) -> None:
     """UAR against the augmented percentage: one panel per task, clean and retaining test sets, ± std."""
     import matplotlib
 
@@ -152,7 +161,7 @@ def plot_sweep(table: pd.DataFrame, path, corpus: str = "") -> None:
         ax.axhline(1 / 3, color="grey", ls=":", lw=1, label="chance")
         ax.set(xlabel="training utterances augmented (%)", ylabel="UAR", title=f"{task}", ylim=(0, 1), xlim=(-5, 105))
         ax.legend(fontsize=8, loc="lower right")
-    model = model_label(table["model"].iloc[0]) if len(table) else ""
+    model = model_label(str(table["model"].iloc[0]), model_labels) if len(table) else ""
     fig.suptitle(f"Augmentation-fraction sweep ({model}{', ' + corpus if corpus else ''})", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,12 @@ with the model columns of the noise-robust arms, in the registry's order:
 * NR-E-DNN (``ednn_nr``): the end-to-end model on wav2vec2-large-robust (paper §7.4.2).
 
 A paper arm without predictions keeps its columns, filled with "–" (Table 3 drops such models;
-Table 4 has the paper's fixed layout); an arm beyond the paper's (DFN3-T-DNN, a plugin's) is
-shown only when it has predictions.  Comparisons, as in Table 3: (a) Clean column, each row
-against No noise; (b) Mismatch and Match columns, each row against the Clean column of the same
-row; paired t-tests over (fold, repetition) pairs, Bonferroni over all comparisons of THIS table.
+Table 4's layout); an arm beyond the paper's (DFN3-T-DNN, a plugin's) is shown only when it has
+predictions.  Comparisons, as in Table 3: (a) Clean column, each row against No noise;
+(b) Mismatch and Match columns, each row against the Clean column of the same row; the test of
+config ``statistics`` (default: speaker-level paired bootstrap; ``fold_ttest``: the paper's t-test
+over (fold, repetition) pairs), Bonferroni over all comparisons of THIS table.  Table 3's
+comparison (c), All noises** vs Perception-retaining, is Table 3's only.
 """
 
 from __future__ import annotations

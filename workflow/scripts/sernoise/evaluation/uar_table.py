@@ -23,13 +23,28 @@ column, or without any prediction, are left out of the pool (said in the notes).
 UAR comes from summed confusion counts (``confusion.csv``), which equals the UAR of the pooled
 prediction rows.  A (fold, rep) pair that some pooled condition lacks is dropped.
 
-Significance (paper §7.2.3): paired t-test over (fold, rep) pairs, Bonferroni over all
+Significance (paper §7.2.3; config ``statistics``; :mod:`.stats`), Bonferroni over all
 comparisons of the table (all models and tasks), significant at adjusted p <= 0.05:
 
 * (a) Clean column: each row against "No noise" in the same column (does noise hurt the model
   trained on clean speech?);
 * (b) Mismatch and Match columns: each row against the Clean column of the same row (does
-  training with noise help?).
+  training with noise help?);
+* (c) Table 3 (``all_vs_retaining``): in each column, "All noises**" against
+  "Perception-retaining" (paper RQ3: does including perception-altering noise change the
+  measured UAR?); marked ⇑/⇓ on the All noises** cell.
+
+The test (``statistics.test``): ``speaker_jackknife`` (default), ``speaker_bootstrap`` or
+``speaker_permutation``, paired
+at the utterance and clustered by speaker (the per-speaker confusion counts of
+``speaker_confusion.csv``), or ``fold_ttest``, the paper's t-test over (fold, rep) pairs.  Both
+sides of every comparison predict the same test utterances: (a) the same utterances clean and
+noisy, (b) the same utterances by models of two regimes, (c) the same utterances' noisy versions.
+When a speaker's utterance sets differ between the sides (utterances skipped in a condition) the
+comparison is paired by speaker only, and its note says so; speakers or (fold, rep) pairs present
+on one side only are left out and noted, and with fewer than 2 common speakers the comparison is
+not tested.  Every cell also gets a speaker-level bootstrap confidence interval (``ci_low``,
+``ci_high``; shown in the renderings when ``tables.show_ci``).
 
 Significant cells are marked ↑ (higher than the reference) or ↓ (lower).  An empty cell is "–".
 """
@@ -46,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from sernoise.conditions.catalog import ConditionInfo
+from sernoise.perception.partition import optional_partition, settings_under_partition
 from sernoise.predictions import CLEAN
 from sernoise.regimes import build_regimes, column_source
 
@@ -54,14 +70,25 @@ from .labels import (
     CATEGORY_LABELS, COLUMN_LABELS, COLUMNS, SECTION_DIST, SECTION_ENV, condition_label, labels_and_notes,
     model_label, ordered_categories, task_label,
 )
-from .metrics import cm_columns, confusion_labels, read_confusion, read_flags, uar_from_confusion
+from .metrics import (
+    cm_columns, confusion_labels, read_confusion, read_flags, read_speaker_confusion, uar_from_confusion,
+)
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
-from .stats import ALPHA, bonferroni, direction, paired_ttest
+from .stats import (
+    ALPHA, DEFAULT_STATISTICS, TESTS, ClusterCounts, SpeakerBootstrap, bonferroni, cluster_bootstrap_ci,
+    cluster_bootstrap_test, cluster_jackknife_test, cluster_permutation_test, direction, paired_ttest,
+)
+
+# the All noises** cell's mark when it differs significantly from Perception-retaining (comparison c)
+RQ3_MARKS = {"up": "⇑", "down": "⇓"}
 
 CSV_COLUMNS = [
     "row_order", "row", "row_key", "section", "group", "label", "model", "model_label", "column",
-    "column_label", "task", "task_label", "value", "mean", "std", "n_pairs", "sources", "conditions",
-    "comparison", "reference_mean", "t", "p", "p_adjusted", "significant", "direction", "note",
+    "column_label", "task", "task_label", "value", "mean", "std", "ci_low", "ci_high", "n_pairs", "n_speakers",
+    "n_predictions", "sources", "conditions", "comparison", "test", "reference_mean", "difference", "diff_ci_low",
+    "diff_ci_high", "t", "p", "p_adjusted", "significant", "direction", "vs_retaining_mean",
+    "vs_retaining_difference", "vs_retaining_p", "vs_retaining_p_adjusted", "vs_retaining_significant",
+    "vs_retaining_direction", "note",
 ]
 
 
@@ -190,6 +217,42 @@ class ConfusionIndex:
         return pd.Series(values, index=index, dtype=float).sort_index(), used, missing, note
 
 
+
+class SpeakerIndex:
+    """Per-speaker confusion counts (speaker_confusion.csv) by (model, task, regime, condition)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.columns = cm_columns(confusion_labels(frame.columns)) if len(frame) else []
+        self.groups = {key: group for key, group in frame.groupby(["model", "task", "regime", "condition"], sort=False)}
+
+    def cell(self, model, task, sources, pairs) -> tuple[ClusterCounts, dict]:
+        """The counts of the pooled ``sources`` on ``pairs`` ((fold, rep) tuples) per speaker, and
+        (pair, speaker) -> the set of utterance-set digests of its sources (one digest: every pooled
+        condition holds the same utterances of that speaker)."""
+        pairs = [tuple(int(x) for x in pair) for pair in pairs]
+        parts = [self.groups[(model, task, regime, condition)] for condition, regime in sources
+                 if (model, task, regime, condition) in self.groups]
+        width = len(self.columns)
+        if not parts or not pairs:
+            return ClusterCounts(tuple(pairs), (), np.zeros((len(pairs), 0, width), dtype=np.int64)), {}
+        frame = pd.concat(parts, ignore_index=True)
+        keys = list(zip(frame["fold"].astype(int), frame["rep"].astype(int)))
+        wanted = set(pairs)
+        frame = frame[[k in wanted for k in keys]]
+        speakers = tuple(sorted(frame["speaker"].astype(str).unique()))
+        p_index = {pair: i for i, pair in enumerate(pairs)}
+        s_index = {speaker: j for j, speaker in enumerate(speakers)}
+        counts = np.zeros((len(pairs), len(speakers), width), dtype=np.int64)
+        rows_p = [p_index[(int(f), int(r))] for f, r in zip(frame["fold"], frame["rep"])]
+        rows_s = [s_index[str(x)] for x in frame["speaker"]]
+        np.add.at(counts, (np.asarray(rows_p, dtype=int), np.asarray(rows_s, dtype=int)),
+                  frame[self.columns].to_numpy(dtype=np.int64))
+        digests: dict = {}
+        for i, j, digest in zip(rows_p, rows_s, frame["utt_digest"].astype(str)):
+            digests.setdefault((pairs[i], speakers[j]), set()).add(digest)
+        return ClusterCounts(tuple(pairs), speakers, counts), digests
+
+
 @dataclass
 class UarTable:
     rows: list[Row]
@@ -205,6 +268,10 @@ class UarTable:
     csv_name: str = ""  # the file the notes point to for per-cell notes (table3.csv, table4.csv)
     labels: dict = field(default_factory=dict)  # model -> column label replacing the registry's (stand-in backbones)
     model_notes: list[str] = field(default_factory=list)  # caption sentences about the models (e.g. a stand-in)
+    context_notes: list[str] = field(default_factory=list)  # caption sentences on what the table rests on (partition)
+    statistics: dict = field(default_factory=dict)  # test, resamples, ci, seed, show_ci (resolved)
+    family: dict = field(default_factory=dict)  # comparison kind (a, b, c) -> how many of the m were tested
+    units: dict = field(default_factory=dict)  # speakers, utterances, pairs: what the tests pair and resample
 
     def label(self, model: str) -> str:
         return model_label(model, self.labels)
@@ -240,6 +307,9 @@ def build_uar_table(
     exclude=(),
     model_regimes: dict | None = None,
     flagged: dict | None = None,
+    speakers: pd.DataFrame | None = None,
+    statistics: dict | None = None,
+    all_vs_retaining: bool = False,
 ) -> UarTable:
     """A UAR table (``title``; per-cell notes in ``csv_name``) from confusion counts
     (metrics.compute_metrics) and the configuration; the caller sets its caption.
@@ -257,8 +327,19 @@ def build_uar_table(
     (training.model_regimes): a cell needing any other regime is "–" instead of a partial pool;
     ``flagged``: (model, regime, fold, rep, task) -> reason, the trained models the degenerate-model
     check flagged (metrics.read_flags): a cell that rests on any of them is marked (evaluation.flags),
-    and its note and the table's notes say which and why.
+    and its note and the table's notes say which and why;
+    ``speakers``: the per-speaker confusion counts (metrics.speaker_confusion), needed by the
+    speaker-level tests and the confidence intervals; ``statistics``: test, resamples, ci, seed,
+    show_ci (default: the config's ``statistics``, ``seed`` and ``tables``); ``all_vs_retaining``: add
+    comparison (c), All noises** vs Perception-retaining in each column (Table 3).
     """
+    settings = resolve_statistics(config, statistics)
+    if settings["test"] != "fold_ttest" and speakers is None:
+        raise ValueError(f"statistics.test {settings['test']!r} needs the per-speaker confusion counts "
+                         "(speaker_confusion.csv of rule compute_metrics, metrics.speaker_confusion): pass "
+                         "speakers=, or choose statistics.test: fold_ttest")
+    speaker_index = SpeakerIndex(speakers) if speakers is not None else None
+    bootstrap = SpeakerBootstrap(settings["seed"], settings["resamples"])
     infos = condition_infos(conditions)
     tested = list(infos) if tested is None else [c for c in infos if c in set(tested)]
     regimes = evaluation_regimes(config, infos, regimes)
@@ -272,7 +353,7 @@ def build_uar_table(
     index = ConfusionIndex(confusion)
     labels, model_notes = labels_and_notes(models, model_labels, model_notes)
 
-    records, pairs, flag_notes = [], {}, []
+    records, pairs, clusters, flag_notes = [], {}, {}, []
     pooled_out: dict[tuple[str, str], set] = {}
     for model in models:
         for task in tasks:
@@ -294,65 +375,160 @@ def build_uar_table(
                     pairs[(row.key, model, column, task)] = series
                     mean = float(series.mean()) if len(series) else math.nan
                     std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
+                    ci_low = ci_high = math.nan
+                    n_speakers = n_predictions = 0
+                    if speaker_index is not None:
+                        cell_key = (row.key, model, column, task)
+                        counts, digests = speaker_index.cell(model, task, [] if untrained else sources, series.index)
+                        clusters[cell_key] = (counts, digests)
+                        ci_low, ci_high = cluster_bootstrap_ci(counts, resamples=settings["resamples"],
+                                                               seed=settings["seed"], ci=settings["ci"],
+                                                               bootstrap=bootstrap, key=cell_key)
+                        n_speakers, n_predictions = len(counts.speakers), counts.n_predictions
                     flag_notes.append(flagged_note(flagged, model, task, [r for _, r in sources], series.index))
                     records.append({
                         "row_order": order, "row": row.name, "row_key": row.key, "section": row.section,
                         "group": row.group, "label": row.label, "model": model, "model_label": model_label(model, labels),
                         "column": column, "column_label": COLUMN_LABELS[column], "task": task,
-                        "task_label": task_label(task), "mean": mean, "std": std, "n_pairs": int(len(series)),
+                        "task_label": task_label(task), "mean": mean, "std": std, "ci_low": ci_low,
+                        "ci_high": ci_high, "n_pairs": int(len(series)), "n_speakers": n_speakers,
+                        "n_predictions": n_predictions,
                         "sources": ";".join(dict.fromkeys(s for _, s in sources)),
                         "conditions": ";".join(used), "note": note,
                     })
     cells = pd.DataFrame(records)
-    _compare(cells, pairs, rows)
-    cells["value"] = [value_text(r.mean, r.significant, r.direction) for r in cells.itertuples()]
-    m = int(np.isfinite(cells["p"].to_numpy(dtype=float)).sum())
-    notes = _notes(rows, index, skipped or {}, pooled_out, cells, m, csv_name)
+    family = _compare(cells, pairs, clusters, settings, bootstrap, all_vs_retaining)
+    cells["value"] = [value_text(r.mean, r.significant, r.direction) + RQ3_MARKS.get(r.vs_retaining_direction, "")
+                      for r in cells.itertuples()]
+    m = sum(family.values())
+    notes = _notes(rows, index, skipped or {}, pooled_out, cells, m, csv_name, settings)
     mark_flagged(cells, flag_notes, notes, csv_name)
     return UarTable(rows, models, tasks, cells[CSV_COLUMNS], pairs, notes, m, corpus, title=title, csv_name=csv_name,
-                    labels=labels, model_notes=model_notes)
+                    labels=labels, model_notes=model_notes, statistics=settings, family=family,
+                    units=_units(cells, pairs))
 
 
-def _compare(cells: pd.DataFrame, pairs: dict, rows: list[Row]) -> None:
-    """Add comparison, t, p, p_adjusted, significant and direction columns (in place)."""
-    comparison, reference_mean, t, p = [], [], [], []
+def resolve_statistics(config: dict, statistics: dict | None = None) -> dict:
+    """test, resamples, ci, seed and show_ci: ``statistics`` over the config's ``statistics``, ``seed``
+    and ``tables.show_ci`` over :data:`sernoise.evaluation.stats.DEFAULT_STATISTICS`; errors name the key."""
+    settings = {**DEFAULT_STATISTICS, "show_ci": bool((config.get("tables") or {}).get("show_ci", False)),
+                **(config.get("statistics") or {}), **(statistics or {})}
+    settings.setdefault("seed", config.get("seed"))
+    if settings["test"] not in TESTS:
+        raise ValueError(f"statistics.test: {settings['test']!r} is not one of {list(TESTS)}")
+    if settings["seed"] is None:
+        raise ValueError("seed: the speaker-level resampling needs the config seed")
+    if int(settings["resamples"]) < 1:
+        raise ValueError(f"statistics.resamples: {settings['resamples']!r} must be a positive integer")
+    if not 0 < float(settings["ci"]) < 1:
+        raise ValueError(f"statistics.ci: {settings['ci']!r} must lie between 0 and 1")
+    settings["resamples"], settings["ci"], settings["seed"] = int(settings["resamples"]), float(settings["ci"]), \
+        int(settings["seed"])
+    return settings
+
+
+def _units(cells: pd.DataFrame, pairs: dict) -> dict:
+    """What the tests pair and resample: test speakers, clean test utterances (per repetition, all
+    folds) and (fold, rep) pairs, from the No noise cells."""
+    clean = cells[(cells["row_key"] == CLEAN) & (cells["n_pairs"] > 0)]
+    if clean.empty:
+        return {"speakers": 0, "utterances": 0, "pairs": 0}
+    best = clean.loc[clean["n_pairs"].idxmax()]
+    reps = {rep for _, rep in pairs[(best.row_key, best.model, best.column, best.task)].index}
+    return {"speakers": int(clean["n_speakers"].max()), "pairs": int(best.n_pairs),
+            "utterances": int(round(best.n_predictions / max(1, len(reps))))}
+
+
+def _run_test(key, ref_key, pairs, clusters, settings, bootstrap) -> dict:
+    """One comparison of cell ``key`` against cell ``ref_key`` with the configured test: difference,
+    its bootstrap interval, t (t-test only), p, the units and a note of what was dropped or how it
+    was paired."""
+    if settings["test"] == "fold_ttest":
+        result = paired_ttest(pairs[key], pairs[ref_key])
+        common = pairs[key].index.intersection(pairs[ref_key].index)
+        diff = float((pairs[key].loc[common] - pairs[ref_key].loc[common]).mean()) if len(common) else math.nan
+        return {"difference": diff, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "t": result.statistic,
+                "p": result.p, "note": f"t-test: {result.note}" if result.note else ""}
+    (a, digests_a), (b, digests_b) = clusters[key], clusters[ref_key]
+    if settings["test"] == "speaker_jackknife":
+        result = cluster_jackknife_test(a, b, resamples=settings["resamples"], seed=settings["seed"],
+                                        ci=settings["ci"], bootstrap=bootstrap, keys=(key, ref_key))
+    elif settings["test"] == "speaker_bootstrap":
+        result = cluster_bootstrap_test(a, b, resamples=settings["resamples"], seed=settings["seed"],
+                                        ci=settings["ci"], bootstrap=bootstrap, keys=(key, ref_key))
+    else:
+        result = cluster_permutation_test(a, b, resamples=settings["resamples"], seed=settings["seed"])
+    # "exact (every swap pattern)" holds for every cell alike: the caption says it, not each note
+    notes = [n for n in result.note.split("; ") if n and not n.startswith("exact")]
+    common = set(digests_a) & set(digests_b)
+    differ = sum(1 for unit in common if len(digests_a[unit] | digests_b[unit]) > 1)
+    if differ:
+        notes.append(f"test utterances differ in {differ} of {len(common)} (fold, rep, speaker) units (utterances "
+                     "skipped in a condition): paired by speaker, not by utterance")
+    note = f"{settings['test']}: {'; '.join(notes)}" if notes else ""
+    return {"difference": result.difference, "diff_ci_low": result.ci_low, "diff_ci_high": result.ci_high,
+            "t": math.nan, "p": result.p, "note": note}
+
+
+def _compare(cells: pd.DataFrame, pairs: dict, clusters: dict, settings: dict, bootstrap, all_vs_retaining: bool) -> dict:
+    """Add the comparison columns (a), (b) and, with ``all_vs_retaining``, (c) (module docstring),
+    Bonferroni-corrected together (in place); the number of tested comparisons of each kind."""
     means = {(r.row_key, r.model, r.column, r.task): r.mean for r in cells.itertuples()}
     notes = list(cells["note"])
+    empty = {"difference": math.nan, "diff_ci_low": math.nan, "diff_ci_high": math.nan, "t": math.nan, "p": math.nan}
+    main, extra = [], []
+    family = {"a": 0, "b": 0, "c": 0}
     for i, r in enumerate(cells.itertuples()):
+        key = (r.row_key, r.model, r.column, r.task)
         if r.column == "clean":
-            ref_key = (CLEAN, r.model, "clean", r.task)
-            text = "vs No noise, Clean column"
+            ref_key, text, kind = (CLEAN, r.model, "clean", r.task), "vs No noise, Clean column", "a"
         else:
-            ref_key = (r.row_key, r.model, "clean", r.task)
-            text = "vs Clean column, same row"
-        mine = pairs[(r.row_key, r.model, r.column, r.task)]
-        if r.row_key == CLEAN and r.column == "clean" or not len(mine) or not len(pairs[ref_key]):
-            comparison.append("")
-            reference_mean.append(math.nan)
-            t.append(math.nan)
-            p.append(math.nan)
-            continue
-        result = paired_ttest(mine, pairs[ref_key])
-        comparison.append(text)
-        reference_mean.append(means[ref_key])
-        t.append(result.statistic)
-        p.append(result.p)
-        if result.note:
-            notes[i] = "; ".join(x for x in (notes[i], f"t-test: {result.note}") if x)
-    cells["comparison"] = comparison
-    cells["reference_mean"] = reference_mean
-    cells["t"] = t
-    cells["p"] = p
-    adjusted, significant, _ = bonferroni(cells["p"].to_numpy(dtype=float))
-    cells["p_adjusted"] = adjusted
-    cells["significant"] = significant
+            ref_key, text, kind = (r.row_key, r.model, "clean", r.task), "vs Clean column, same row", "b"
+        if r.row_key == CLEAN and r.column == "clean" or not len(pairs[key]) or not len(pairs[ref_key]):
+            main.append({**empty, "comparison": "", "reference_mean": math.nan})
+        else:
+            result = _run_test(key, ref_key, pairs, clusters, settings, bootstrap)
+            note = result.pop("note")
+            if note:
+                notes[i] = "; ".join(x for x in (notes[i], note) if x)
+            main.append({**result, "comparison": text, "reference_mean": means[ref_key]})
+            family[kind] += bool(np.isfinite(result["p"]))
+        retaining_key = ("RETAINING", r.model, r.column, r.task)
+        if all_vs_retaining and r.row_key == "ALL" and retaining_key in pairs and len(pairs[key]) \
+                and len(pairs[retaining_key]):
+            result = _run_test(key, retaining_key, pairs, clusters, settings, bootstrap)
+            note = result.pop("note")
+            if note:
+                notes[i] = "; ".join(x for x in (notes[i], f"vs Perception-retaining: {note}") if x)
+            extra.append({"vs_retaining_mean": means[retaining_key], "vs_retaining_difference": result["difference"],
+                          "vs_retaining_p": result["p"]})
+            family["c"] += bool(np.isfinite(result["p"]))
+        else:
+            extra.append({"vs_retaining_mean": math.nan, "vs_retaining_difference": math.nan,
+                          "vs_retaining_p": math.nan})
+    for column in ("comparison", "reference_mean", "difference", "diff_ci_low", "diff_ci_high", "t", "p"):
+        cells[column] = [x[column] for x in main]
+    for column in ("vs_retaining_mean", "vs_retaining_difference", "vs_retaining_p"):
+        cells[column] = [x[column] for x in extra]
+    cells["test"] = [settings["test"] if c else "" for c in cells["comparison"]]
+    # one Bonferroni family: every tested comparison of the table, (a), (b) and (c) together
+    p_all = np.concatenate([cells["p"].to_numpy(dtype=float), cells["vs_retaining_p"].to_numpy(dtype=float)])
+    adjusted, significant, _ = bonferroni(p_all)
+    n = len(cells)
+    cells["p_adjusted"], cells["significant"] = adjusted[:n], significant[:n]
+    cells["vs_retaining_p_adjusted"], cells["vs_retaining_significant"] = adjusted[n:], significant[n:]
     cells["direction"] = [
-        direction(mean, ref) if sig else "" for mean, ref, sig in zip(cells["mean"], cells["reference_mean"], significant)
+        direction(mean, ref) if sig else "" for mean, ref, sig in zip(cells["mean"], cells["reference_mean"], significant[:n])
+    ]
+    cells["vs_retaining_direction"] = [
+        direction(mean, ref) if sig else ""
+        for mean, ref, sig in zip(cells["mean"], cells["vs_retaining_mean"], significant[n:])
     ]
     cells["note"] = notes
+    return family
 
 
-def _notes(rows, index, skipped, pooled_out, cells, m, csv_name) -> list[str]:
+def _notes(rows, index, skipped, pooled_out, cells, m, csv_name, settings) -> list[str]:
     notes = []
     tested = [c for row in rows if row.kind == "all" for c in row.conditions]
     for cid in tested:
@@ -374,10 +550,19 @@ def _notes(rows, index, skipped, pooled_out, cells, m, csv_name) -> list[str]:
         )
     dropped = cells["note"].astype(str).str.len().gt(0).sum()
     if dropped:
-        notes.append(f"{int(dropped)} cell(s) with dropped (fold, rep) pairs or undefined t-tests: see the note "
-                     f"column of {csv_name}.")
+        notes.append(f"{int(dropped)} cell(s) with dropped (fold, rep) pairs or speakers, utterance sets that differ "
+                     f"between the compared cells, or undefined tests: see the note column of {csv_name}.")
     if m == 0:
-        notes.append("No comparison could be tested (fewer than 2 (fold, rep) pairs per cell).")
+        units = "(fold, rep) pairs" if settings["test"] == "fold_ttest" else "speakers in common"
+        notes.append(f"No comparison could be tested (fewer than 2 {units} per comparison).")
+    elif settings["test"] == "speaker_permutation":
+        n_speakers = int(cells["n_speakers"].max()) if len(cells) else 0
+        smallest = max(1 / (settings["resamples"] + 1), 2 / 2 ** n_speakers if n_speakers < 64 else 0)
+        if smallest * m > ALPHA:
+            notes.append(f"The permutation test's smallest p here is about {smallest:.2g} ({n_speakers} speakers, "
+                         f"statistics.resamples = {settings['resamples']}), {smallest * m:.2g} after Bonferroni over "
+                         f"m = {m}: no comparison can be significant; "
+                         "raise statistics.resamples or choose another statistics.test.")
     return notes
 
 
@@ -399,14 +584,56 @@ def uar_caption(table: UarTable, subject: str, *, asides: bool = True) -> str:
         "held out of training; Clean+Noise Match: trained with every perception-retaining noise type "
         "(All noises**: with every noise). Aggregate rows pool the predictions of their conditions, each from "
         f"its own source model. {tasks}. Chance UAR is 0.33. "
-        "Significance: paired t-test over (fold, repetition) pairs, Bonferroni correction over the "
-        f"m = {table.m} comparisons of this table, significant when adjusted p ≤ {ALPHA:g}. "
-        f"Comparisons: (a) Clean column: each row vs No noise{hurts}; "
-        f"(b) Mismatch and Match columns: each row vs the Clean column of the same row{helps}. "
-        f"↑/↓: significantly higher/lower than that reference. {EMPTY}: no model for this cell{empty} "
-        "or no predictions."
-        + "".join(f" {note}" for note in table.model_notes)
+        + statistics_caption(table, hurts, helps) +
+        f"{EMPTY}: no model for this cell{empty} or no predictions."
+        + "".join(f" {note}" for note in table.model_notes + table.context_notes)
     )
+
+
+def statistics_caption(table: UarTable, hurts: str = "", helps: str = "") -> str:
+    """The caption's sentences on the test (what is paired, how many units), the Bonferroni family
+    (its size and members), the marks and the confidence intervals."""
+    settings, units, family = table.statistics, table.units, table.family
+    test = settings.get("test", "fold_ttest")
+    pairs = f"{units.get('pairs', 0)} (fold, repetition) pairs"
+    if test == "speaker_jackknife":
+        text = ("Significance: speaker-level paired test of the UAR difference: both sides predict the same test "
+                f"utterances (paired at the utterance), clustered by the {units.get('speakers', 0)} test speakers "
+                f"({units.get('utterances', 0)} clean test utterances per repetition, {pairs}); standard error by "
+                "leaving out one speaker at a time (jackknife), two-sided p from Student's t with speakers − 1 "
+                "degrees of freedom. ")
+    elif test == "speaker_bootstrap":
+        text = (f"Significance: speaker-level paired bootstrap of the UAR difference ({settings['resamples']} "
+                "resamples): both sides predict the same test utterances (paired at the utterance) and the "
+                f"{units.get('speakers', 0)} test speakers are resampled with replacement, each with all their "
+                f"utterances ({units.get('utterances', 0)} clean test utterances per repetition, {pairs}); "
+                "two-sided p of the difference over its bootstrap standard error (× √(S/(S−1)), S speakers), "
+                "Student's t with S − 1 degrees of freedom. ")
+    elif test == "speaker_permutation":
+        n = units.get("speakers", 0)
+        swaps = f"every one of the 2^{n} swap patterns" if 2 ** min(n, 64) <= settings["resamples"] \
+            else f"{settings['resamples']} random swap patterns"
+        text = (f"Significance: speaker-level paired permutation test of the UAR difference ({swaps}): the "
+                "predictions of each of the "
+                f"{units.get('speakers', 0)} test speakers are swapped between the two sides (paired at the "
+                f"utterance; {units.get('utterances', 0)} clean test utterances per repetition, {pairs}). ")
+    else:
+        text = f"Significance: the paper's paired t-test over the {pairs}. "
+    members = [f"{family.get('a', 0)} × (a) each row vs No noise in the Clean column{hurts}",
+               f"{family.get('b', 0)} × (b) each row vs the Clean column of the same row in the Mismatch and Match "
+               f"columns{helps}"]
+    if family.get("c"):
+        members.append(f"{family['c']} × (c) All noises** vs Perception-retaining in each column (RQ3)")
+    text += (f"Bonferroni family: m = {table.m} comparisons of this table ({'; '.join(members)}; over every model "
+             f"and task), significant when adjusted p ≤ {ALPHA:g}. ↑/↓: significantly higher/lower than the "
+             "reference of (a) or (b). ")
+    if family.get("c"):
+        text += "⇑/⇓ (All noises** row): significantly higher/lower than Perception-retaining in the same column. "
+    if "ci" in settings and units.get("speakers"):
+        shown = "; shown in brackets" if settings.get("show_ci") else ""
+        text += (f"Each UAR's {settings['ci']:.0%} confidence interval (speaker-level bootstrap, percentile) is in "
+                 f"the CSV (ci_low, ci_high){shown}. ")
+    return text
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -414,7 +641,10 @@ def uar_caption(table: UarTable, subject: str, *, asides: bool = True) -> str:
 
 def _value_grid(table: UarTable):
     """Per row: list of cell texts in column order (model, column, task)."""
-    values = {(r.row_key, r.model, r.column, r.task): r.value for r in table.cells.itertuples()}
+    show_ci = table.statistics.get("show_ci", False)
+    values = {(r.row_key, r.model, r.column, r.task): r.value + (
+        f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if show_ci and math.isfinite(r.ci_low) else "")
+        for r in table.cells.itertuples()}
     grid = []
     for row in table.rows:
         grid.append([values[(row.key, m, c, t)] for m in table.models for c in COLUMNS for t in table.tasks])
@@ -517,7 +747,7 @@ def to_html(table: UarTable) -> str:
     for (section, first, second), values in zip(_label_cells(table), _value_grid(table)):
         if section:
             body.append(f"<tr class='section'><td colspan='{2 + len(values)}'><em>{e(section)}</em></td></tr>")
-        tds = "".join(f"<td class='{'sig' if v[-1:] in MARKS.values() else ''}'>{e(v)}</td>" for v in values)
+        tds = "".join(f"<td class='{'sig' if set(v) & set(MARKS.values()) else ''}'>{e(v)}</td>" for v in values)
         body.append(f"<tr><th>{e(first)}</th><th>{e(second)}</th>{tds}</tr>")
     notes = "".join(f"<li>{e(n)}</li>" for n in table.notes)
     return (
@@ -543,7 +773,8 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
     makes of the rule's inputs (``confusion``, ``statuses``) and params (``settings``: rules/common.smk
     evaluation_settings; ``corpus``), with ``options`` (e.g. ``exclude``), written to the rule's outputs
     (csv, markdown, latex, html) and logged."""
-    settings = smk.params.settings
+    # the perception classes of the partition input (study or config), named in the caption
+    settings = settings_under_partition(smk.params.settings, optional_partition(getattr(smk.input, "partition", None)))
     table = build(
         read_confusion(smk.input.confusion),
         settings["config"],
@@ -556,12 +787,18 @@ def run_table_rule(smk, log, build, **options) -> UarTable:
         model_notes=settings.get("model_notes"),
         model_regimes=settings.get("model_regimes"),
         flagged=read_flags(smk.input.flags) if hasattr(smk.input, "flags") else None,
+        speakers=read_speaker_confusion(smk.input.speaker_confusion) if hasattr(smk.input, "speaker_confusion")
+        else None,
+        statistics=getattr(smk.params, "statistics", None),
         **options,
     )
+    table.context_notes.append(settings["partition_note"])
     out = smk.output
     write_uar_table(table, csv=out.csv, markdown=out.markdown, latex=out.latex, html_path=out.html)
-    log.info("%s: %d cells, m = %d comparisons, %d significant", table.title, len(table.cells), table.m,
-             int(table.cells["significant"].sum()))
+    log.info("%s: %d cells, %s, m = %d comparisons %s, %d significant (%d of them All noises** vs "
+             "Perception-retaining)", table.title, len(table.cells), table.statistics["test"], table.m, table.family,
+             int(table.cells["significant"].sum() + table.cells["vs_retaining_significant"].sum()),
+             int(table.cells["vs_retaining_significant"].sum()))
     for note in table.notes:
         log.info("note: %s", note)
     return table

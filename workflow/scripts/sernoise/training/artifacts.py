@@ -1,7 +1,7 @@
 """What the train rules (train_model, train_audio_model; sernoise.training.tdnn_job, ednn_job) share besides the training itself.
 
 * :class:`TrainingRun`: which model a rule trains (model, regime, fold, repetition, task), its
-  seed, its training sets and the config's training checks (``min_epochs``, ``on_degenerate``).
+  seed (common to every regime and model of one fold, repetition and task), its training sets and the config's training checks (``min_epochs``, ``on_degenerate``).
 * :func:`degenerate_entry`: the degenerate-model check of a finished training
   (:mod:`sernoise.training.degenerate`), logged, and raised in ``fail`` mode.
 * The files of a model folder other than the weights: ``curve.csv`` / ``curve.png`` (the
@@ -47,10 +47,21 @@ class TrainingRun:
     config: dict | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_rule(cls, wildcards, params, config=None) -> TrainingRun:
-        """From a train rule's wildcards (corpus, model, fold, rep, task), params (regime, seed) and the
-        config (its ``tasks:`` define tasks beyond the paper's bins)."""
-        return cls(model=wildcards.model, regime=Regime(**params.regime), fold=int(wildcards.fold),
+    def from_rule(cls, wildcards, params, config=None, partition=None) -> TrainingRun:
+        """From a train rule's wildcards (corpus, model, fold, rep, task), params (regime, seed, conditions),
+        the config (its ``tasks:`` define tasks beyond the paper's bins) and the rule's perception
+        ``partition`` input when it has one: the regime's conditions are then the ones the partition
+        makes perception-retaining (:func:`sernoise.perception.partition.regime_under_partition`)."""
+        regime = Regime(**params.regime)
+        if partition:
+            from sernoise.perception.partition import PartitionError, read_partition, regime_under_partition
+
+            regime = regime_under_partition(regime, config or {}, read_partition(partition))
+            missing = sorted(set(regime.train_conditions) - set(getattr(params, "conditions", None) or []))
+            if missing:
+                raise PartitionError(f"{partition}: regime {regime.name} needs conditions {missing}, which are not "
+                                     f"inputs of this job; rerun Snakemake so that it re-plans from the partition")
+        return cls(model=wildcards.model, regime=regime, fold=int(wildcards.fold),
                    rep=int(wildcards.rep), task=wildcards.task, config_seed=params.seed,
                    corpus=getattr(wildcards, "corpus", None), config=config)
 
@@ -93,8 +104,17 @@ class TrainingRun:
 
     @property
     def seed(self) -> int:
-        """The training seed: derived from the global seed and the run, so no config order can change it."""
-        return derive_seed(self.config_seed, "train", self.model, self.regime.name, self.fold, self.rep, self.task)
+        """The training seed (model initialisation, data order, training crops, strategy draws).
+
+        Common random numbers: derived from the global seed, the fold, the repetition and the task
+        only, NOT from the regime or the model variant, so repetition r starts from the same
+        initial weights and draws the same batch order in every regime and in T-DNN and T-DNN-NR
+        alike, and the paired comparisons of Tables 3 and 4 pair like with like (the difference
+        between two cells is then the regime's or the denoiser's, not the luck of one seed).
+        What must differ between regimes keeps its own seed: the augmented copies a regime draws
+        (:func:`sernoise.training.data.assemble`, seeded by the regime's name).
+        """
+        return derive_seed(self.config_seed, "train", self.fold, self.rep, self.task)
 
     def title(self, name: str) -> str:
         """The learning-curve title, ``name`` being the model's display name."""

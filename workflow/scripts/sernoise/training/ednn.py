@@ -11,12 +11,13 @@ One training: cross-entropy (optionally weighted by inverse training class frequ
 with two learning rates (``learning_rate`` for the dense layers, ``backbone_learning_rate`` for
 the unfrozen wav2vec2 parameters; SpeechBrain's IEMOCAP emotion recipe uses 1e-4 / 1e-5), at
 most ``max_epochs`` epochs (paper: 8), optional early stopping (``patience``, off by default as
-in the paper; never before ``min_epochs`` epochs, as for the T-DNN), and the state of the epoch with the lowest validation loss kept.  Batches are
+in the paper; never before ``min_epochs`` epochs, as for the T-DNN), and the state of the best epoch kept (the selection rule of
+:func:`sernoise.training.loop.improves`: the strategy's metric, exact ties to the lower validation loss).  Batches are
 length-bucketed as for the T-DNN; ``max_seconds`` crops long training utterances to a random
 window drawn anew each epoch (validation and test always see whole utterances).
 
 Grid search: every combination of ``ednn.grid`` (``dense_layers``, ``dense_units``) is trained
-with the same seed and the lowest best validation loss wins, as for the T-DNN.
+with the same seed and the best point by the same selection rule wins, as for the T-DNN.
 
 Mixed precision: on CUDA with ``amp`` the forward pass runs under ``torch.autocast`` (bfloat16
 where the GPU supports it, else float16 with a gradient scaler); the loss is computed in

@@ -53,7 +53,7 @@ def library_versions() -> dict:
 def train(smk) -> None:
     with rule_log(smk) as log:
         p, inp, out = smk.params, smk.input, smk.output
-        run = TrainingRun.from_rule(smk.wildcards, p, smk.config)
+        run = TrainingRun.from_rule(smk.wildcards, p, smk.config, getattr(smk.input, "partition", None))
         threads = int(smk.threads)
         torch.set_num_threads(threads)
         device = resolve_device(p.device)

@@ -1,11 +1,12 @@
 """Training of the T-DNN (paper §7.2.3) and the hyper-parameter grid search (Table 1).
 
 One training: cross-entropy (optionally weighted by inverse training class frequency),
-RMSprop, at most ``max_epochs`` epochs, early stopping when the validation loss has not
+RMSprop, at most ``max_epochs`` epochs, early stopping when the validation score has not
 improved for ``patience`` consecutive epochs (but never before ``min_epochs`` epochs: a model
 whose loss sits at ln 3 for the first few epochs would otherwise be stopped before it starts
-to learn), and the weights reverted to the epoch with the lowest validation loss.  The validation loss uses the same criterion as training (with
-class weights, the weighted mean over all validation examples).
+to learn), and the weights reverted to the best epoch; "improved" and "best" follow the
+selection rule below (the plain loop: the validation loss).  The validation loss uses the same
+criterion as training (with class weights, the weighted mean over all validation examples).
 
 Training crops: with ``max_frames`` (config ``tdnn.max_frames``), a training utterance longer
 than that is cut to a window of ``max_frames`` frames at a random offset, drawn anew every
@@ -19,8 +20,16 @@ still differ from epoch to epoch.  Padding never changes a model output (see
 :mod:`sernoise.models.tdnn`), so bucketing changes speed, not results.
 
 Grid search: every combination of the grid is trained with the same seed (so that points
-differ only in their hyper-parameters); the lowest best validation loss wins (ties: the
-first point in grid order).  The selection table holds no timings (they go to the log), so
+differ only in their hyper-parameters); the point whose best epoch is best by the selection
+rule (:func:`improves`) wins (ties: the first point in grid order).
+
+Selection rule (:func:`improves`, for the best epoch and the grid point alike): the strategy's
+selection metric decides (config ``training.strategy``; the default config selects on validation
+UAR, the paper's Table 1 caption); when an epoch's (point's) metric exactly equals the best so
+far, the lower validation loss wins.  UAR moves in steps and ties often (every epoch that
+predicts one class has UAR exactly 1/3), so without the tie-break the first of equal epochs
+would be kept however much its loss still fell.  With ``selection_metric: loss`` the rule is
+the paper's §7.2.3 (lowest validation loss).  The selection table holds no timings (they go to the log), so
 the same config gives the same files.
 
 Determinism: :func:`seed_everything` seeds torch (CPU and CUDA) and makes cuDNN
@@ -386,6 +395,24 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     return [chosen[index] for index in bucket_batches(lengths[chosen], batch_size, rng)]
 
 
+def improves(select: str, scores: dict, best: dict | None) -> bool:
+    """Whether validation ``scores`` ({"loss": ..., metric: ...}) beat ``best`` (None: nothing yet) under the selection rule.
+
+    The metric ``select`` decides (:func:`sernoise.tasks.is_better`: a non-finite value never
+    improves); a value exactly equal to the best one improves when its validation loss is
+    lower (the tie-break; see the module doc).  For ``select == "loss"`` equal losses tie and
+    the earlier one is kept.
+    """
+    value = scores[select]
+    if best is None:
+        return is_better(select, value, None)
+    if is_better(select, value, best[select]):
+        return True
+    if select != "loss" and value == best[select]:
+        return is_better("loss", scores["loss"], best["loss"])
+    return False
+
+
 def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarray, batch_size: int,
                rng: np.random.Generator, max_epochs: int, patience: int | None, progress=None,
                tag: str = "", items=None, select: str = "loss", min_epochs: int = 1) -> dict:
@@ -397,10 +424,11 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
     (or the pair (validation loss, validation UAR)).  ``items(epoch, model, curve)``, if given,
     returns the indices of the examples of that epoch (None: all; see
     :meth:`sernoise.training.strategies.StrategyRun.epoch_items`).  ``snapshot()`` is taken at
-    every epoch that improves the (finite) validation metric ``select``: ``loss`` (lower is
-    better; the default) or a metric ``evaluate`` returns (``uar``, ``f1_weighted``, ``ccc``:
-    higher is better).  Training stops after ``patience`` epochs without improvement (None:
-    never) or ``max_epochs`` epochs; early stopping waits until at least ``min_epochs`` epochs
+    every epoch that improves on the best so far by the selection rule (:func:`improves`): the
+    (finite) validation metric ``select`` (``loss``, lower is better, the default, or a metric
+    ``evaluate`` returns: ``uar``, ``f1_weighted``, ``ccc``, higher is better), an exact tie
+    broken by the lower validation loss.  Training stops after ``patience`` epochs without
+    improvement (None: never) or ``max_epochs`` epochs; early stopping waits until at least ``min_epochs`` epochs
     have run (the epochs without improvement still count from the best epoch, so a run that
     has not improved for ``patience`` epochs by then stops at ``min_epochs``).  The best epoch
     is chosen over every epoch run; ``min_epochs`` 1 is the plain rule.
@@ -408,7 +436,7 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
     Returns the keyword arguments of a :class:`TrainResult` other than ``config``, the best
     epoch's snapshot as ``state_dict``.
     """
-    best_score, best_scores, best_epoch, best_state = None, {}, 0, None
+    best_score, best_scores, best_epoch, best_state = None, None, 0, None
     curve, waited, stopped_early = [], 0, False
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
@@ -427,7 +455,11 @@ def run_epochs(model: nn.Module, step, evaluate, snapshot, *, lengths: np.ndarra
         if select not in scores:
             raise TrainingError(f"{tag}selection metric {select!r} is not among the validation metrics {sorted(scores)}")
         curve.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in scores.items()}})
-        improved = is_better(select, scores[select], best_score)
+        # Patience counts the epochs since the selected (best) epoch under the same rule that
+        # selects it: an epoch that ties on the metric but lowers the loss becomes the best epoch
+        # and restarts the wait, so early stopping never ends a run whose selected epoch is
+        # still moving, and never waits on a quantity that selection ignores.
+        improved = improves(select, scores, best_scores)
         if improved:
             best_score, best_scores, best_epoch, waited = scores[select], scores, epoch, 0
             best_state = snapshot()
@@ -565,12 +597,13 @@ def grid_points(grid: dict, n_outputs: int = N_CLASSES) -> list[TDNNConfig]:
 def search_grid(points: list, keys, train_point, *, progress=None, select: str = "loss") -> tuple:
     """Train every grid point with ``train_point(config, tag)``; the best result and one selection row per point.
 
-    Best: the best validation ``select`` metric at the point's best epoch (default: the lowest
-    best validation loss; ties: the first point in grid order).  A row holds the point's index,
+    Best: by the selection rule (:func:`improves`) on each point's best epoch: the best
+    validation ``select`` metric (default: the lowest best validation loss), an exact tie broken
+    by the lower validation loss at the best epoch, and a full tie by grid order (the first point).  A row holds the point's index,
     its hyper-parameters ``keys`` and its training outcome, no timings (and the selection
     metric's value when it is neither the loss nor the UAR).
     """
-    best, rows, best_index, best_score = None, [], 0, None
+    best, rows, best_index, best_scores = None, [], 0, None
     for i, config in enumerate(points):
         tag = f"[grid {i + 1}/{len(points)}] " if len(points) > 1 else ""
         if progress is not None:
@@ -589,9 +622,10 @@ def search_grid(points: list, keys, train_point, *, progress=None, select: str =
             "epochs_run": result.epochs_run,
             "selected": False,
         })
-        score = result.best_val_loss if select == "loss" else result.best_val_score
-        if best is None or is_better(select, score, best_score):
-            best, best_index, best_score = result, i, score
+        scores = {"loss": result.best_val_loss,
+                  select: result.best_val_loss if select == "loss" else result.best_val_score}
+        if best is None or improves(select, scores, best_scores):
+            best, best_index, best_scores = result, i, scores
         del result  # a worse point's weights are freed before the next point trains
     rows[best_index]["selected"] = True
     return best, rows

@@ -35,7 +35,7 @@ from sernoise.training.predict import (
 def train(smk) -> None:
     with rule_log(smk) as log:
         p, out = smk.params, smk.output
-        run = TrainingRun.from_rule(smk.wildcards, p, smk.config)
+        run = TrainingRun.from_rule(smk.wildcards, p, smk.config, getattr(smk.input, "partition", None))
         threads = int(smk.threads)
         torch.set_num_threads(threads)
         device = resolve_device(p.device)
