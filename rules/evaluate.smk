@@ -1,17 +1,11 @@
 # Evaluation and reporting (paper §7.2.3, §8.2-8.4, Tables 3-4; SPEC §8, §10): prediction files ->
-<<<<<<< HEAD
-# metrics (UAR, per-class recall, weighted F1, confusion counts) -> Table 3 (paired t-test over
-# (fold, repetition) pairs, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
-# augmentation-fraction sweep and plots, registered for `snakemake --report report.html`. The
-# perception partition (rules/perception.smk) is an input: its classes decide the
-# "Perception-retaining" rows and the caption says whether they come from a study or the config.
-=======
 # metrics (UAR, per-class recall, weighted F1, confusion counts, also per speaker) -> Table 3 (paired
 # tests, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
 # augmentation-fraction sweep and plots, registered for `snakemake --report report.html`.
-# Significance: config `statistics` (default a speaker-level paired bootstrap; `fold_ttest` is the
-# paper's t-test over (fold, repetition) pairs), confidence intervals per cell; see README.
->>>>>>> stats
+# Significance: config `statistics` (default a speaker-level jackknife test; `fold_ttest` is the
+# paper's t-test over (fold, repetition) pairs), confidence intervals per cell; see README. The
+# perception partition (rules/perception.smk) is an input: its classes decide the
+# "Perception-retaining" rows and the caption says whether they come from a study or the config.
 # Tables and plots go under results/{corpus}/tables/ and results/{corpus}/plots/. Which models
 # and conditions: the plan (rules/common.smk, sernoise.plan).
 # Code: sernoise.evaluation.
