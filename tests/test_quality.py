@@ -252,3 +252,59 @@ def test_denoised_params_have_before_and_after_columns(short_corpus, tmp_path):
     denoise_shard(AudioShard(tmp_path / "clean.h5"), out_shard=tmp_path / "o.h5", out_params=tmp_path / "o.csv",
                   quality={**quality, "dnsmos": False, "fwsnrseg": False})
     assert list(pd.read_csv(tmp_path / "o.csv").columns) == DENOISE_COLUMNS
+
+
+# ------------------------------------------------------------------------------ UAR drop against quality
+
+
+def _metrics(rows):
+    from sernoise.evaluation.metrics import METRIC_COLUMNS
+
+    return pd.DataFrame([{c: math.nan for c in METRIC_COLUMNS} | {"fold": f, "rep": 1, "task": t, "model": "tdnn",
+                                                                  "regime": r, "condition": c, "uar": u, "n": 10}
+                         for r, f, t, c, u in rows], columns=METRIC_COLUMNS)
+
+
+def _params(path, perception, stoi, dnsmos=None, status=None):
+    frame = pd.DataFrame({c: [""] * len(stoi) for c in PARAM_COLUMNS})
+    frame = frame.assign(utt_id=[f"u{i}" for i in range(len(stoi))], status=status or ["ok"] * len(stoi),
+                         perception=perception, stoi=stoi, pesq=math.nan)
+    if dnsmos is not None:
+        frame["dnsmos_ovrl"] = dnsmos
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_quality_vs_uar_table_and_plot(tmp_path):
+    from sernoise.evaluation.quality_plot import CSV_COLUMNS, plot_quality_vs_uar, quality_vs_uar
+
+    metrics = _metrics([
+        # clean-trained model, two folds: clean 0.6 / 0.7, env 0.5 / 0.4 -> drops 0.1 / 0.3 (mean 0.2)
+        ("clean", 1, "activation", "clean", 0.6), ("clean", 2, "activation", "clean", 0.7),
+        ("clean", 1, "activation", "env", 0.5), ("clean", 2, "activation", "env", 0.4),
+        ("clean", 1, "activation", "pitch", 0.65), ("clean", 2, "activation", "pitch", 0.7),
+        # another regime: ignored
+        ("matched", 1, "activation", "clean", 0.1), ("matched", 1, "activation", "env", 0.9),
+    ])
+    params = {
+        "env": _params(tmp_path / "env.csv", "retaining", [0.5, 0.7, 0.9, 0.1], dnsmos=[2.0, 2.5, 3.0, 9.0],
+                       status=["ok", "ok", "ok", "skipped: x"]),
+        "pitch": _params(tmp_path / "pitch.csv", "altering", [math.nan] * 2, dnsmos=[3.5, 3.7]),
+        "dropped": _params(tmp_path / "dropped.csv", "retaining", [0.8]),  # no predictions (e.g. skipped)
+    }
+    table = quality_vs_uar(metrics, params, models=["tdnn"], tasks=["activation", "valence"])
+    assert list(table.columns) == CSV_COLUMNS
+    assert list(table["condition"]) == ["env", "pitch", "dropped"]  # valence has no metrics: no rows
+    env, pitch, dropped = (table.iloc[i] for i in range(3))
+    assert env["median_stoi"] == pytest.approx(0.7) and env["median_dnsmos_ovrl"] == pytest.approx(2.5)  # ok rows only
+    assert env["uar_drop"] == pytest.approx(0.2) and env["uar_drop_sd"] == pytest.approx(math.sqrt(0.02))
+    assert env["uar_clean"] == pytest.approx(0.65) and env["n_runs"] == 2 and env["n_utterances"] == 3
+    assert pitch["uar_drop"] == pytest.approx(-0.025) and math.isnan(pitch["median_stoi"])
+    assert pitch["perception"] == "altering"
+    assert math.isnan(dropped["uar_drop"]) and dropped["n_runs"] == 0 and math.isnan(dropped["median_dnsmos_ovrl"])
+    assert table["median_pesq"].isna().all() and table["median_fwsnrseg"].isna().all()
+    # PESQ and fwSNRseg missing: their panels say so instead of failing
+    plot_quality_vs_uar(table, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
+    plot_quality_vs_uar(table.iloc[0:0], tmp_path / "empty.png")  # nothing at all: still a figure
+    assert (tmp_path / "empty.png").exists()
