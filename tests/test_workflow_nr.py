@@ -36,7 +36,7 @@ def _overlay(ravdess_root, noise_root) -> dict:
     overlay = tiny_training_overlay(ravdess_root, noise_root, models=["tdnn_nr"], regimes=["clean", "matched"],
                                     threads=1, sweep={"model": "tdnn_nr", "fractions": [50]})
     # replaces the demo's denoise section as a whole: every condition is denoised (config.yaml's default)
-    overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "pools": ["test"], "clean": False}}
+    overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "dnsmos": False, "pools": ["test"], "clean": False}}
     return overlay
 
 
