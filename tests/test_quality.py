@@ -80,6 +80,12 @@ def test_one_thread_sessions_score_as_speechmos_does(ravdess_root):
 
 
 def test_dnsmos_edge_cases():
+    # 1.2 s: one 9.01 s window after repetition; the same audio gives the same scores
+    x = (0.1 * np.random.default_rng(3).standard_normal(int(1.2 * SR))).astype(np.float32)
+    first, second = measure_dnsmos(x), measure_dnsmos(x.copy())
+    assert first == second and first[1] == ""
+    loud, note = measure_dnsmos(x / np.max(np.abs(x)) * 1.5)  # stored audio can peak above 1: scaled, noted
+    assert "above full scale" in note and all(1.0 <= loud[c] <= 5.0 for c in DNSMOS)
     values, note = measure_dnsmos(np.zeros(SR, dtype=np.float32))
     assert all(math.isnan(values[c]) for c in DNSMOS) and "silent" in note
     values, note = measure_dnsmos(np.zeros(0, dtype=np.float32))
