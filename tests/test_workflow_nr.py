@@ -75,6 +75,10 @@ def test_every_dataset_is_denoised_with_its_length(nr_run):
             if additive:
                 assert ok["snr_before"].between(9, 11).mean() > 0.9  # 10 dB over the noise span
             assert ok["stoi_after"].notna().all() == (pool == "test")
+            # config.yaml's fwSNRseg (DNSMOS off in the overlay): test pool only, before and after
+            assert ("fwsnrseg_after" in params) == (pool == "test") and "dnsmos_ovrl_after" not in params
+            if pool == "test":
+                assert ok[["fwsnrseg_before", "fwsnrseg_after"]].notna().all().all()
             assert np.isfinite(ok["vad_mean"]).all()
 
 
