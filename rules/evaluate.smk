@@ -142,3 +142,25 @@ rule make_sweep:
         corpus=CORPUS,
     script:
         "../workflow/scripts/make_sweep.py"
+
+
+rule plot_quality_vs_uar:
+    input:
+        metrics=PLAN.metrics("metrics", PLAN.standard_models()),
+        params=[f"results/{CORPUS}/augmented/{c}/test/params.csv" for c in PLAN.tested],
+    output:
+        plot=report(
+            PLAN.plot("quality_vs_uar"),
+            caption="../report/quality_vs_uar.rst",
+            category="Plots",
+            labels={"plot": "UAR drop against signal quality"},
+        ),
+        csv=PLAN.plot("quality_vs_uar").removesuffix(".png") + ".csv",
+    log:
+        f"logs/{CORPUS}/evaluate/plot_quality_vs_uar.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        settings=EVALUATION_SETTINGS,
+    script:
+        "../workflow/scripts/plot_quality_vs_uar.py"
