@@ -2,9 +2,9 @@
 # metrics (UAR, per-class recall, weighted F1, confusion counts, also per speaker) -> Table 3 (paired
 # tests, Bonferroni), Table 4 (the noise-robust arms, same statistics), the
 # augmentation-fraction sweep and plots, registered for `snakemake --report report.html`.
-# Significance: config `statistics` (default a speaker-level paired bootstrap; `fold_ttest` is the
-# paper's t-test over (fold, repetition) pairs), confidence intervals per cell; see README.
-# The perception partition (rules/perception.smk) is an input: its classes decide the
+# Significance: config `statistics` (default a speaker-level jackknife test; `fold_ttest` is the
+# paper's t-test over (fold, repetition) pairs), confidence intervals per cell; see README. The
+# perception partition (rules/perception.smk) is an input: its classes decide the
 # "Perception-retaining" rows and the caption says whether they come from a study or the config.
 # Tables and plots go under results/{corpus}/tables/ and results/{corpus}/plots/. Which models
 # and conditions: the plan (rules/common.smk, sernoise.plan).
@@ -142,3 +142,25 @@ rule make_sweep:
         corpus=CORPUS,
     script:
         "../workflow/scripts/make_sweep.py"
+
+
+rule plot_quality_vs_uar:
+    input:
+        metrics=PLAN.metrics("metrics", PLAN.standard_models()),
+        params=[f"results/{CORPUS}/augmented/{c}/test/params.csv" for c in PLAN.tested],
+    output:
+        plot=report(
+            PLAN.plot("quality_vs_uar"),
+            caption="../report/quality_vs_uar.rst",
+            category="Plots",
+            labels={"plot": "UAR drop against signal quality"},
+        ),
+        csv=PLAN.plot("quality_vs_uar").removesuffix(".png") + ".csv",
+    log:
+        f"logs/{CORPUS}/evaluate/plot_quality_vs_uar.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        settings=EVALUATION_SETTINGS,
+    script:
+        "../workflow/scripts/plot_quality_vs_uar.py"

@@ -395,7 +395,7 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
 
     overlay = shared_overlay(ravdess_root, noise_root)
     overlay["augment"] = {"pools": ["test"], "conditions": ["env-nat-cont-snr10", "fade-in", "laugh", "drop-word"],
-                          "quality": {"stoi": False, "pesq": False}}
+                          "quality": {"stoi": False, "pesq": False, "dnsmos": False, "fwsnrseg": False}}
     overlay["perception"] = {"n_per_bin": 10, "n_extreme": 3, "n_environmental": 1, "n_distortion": 2}
     targets = ["results/ravdess/perception/partition.csv", "results/ravdess/perception/export/tasks.csv"]
     run_snakemake(tmp_path, overlay, *targets)

@@ -25,7 +25,8 @@ N_UTTERANCES = 120  # RAVDESS actors 01 and 02
 def _overlay(ravdess_root, noise_root) -> dict:
     overlay = shared_overlay(ravdess_root, noise_root)
     overlay["corpora"]["ravdess"]["options"] = {"actors": [1, 2]}
-    overlay["augment"] = {"conditions": CONDITIONS}
+    # config.yaml's quality measures, but DNSMOS (~2 s of CPU per utterance; tests/test_quality.py tests it)
+    overlay["augment"] = {"conditions": CONDITIONS, "quality": {"dnsmos": False}}
     return overlay
 
 
@@ -86,12 +87,16 @@ def test_snr_quality_and_noise_pools(augment_run):
         assert {split_of[k] for k in env["p_noise_file"]} == {pool}  # no test noise in training data
         has_quality = pool == "test"  # config: augment.quality.pools = [test]
         assert env["stoi"].notna().all() == has_quality and env["pesq"].notna().all() == has_quality
+        assert ("fwsnrseg" in env) == has_quality and not {"dnsmos_ovrl", "dnsmos_sig"} & set(env.columns)
+        if has_quality:  # 10 dB of natural noise: well below the ceiling of 35 dB, above the floor
+            assert env["fwsnrseg"].between(-10, 30).all() and env["fwsnrseg"].notna().all()
         laugh = load_params(_folder(workdir, "laugh", pool) / "params.csv")
         assert {split_of[k] for k in laugh["p_clip_file"]} == {pool}
     fade = load_params(_folder(workdir, "fade-in", "test") / "params.csv")
     assert fade["snr_measured"].notna().all() and fade["snr_target"].isna().all()
     speed = load_params(_folder(workdir, "speed-utt-1.25", "test") / "params.csv")
     assert speed["snr_measured"].isna().all() and speed["stoi"].isna().all() and speed["pesq"].isna().all()
+    assert speed["fwsnrseg"].isna().all()  # lengths differ
     assert np.allclose(speed["duration_out"] / speed["duration_in"], 0.8, atol=0.01)
     assert set(speed["perception"]) == {"altering"} and set(fade["perception"]) == {"retaining"}
 

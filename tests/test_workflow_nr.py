@@ -36,7 +36,7 @@ def _overlay(ravdess_root, noise_root) -> dict:
     overlay = tiny_training_overlay(ravdess_root, noise_root, models=["tdnn_nr"], regimes=["clean", "matched"],
                                     threads=1, sweep={"model": "tdnn_nr", "fractions": [50]})
     # replaces the demo's denoise section as a whole: every condition is denoised (config.yaml's default)
-    overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "pools": ["test"], "clean": False}}
+    overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "dnsmos": False, "pools": ["test"], "clean": False}}
     return overlay
 
 
@@ -75,6 +75,10 @@ def test_every_dataset_is_denoised_with_its_length(nr_run):
             if additive:
                 assert ok["snr_before"].between(9, 11).mean() > 0.9  # 10 dB over the noise span
             assert ok["stoi_after"].notna().all() == (pool == "test")
+            # config.yaml's fwSNRseg (DNSMOS off in the overlay): test pool only, before and after
+            assert ("fwsnrseg_after" in params) == (pool == "test") and "dnsmos_ovrl_after" not in params
+            if pool == "test":
+                assert ok[["fwsnrseg_before", "fwsnrseg_after"]].notna().all().all()
             assert np.isfinite(ok["vad_mean"]).all()
 
 

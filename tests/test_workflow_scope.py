@@ -22,12 +22,13 @@ def _overlay(ravdess_root, noise_root) -> dict:
     overlay["corpora"]["ravdess"]["options"] = {"actors": [1, 2, 3, 4, 5, 6]}
     overlay["folds"] = {"n_folds": N_FOLDS}
     overlay["augment"] = {"conditions": ["env-nat-cont-snr10", "fade-in", "reverb"],
-                          "quality": {"stoi": False, "pesq": False}}
+                          "quality": {"stoi": False, "pesq": False, "dnsmos": False, "fwsnrseg": False}}
     overlay["noise_types"] = {"nat": ["env-nat-cont-snr10"], "fade": ["fade-in"], "reverb": ["reverb"]}
     overlay["training"] = {"models": ["tdnn", "tdnn_nr"], "regimes": ["clean", "matched", "mismatched"],
                            "model_regimes": {"tdnn_nr": ["clean", "matched"]},
                            "tasks": ["activation", "valence"], "repetitions": 1, "sweep": {"fractions": []}}
-    overlay["denoise"] = {"conditions": ["env-nat-cont-snr10"], "quality": {"stoi": False, "pesq": False}}
+    overlay["denoise"] = {"conditions": ["env-nat-cont-snr10"],
+                          "quality": {"stoi": False, "pesq": False, "dnsmos": False, "fwsnrseg": False}}
     overlay["attack"] = {"models": []}
     return overlay
 

@@ -87,7 +87,8 @@ def tiny_training_overlay(ravdess_root: Path, noise_root: Path, *, models: list[
     overlay = shared_overlay(ravdess_root, noise_root)
     overlay["corpora"]["ravdess"]["options"] = {"actors": [1, 2, 3, 4, 5, 6]}
     overlay["folds"] = {"n_folds": TINY_FOLDS}
-    overlay["augment"] = {"conditions": TINY_CONDITIONS, "quality": {"stoi": False, "pesq": False}}
+    overlay["augment"] = {"conditions": TINY_CONDITIONS,
+                          "quality": {"stoi": False, "pesq": False, "dnsmos": False, "fwsnrseg": False}}
     overlay["noise_types"] = {"nat": ["env-nat-cont-snr10"], "fade": ["fade-in"]}
     # on_degenerate warn: these one- or two-epoch runs on six actors test the plumbing, not learning,
     # and config.yaml's fail would stop them whenever a model stays at chance.

@@ -10,8 +10,9 @@ One call handles the utterances of one clean audio shard for one (condition, poo
   ``skipped: <reason>``), the condition's family and perception class, the SNR asked and the
   SNR measured on the stored audio (additive conditions: speech against added noise over the
   noise span; other distortions: the difference-signal SNR, NaN when the length changed),
-  durations, STOI and PESQ (equal lengths only, for the pools configured), and every
-  parameter the condition drew, prefixed ``p_``;
+  durations, STOI and PESQ (equal lengths only, for the pools configured), DNSMOS and fwSNRseg
+  when switched on (:class:`sernoise.quality.QualityMeter`), and every parameter the condition
+  drew, prefixed ``p_``;
 * a status JSON says whether the whole condition was skipped (the corpus lacks what the
   condition needs: alignments, fillers, a noise pool) and counts ok and skipped utterances.
 
@@ -40,7 +41,7 @@ from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import PARAM_PREFIX, reason_kind, write_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.conditions.base import SAMPLE_RATE, Condition, ConditionError, Context, SkipUtterance
-from sernoise.quality import as_stored, measure_pesq, measure_stoi, quality_for
+from sernoise.quality import QualityMeter, as_stored, measure_pesq, measure_stoi, meter_measures, quality_for
 from sernoise.seeds import derive_seed
 
 log = logging.getLogger("sernoise.augment")
@@ -214,6 +215,7 @@ def augment_shard(
                               out_status=out_status, compression=compression, compression_level=compression_level)
 
     do_stoi, do_pesq = quality_for(quality, pool)
+    meter = QualityMeter(meter_measures(quality, pool))  # DNSMOS / fwSNRseg columns, only when switched on
     needs_alignment = "alignment" in condition.requires
     base = {"condition": condition.id, "pool": pool, "family": condition.family, "perception": condition.perception}
     params_rows: list[dict] = []
@@ -228,7 +230,7 @@ def augment_shard(
         record = {"utt_id": utt_id, "seed": seed, "status": "ok", "note": "", **base,
                   "snr_target": math.nan, "snr_measured": math.nan,
                   "duration_in": x.size / SAMPLE_RATE, "duration_out": math.nan,
-                  "stoi": math.nan, "pesq": math.nan}
+                  "stoi": math.nan, "pesq": math.nan, **meter.empty()}
         try:
             if result is None:
                 words = phones = None
@@ -272,6 +274,10 @@ def augment_shard(
             if do_pesq:
                 record["pesq"], note = measure_pesq(x, y)
                 notes.append(note)
+        if meter:  # DNSMOS needs no reference: measured whatever the output length
+            values, meter_notes = meter.measure(x, y)
+            record.update(values)
+            notes += meter_notes
         record["note"] = "; ".join(n for n in notes if n)
         for key, value in result.params.items():
             record[PARAM_PREFIX + str(key)] = _scalar(value)

@@ -66,7 +66,9 @@ noisy − clean); STOI and wide-band PESQ of the noisy (``*_before``) and the de
 :mod:`sernoise.quality`; ``*_before`` is copied from the augmented dataset's params when it has
 it).  For the clean corpus the ``*_after`` columns measure what RNNoise does to clean speech (the SNR column is then the
 difference SNR, ``snr_after``, and nothing is "before").  ``vad_mean`` is the mean of the
-speech probability RNNoise reports per frame.
+speech probability RNNoise reports per frame.  With ``denoise.quality.dnsmos`` / ``fwsnrseg`` on,
+the :class:`sernoise.quality.QualityMeter` columns follow, ``dnsmos_{ovrl,sig,bak,p808}_before/after``
+and ``fwsnrseg_before/after`` (before-values copied from the augmented params when measured there).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ from sernoise.augmented_io import merge_shards, merged_counts, read_params, writ
 from sernoise.conditions import snr as snr_mod
 from sernoise.io import write_csv_atomic
 from sernoise.predictions import CLEAN
-from sernoise.quality import as_stored, measure_pesq, measure_stoi, quality_for
+from sernoise.quality import METER_COLUMNS, QualityMeter, as_stored, measure_pesq, measure_stoi, meter_measures, quality_for
 
 log = logging.getLogger("sernoise.denoise")
 
@@ -460,6 +462,23 @@ def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.nda
     return row, [n for n in notes if n]
 
 
+def meter_before_after(meter: QualityMeter, clean: np.ndarray | None, noisy: np.ndarray | None,
+                       denoised: np.ndarray, known: dict | None = None) -> tuple[dict, list[str]]:
+    """The meter's measures (DNSMOS, fwSNRseg) of the noisy (``*_before``; from ``known`` when the
+    augmented dataset has them) and the denoised utterance (``*_after``); ``noisy`` None: the clean
+    corpus, whose ``*_before`` stay NaN."""
+    row, notes = meter.measure(clean, denoised, "_after")
+    row.update(meter.empty("_before"))
+    if noisy is not None:
+        before = {c: _finite((known or {}).get(c)) for c in meter.columns("_before")}
+        if any(v is None for v in before.values()):
+            measured, more = meter.measure(clean, noisy, "_before")
+            before = {c: measured[c] if v is None else v for c, v in before.items()}
+            notes += more
+        row.update(before)
+    return row, notes
+
+
 # ------------------------------------------------------------------------------ datasets
 
 
@@ -497,13 +516,15 @@ def denoise_shard(
     do_stoi, do_pesq = quality_for(quality, pool, DEFAULT_QUALITY)
     chosen = get_denoiser(denoiser)
     run_options = chosen.options(options)
+    meter = QualityMeter(meter_measures(quality, pool, DEFAULT_QUALITY))  # DNSMOS / fwSNRseg, when switched on
     is_clean = condition == CLEAN
     statuses = {}
     known = {}
     if source_params is not None:
         for record in source_params.to_dict("records"):
             statuses[record["utt_id"]] = record["status"]
-            known[record["utt_id"]] = {"stoi_before": record.get("stoi"), "pesq_before": record.get("pesq")}
+            known[record["utt_id"]] = {"stoi_before": record.get("stoi"), "pesq_before": record.get("pesq"),
+                                       **{f"{c}_before": record.get(c) for c in meter.columns()}}
     stored = set(source.utt_ids)
     order = sorted(stored | set(statuses))
     rows, n_ok, audio_seconds = [], 0, 0.0
@@ -525,6 +546,11 @@ def denoise_shard(
             reference = x if is_clean else (clean.read(utt_id) if clean is not None and utt_id in clean else None)
             measures, notes = measure(reference, None if is_clean else x, y_stored, additive=base["additive"],
                                       stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id))
+            if meter:
+                extra, extra_notes = meter_before_after(meter, reference, None if is_clean else x, y_stored,
+                                                        known.get(utt_id))
+                measures.update(extra)
+                notes += extra_notes
             rows.append({**base, **measures, "duration": x.size / SAMPLE_RATE,
                          "vad_mean": float(frame_measure.mean()) if chosen.vad and frame_measure.size else math.nan,
                          "note": "; ".join(notes)})
@@ -534,7 +560,7 @@ def denoise_shard(
             if progress is not None and (now - last >= 30 or k + 1 == len(order)):
                 last = now
                 progress(f"{k + 1}/{len(order)} utterances, {audio_seconds / max(now - start, 1e-9):.1f} x real time")
-    frame = pd.DataFrame(rows, columns=PARAM_COLUMNS)
+    frame = pd.DataFrame(rows, columns=PARAM_COLUMNS + meter.columns("_before") + meter.columns("_after"))
     write_csv_atomic(frame, out_params)
     return {"n_ok": n_ok, "n_skipped": len(order) - n_ok, "seconds": time.perf_counter() - start,
             "audio_seconds": audio_seconds}
@@ -602,7 +628,9 @@ def summary(params: pd.DataFrame) -> dict:
     """Means of the before/after measures over the ok utterances (NaN-free; absent when unmeasured)."""
     out = {}
     ok = params[params["status"] == "ok"]
-    for column in ("snr_before", "snr_after", "stoi_before", "stoi_after", "pesq_before", "pesq_after", "vad_mean"):
+    meter_columns = [f"{c}{s}" for cs in METER_COLUMNS.values() for c in cs for s in ("_before", "_after")]
+    for column in ("snr_before", "snr_after", "stoi_before", "stoi_after", "pesq_before", "pesq_after", "vad_mean",
+                   *meter_columns):
         if column not in ok.columns:
             continue
         values = pd.to_numeric(ok[column], errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()

@@ -217,7 +217,8 @@ class Plan:
         tables = [self.table("table3", ext) for ext in TABLE_FORMATS]
         if self.noise_robust_models():
             tables += [self.table("table4", ext) for ext in TABLE_FORMATS]
-        return tables + [self.plot("uar_vs_snr"), self.plot("uar_per_condition")]
+        quality = [self.plot("quality_vs_uar")] if self.tested and self.standard_models() else []
+        return tables + [self.plot("uar_vs_snr"), self.plot("uar_per_condition")] + quality
 
     def sweep_predictions(self) -> list[str]:
         """The sweep's model under every fraction regime, and under `clean` (the 0 % point)."""

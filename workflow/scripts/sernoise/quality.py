@@ -4,12 +4,32 @@ which of them a dataset's pool measures (``augment.quality`` / ``denoise.quality
 Shared by the augmented datasets (:mod:`sernoise.augment`) and the denoised ones
 (:mod:`sernoise.denoise`), so both report the same measure the same way (NaN plus a note when a
 measure is undefined, e.g. a signal too short for STOI).
+
+Two further measures, each switched on by its own key (``dnsmos``, ``fwsnrseg``) and computed by
+a :class:`QualityMeter`:
+
+* DNSMOS (Reddy et al. 2022, ITU-T P.835 model: ``dnsmos_sig`` speech signal, ``dnsmos_bak``
+  background, ``dnsmos_ovrl`` overall quality; plus ``dnsmos_p808``, the P.808 overall model),
+  a *non-intrusive* MOS predictor: it looks at the processed audio only, so it is defined for
+  outputs whose length changed too.  The ONNX models and the scoring (9.01 s windows, hop 1 s,
+  shorter clips repeated to 9.01 s, polynomial mapping of the raw outputs) are the ``speechmos``
+  package's; we only open its two ONNX sessions ourselves, once per job and with one intra-op
+  thread (speechmos's own ``run`` opens them with every core).
+* fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
+  clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
+  weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
+  ``fwSNRseg``.  It compares per-frame *normalised* spectra, so a pure gain change scores 35.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
+import types
 import warnings
+from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -19,6 +39,14 @@ from sernoise.conditions.base import SAMPLE_RATE
 # augment.quality defaults; ``clean``: measure the clean corpus too (datasets that have one: denoise)
 DEFAULT_QUALITY = {"stoi": True, "pesq": True, "pools": ["test"]}
 
+# The measures a QualityMeter computes (config keys of augment.quality / denoise.quality; off unless
+# switched on: the library default, config.yaml switches them on) and the params.csv columns of each.
+METER_COLUMNS = {
+    "dnsmos": ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"),
+    "fwsnrseg": ("fwsnrseg",),
+}
+DNSMOS_THREADS = 1  # ONNX Runtime intra-op threads per job: a job is given one core (rules' threads: 1)
+
 
 def quality_for(quality: dict | None, pool: str | None, default: dict = DEFAULT_QUALITY) -> tuple[bool, bool]:
     """(stoi?, pesq?) for this pool (``None``: the clean corpus, per the ``clean`` key) from a
@@ -26,6 +54,14 @@ def quality_for(quality: dict | None, pool: str | None, default: dict = DEFAULT_
     q = dict(default if quality is None else quality)
     on = bool(q.get("clean", True)) if pool is None else pool in (q.get("pools") or [])
     return bool(q.get("stoi", False)) and on, bool(q.get("pesq", False)) and on
+
+
+def meter_measures(quality: dict | None, pool: str | None, default: dict = DEFAULT_QUALITY) -> tuple[str, ...]:
+    """The :data:`METER_COLUMNS` measures switched on for this pool (``None``: the clean corpus), as
+    :func:`quality_for` decides for STOI and PESQ."""
+    q = dict(default if quality is None else quality)
+    on = bool(q.get("clean", True)) if pool is None else pool in (q.get("pools") or [])
+    return tuple(name for name in METER_COLUMNS if on and bool(q.get(name, False)))
 
 
 def as_stored(y: np.ndarray) -> np.ndarray:
@@ -58,3 +94,143 @@ def measure_pesq(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         return math.nan, f"pesq: {type(error).__name__}: {message}"
+
+
+# ------------------------------------------------------------------------------ DNSMOS, fwSNRseg
+
+
+class QualityError(RuntimeError):
+    """A quality measure cannot run (package missing); the message says what to install."""
+
+
+@functools.lru_cache(maxsize=None)
+def dnsmos_scorer(threads: int = DNSMOS_THREADS):
+    """speechmos's DNSMOS scorer on its shipped ONNX models (P.835 ``sig_bak_ovr.onnx`` and P.808
+    ``model_v8.onnx``), with ONNX sessions of ``threads`` intra-op threads; built once per process."""
+    try:
+        import onnxruntime as ort
+        from speechmos import dnsmos
+    except ImportError as error:
+        raise QualityError(f"DNSMOS needs the packages speechmos and onnxruntime ({error}); "
+                           "pip install -r requirements.txt") from None
+    folder = Path(dnsmos.__file__).parent / "dnsmos_models"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+
+    def session(name):
+        return ort.InferenceSession(str(folder / name), sess_options=options, providers=["CPUExecutionProvider"])
+
+    # speechmos.dnsmos.DNSMOS.__init__ opens default sessions (all cores); set its three attributes
+    # ourselves and keep its scoring (__call__, audio_melspec, get_polyfit_val) as it is.
+    scorer = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
+    scorer.primary_model_path = str(folder / "sig_bak_ovr.onnx")
+    scorer.onnx_sess = session("sig_bak_ovr.onnx")
+    scorer.p808_onnx_sess = session("model_v8.onnx")
+    return scorer
+
+
+def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS) -> tuple[dict, str]:
+    """DNSMOS of one 16 kHz utterance: {dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808} and a note.
+
+    speechmos accepts samples in [-1, 1] only; stored audio can peak above full scale (the shards
+    keep a per-utterance scale), so such an utterance is scaled to peak 1 and the note says so.
+    Empty or silent audio gets NaN and a note."""
+    columns = METER_COLUMNS["dnsmos"]
+    y = np.asarray(y, dtype=np.float32)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if not y.size or peak == 0.0 or not math.isfinite(peak):
+        return dict.fromkeys(columns, math.nan), f"dnsmos: {'empty' if not y.size else 'silent or non-finite'} audio"
+    note = ""
+    if peak > 1.0:
+        y = y / peak
+        note = f"dnsmos: peak {peak:.3f} above full scale, scaled to 1"
+    scores = dnsmos_scorer(threads)(y, SAMPLE_RATE, False)
+    values = {"dnsmos_ovrl": scores["ovrl_mos"], "dnsmos_sig": scores["sig_mos"], "dnsmos_bak": scores["bak_mos"],
+              "dnsmos_p808": scores["p808_mos"]}
+    values = {k: float(v) for k, v in values.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        return dict.fromkeys(columns, math.nan), "dnsmos: non-finite score"
+    return values, note
+
+
+@functools.lru_cache(maxsize=1)
+def _pysepm_quality_measures():
+    """``pysepm_evo.qualityMeasures`` as installed, with two work-arounds for pysepm-evo 0.1.1: its
+    package ``__init__`` is not run (it imports the reverberation measures, which need ``srmrpy``, a
+    package that is not on PyPI and that fwSNRseg does not use; the package object is registered
+    with its real path, so the module and its relative imports load from the installed files), and
+    a SciPy alias (below)."""
+    import importlib
+    import importlib.util
+
+    import scipy.signal
+
+    # pysepm_evo.util imports scipy.signal.kaiser, which SciPy 1.13 removed (it lives on in
+    # scipy.signal.windows); the alias lets the module load.  fwSNRseg does not use kaiser.
+    if not hasattr(scipy.signal, "kaiser"):
+        scipy.signal.kaiser = scipy.signal.windows.kaiser
+    if "pysepm_evo" not in sys.modules:
+        spec = importlib.util.find_spec("pysepm_evo")
+        if spec is None or not spec.submodule_search_locations:
+            raise QualityError("fwSNRseg needs the package pysepm-evo; pip install -r requirements.txt")
+        package = types.ModuleType("pysepm_evo")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        package.__file__ = spec.origin
+        sys.modules["pysepm_evo"] = package
+    return importlib.import_module("pysepm_evo.qualityMeasures")
+
+
+def measure_fwsnrseg(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
+    """fwSNRseg (dB, in [-10, 35]) of ``y`` against the clean ``x`` (equal lengths), and a note."""
+    if x.shape != y.shape:
+        return math.nan, "fwsnrseg: lengths differ"
+    frame = round(0.03 * SAMPLE_RATE)
+    if x.size < 2 * frame:  # fewer than two frames: pysepm's framing has nothing to average
+        return math.nan, f"fwsnrseg: signal shorter than {2 * frame} samples"
+    measures = _pysepm_quality_measures()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 in frames of digital silence (-> NaN, dropped below)
+        value = float(measures.fwSNRseg(x.astype(np.float64), y.astype(np.float64), SAMPLE_RATE))
+    if not math.isfinite(value):
+        return math.nan, "fwsnrseg: undefined (silent frames)"
+    return value, ""
+
+
+class QualityMeter:
+    """The :data:`METER_COLUMNS` measures of a job (DNSMOS, fwSNRseg), each only when switched on.
+
+    ``columns(suffix)`` lists the params.csv columns; ``empty(suffix)`` is a row of NaN for them;
+    ``measure(clean, y, suffix)`` measures one utterance (``clean`` None or of another length: only
+    the non-intrusive DNSMOS).  The DNSMOS ONNX sessions open on first use, once per process.
+    """
+
+    def __init__(self, measures: Iterable[str] = (), threads: int = DNSMOS_THREADS):
+        measures = tuple(measures)
+        unknown = [m for m in measures if m not in METER_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown quality measure(s) {unknown}; known: {list(METER_COLUMNS)}")
+        self.measures = measures
+        self.threads = threads
+
+    def __bool__(self) -> bool:
+        return bool(self.measures)
+
+    def columns(self, suffix: str = "") -> list[str]:
+        return [f"{c}{suffix}" for m in self.measures for c in METER_COLUMNS[m]]
+
+    def empty(self, suffix: str = "") -> dict:
+        return dict.fromkeys(self.columns(suffix), math.nan)
+
+    def measure(self, clean: np.ndarray | None, y: np.ndarray, suffix: str = "") -> tuple[dict, list[str]]:
+        row, notes = self.empty(suffix), []
+        if "dnsmos" in self.measures:
+            values, note = measure_dnsmos(y, self.threads)
+            row.update({f"{k}{suffix}": v for k, v in values.items()})
+            notes.append(note)
+        if "fwsnrseg" in self.measures and clean is not None and clean.shape == y.shape:
+            row[f"fwsnrseg{suffix}"], note = measure_fwsnrseg(clean, y)
+            notes.append(note)
+        return row, [n for n in notes if n]

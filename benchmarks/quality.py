@@ -1,0 +1,102 @@
+"""Cost of the quality measures of augmented and denoised datasets on one core: STOI, wide-band
+PESQ, DNSMOS (P.835 + P.808) and fwSNRseg, in ms per utterance, on RAVDESS clips in white noise at
+10 dB (what the test pool's additive conditions look like).
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/quality.py [--data ../shared/data] [--limit 40] [--repeat 1]
+
+What is timed: one call of each sernoise.quality measure per clip (``measure_stoi(x, y)``, ...),
+summed over the clips; the best of ``--repeat`` passes is reported, as wall time and as this
+process's CPU time (``time.process_time``; on a shared, loaded machine the CPU time is the figure
+to trust, the wall time then includes waiting for a core).  Clip loading and the noise
+mixing are outside the timer.  Every measure runs once untimed on the first clip first (imports,
+numba/FFT caches, and for DNSMOS opening its two ONNX sessions, whose time is printed apart: a
+job pays it once).  BLAS/OpenMP pools and ONNX Runtime run one thread, as in a job (threads: 1).
+
+DNSMOS scores 9.01 s windows at a 1 s hop, and repeats a shorter clip until it reaches 9.01 s
+(speechmos, as the DNS Challenge's reference script): a 3.3 s RAVDESS clip becomes 13.2 s and 4
+windows, a 4.6 s one 18.4 s and 10 windows, so its cost depends on the clip length; the windows
+column gives the mean per clip.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+from _common import corpus_parser, ravdess_files  # noqa: E402
+
+from sernoise.quality import (  # noqa: E402
+    dnsmos_scorer,
+    measure_dnsmos,
+    measure_fwsnrseg,
+    measure_pesq,
+    measure_stoi,
+)
+
+SR = 16000
+WINDOW = 9.01  # speechmos.dnsmos.INPUT_LENGTH
+
+
+def dnsmos_windows(n_samples: int) -> int:
+    """How many 9.01 s windows speechmos scores for a clip of ``n_samples`` (its repetition and hop)."""
+    length = n_samples
+    while length < int(WINDOW * SR):
+        length *= 2
+    return int(np.floor(length / SR) - WINDOW) + 1
+
+
+def main() -> None:
+    args = corpus_parser(__doc__.splitlines()[0], repeat=1).parse_args()
+    paths = ravdess_files(args.data, args.limit if args.limit else 40)
+    rng = np.random.default_rng(0)
+    pairs = []
+    for path in paths:
+        x, sr = sf.read(path, dtype="float32")
+        if sr != SR:
+            raise SystemExit(f"{path}: {sr} Hz, expected {SR}")
+        noise = rng.standard_normal(x.size)
+        y = x + np.sqrt(np.mean(x.astype(float) ** 2) / 10) * noise
+        pairs.append((x, (y / max(1.0, np.max(np.abs(y)))).astype(np.float32)))
+    seconds = sum(x.size for x, _ in pairs) / SR
+
+    tick = time.perf_counter()
+    dnsmos_scorer()
+    load = time.perf_counter() - tick
+    measures = {
+        "STOI": lambda x, y: measure_stoi(x, y),
+        "PESQ (wide band)": lambda x, y: measure_pesq(x, y),
+        "DNSMOS (P.835 + P.808)": lambda x, y: measure_dnsmos(y),
+        "fwSNRseg": lambda x, y: measure_fwsnrseg(x, y),
+    }
+    windows = np.mean([dnsmos_windows(x.size) for x, _ in pairs])
+    print(f"{len(pairs)} RAVDESS clips, {seconds:.1f} s of audio (mean {seconds / len(pairs):.2f} s), white noise at "
+          f"10 dB; one thread; best of {args.repeat}")
+    print(f"DNSMOS: opening the two ONNX sessions took {load * 1000:.0f} ms (once per job); "
+          f"{windows:.1f} windows of 9.01 s per clip on average")
+    print(f"{'measure':<24} {'CPU ms / utt':>13} {'wall ms / utt':>14} {'CPU ms / s audio':>17} {'x real time (CPU)':>18}")
+    for name, fn in measures.items():
+        fn(*pairs[0])  # untimed: imports, caches
+        best_wall = best_cpu = math.inf
+        for _ in range(args.repeat):
+            wall, cpu = time.perf_counter(), time.process_time()
+            for x, y in pairs:
+                fn(x, y)
+            best_wall = min(best_wall, time.perf_counter() - wall)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+        print(f"{name:<24} {best_cpu / len(pairs) * 1000:>13.1f} {best_wall / len(pairs) * 1000:>14.1f} "
+              f"{best_cpu / seconds * 1000:>17.1f} {seconds / best_cpu:>18.1f}")
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    print(f"(1-min load average at the end: {load_avg:.2f} on {os.cpu_count()} cores: other work inflates the figures)")
+
+
+if __name__ == "__main__":
+    main()
