@@ -284,7 +284,7 @@ def _examples(wc, family, conditions, pool):
 
 
 def partition_file(corpus):
-    """The perception partition (rule perception_partition): from the study's Table 2 when it has responses."""
+    """The perception partition, written by perception_partition: from the study's Table 2 when it has responses."""
     return f"results/{corpus}/perception/partition.csv"
 
 
