@@ -33,6 +33,7 @@ rule denoise_dataset:
         in_scope=lambda wc: config["denoise"]["conditions"] is None
         or wc.get("condition") in [None, *config["denoise"]["conditions"]],
         prepare=config["prepare"],
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/denoise_dataset.py"
 

@@ -25,7 +25,8 @@ with rule_log(snakemake) as log:
     if condition == CLEAN:
         source = AudioShard(inp.shard)
         counts = denoise_shard(source, out_shard=out.shard, out_params=out.params, quality=p.quality,
-                               compression=compression, compression_level=level, progress=log.info)
+                               compression=compression, compression_level=level, progress=log.info,
+                               snr_reference=p.snr_reference)
     else:
         source_status = json.loads(open(inp.status, encoding="utf-8").read())
         source_params = read_source_params(inp.params)
@@ -45,7 +46,7 @@ with rule_log(snakemake) as log:
                                    condition=condition, pool=pool, clean=AudioShard(inp.clean),
                                    source_params=source_params, additive=bool(source_status.get("additive")),
                                    quality=p.quality, compression=compression, compression_level=level,
-                                   progress=log.info)
+                                   progress=log.info, snr_reference=p.snr_reference)
             status = denoised_status(source_status, counts, condition=condition, pool=pool)
             write_status(status, out.status)
     if counts is not None:

@@ -218,8 +218,12 @@ def _finite(value) -> float | None:
 
 
 def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.ndarray, *, additive: bool,
-            stoi: bool, pesq: bool, known: dict | None = None) -> tuple[dict, list[str]]:
+            stoi: bool, pesq: bool, known: dict | None = None, snr_reference: str = snr_mod.DEFAULT_REFERENCE,
+            utt_id: str = "") -> tuple[dict, list[str]]:
     """Before/after measures of one utterance (see the module doc) and notes.
+
+    The additive SNRs take the speech level under ``snr_reference`` (config ``snr.reference``,
+    :func:`~sernoise.conditions.snr.speech_power`), the level the condition set its noise against.
 
     ``clean`` None: nothing to compare with (all NaN).  ``noisy`` None: the clean corpus itself
     (only the ``*_after`` measures, SNR as difference SNR).  ``known``: before-values already
@@ -235,8 +239,9 @@ def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.nda
         if additive:
             span = noise_span(clean, noisy)
             if span is not None:
-                row["snr_before"] = snr_mod.additive_snr(clean, noisy, span)
-                row["snr_after"] = snr_mod.additive_snr(clean, denoised, span)
+                p_speech = snr_mod.speech_power(clean, span, snr_reference, utt_id=utt_id)
+                row["snr_before"] = snr_mod.additive_snr(clean, noisy, span, p_speech=p_speech)
+                row["snr_after"] = snr_mod.additive_snr(clean, denoised, span, p_speech=p_speech)
     else:
         return row, notes
     known = known or {}
@@ -276,6 +281,7 @@ def denoise_shard(
     compression: str | None = "gzip",
     compression_level: int = 4,
     progress=None,
+    snr_reference: str = snr_mod.DEFAULT_REFERENCE,
 ) -> dict:
     """Denoise every utterance of one shard; write the denoised shard and its params; return counts.
 
@@ -313,7 +319,8 @@ def denoise_shard(
             y_stored = as_stored(y)
             reference = x if is_clean else (clean.read(utt_id) if clean is not None and utt_id in clean else None)
             measures, notes = measure(reference, None if is_clean else x, y_stored, additive=base["additive"],
-                                      stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id))
+                                      stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id),
+                                      snr_reference=snr_reference, utt_id=utt_id)
             rows.append({**base, **measures, "duration": x.size / SAMPLE_RATE,
                          "vad_mean": float(vad.mean()) if vad.size else math.nan, "note": "; ".join(notes)})
             n_ok += 1

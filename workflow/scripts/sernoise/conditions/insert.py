@@ -60,6 +60,8 @@ class InsertClip(Condition):
     def apply(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
         noise = require_noise(self, context)
         n = x.size
+        # active: one P.56 level for the utterance, wherever the clip lands
+        utterance_level = None if self.snr_reference == "whole" else self.speech_level(x, (0, n), context)
         for _ in range(MAX_ATTEMPTS):
             key, clip = noise.draw(self.category, rng)
             cropped = clip.size > n
@@ -73,7 +75,7 @@ class InsertClip(Condition):
             noise_power = profile.segment_power(clip, 0, n) if cropped else profile.power
             if not audible_power(noise_power, profile.power):
                 continue
-            speech_power = power(x[start:stop])
+            speech_power = power(x[start:stop]) if utterance_level is None else utterance_level
             if power_supports(speech_power, self.snr_db):
                 break
         else:
@@ -89,4 +91,4 @@ class InsertClip(Condition):
             "cropped": cropped,
             "gain": gain,
         }
-        return Result(y, params, self.snr_db, added, (start, stop))
+        return Result(y, params, self.snr_db, added, (start, stop), speech_power)
