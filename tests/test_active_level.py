@@ -348,3 +348,13 @@ def test_denoise_measures_use_the_reference(ravdess):
         assert row["snr_before"] == pytest.approx(additive_snr(x, noisy, None, reference), abs=1e-9)
     active_row, _ = measure(x, noisy, noisy, additive=True, stoi=False, pesq=False)
     assert active_row["snr_before"] == pytest.approx(10.0, abs=0.01)  # the default is active
+
+
+def test_remembered_levels_follow_the_samples(ravdess):
+    from sernoise.conditions.active_level import active_speech_power
+
+    x = ravdess[2].copy()
+    first = speech_power(x)
+    assert speech_power(x.copy()) == first == active_speech_power(x, SR)
+    x[x.size // 2 :] *= 2  # same array object, other samples: not the remembered level
+    assert speech_power(x) == active_speech_power(x, SR) != first

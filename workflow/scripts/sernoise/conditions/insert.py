@@ -5,8 +5,10 @@ uniformly drawn position where it lies fully inside the utterance.  A clip longe
 utterance is cropped to it, keeping its beginning (the onset of a laugh or sob is its most
 characteristic part), and then spans the whole utterance.
 
-The clip is scaled so that the SNR over its span, ``10·log10(P_speech / P_clip)`` with both
-powers taken on ``[clip_start, clip_end)``, equals ``snr_db`` (SPEC §5).  A draw whose clip is
+The clip is scaled so that the SNR over its span, ``10·log10(P_speech / P_clip)`` with ``P_clip``
+taken on ``[clip_start, clip_end)``, equals ``snr_db`` (SPEC §5); ``P_speech`` is the utterance's
+P.56 active level under ``snr.reference: active`` (default), the speech power on the clip's span
+under ``whole`` (:func:`~sernoise.conditions.snr.speech_power`).  A draw whose clip is
 (nearly) silent (:func:`~sernoise.conditions.env.audible`) or whose speech under it is too quiet
 for the clip to survive 16-bit storage (:func:`~sernoise.conditions.env.speech_supports`) is redrawn from the same generator, up to
 :data:`~sernoise.conditions.env.MAX_ATTEMPTS` times, then the utterance is skipped with the reason.  No clipping; ``Result.noise`` is ``y − x``.

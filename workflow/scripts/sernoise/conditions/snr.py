@@ -7,13 +7,17 @@
   (:mod:`~sernoise.conditions.active_level`), ``whole`` the mean power of the clean utterance
   over the noise span, silences included (the definition before P.56).
 * Non-additive distortions: the SNR of the difference signal, ``10·log10(P_x / P_(y−x))``,
-  defined only when the output has the input's length (otherwise NaN).
+  defined only when the output has the input's length (otherwise NaN).  It needs no reference:
+  a distortion of silence is (near) silence, so both powers count the same samples and padding
+  with silence leaves the ratio unchanged, as the active level does for additive noise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -166,9 +170,33 @@ def speech_power(
     the message names ``utt_id``) or gives 0 (``whole``).
     """
     if check_reference(reference) == "active":
-        return active_speech_power(x, sr, utt_id=utt_id)
+        return _active_power(x, sr, utt_id)
     start, stop = span if span is not None else (0, np.asarray(x).size)
     return power(np.asarray(x)[start:stop])
+
+
+_ACTIVE_CACHE: OrderedDict = OrderedDict()
+_ACTIVE_CACHE_SIZE = 64
+_ACTIVE_CACHE_LOCK = threading.Lock()
+
+
+def _active_power(x: np.ndarray, sr: int, utt_id: str) -> float:
+    """:func:`~sernoise.conditions.active_level.active_speech_power`, remembered for the last
+    :data:`_ACTIVE_CACHE_SIZE` signals (keyed by a digest of their samples): the attack draws
+    several noises per utterance and run, each condition asking for the same level, and a
+    digest costs a small fraction of P.56's envelope."""
+    x = np.ascontiguousarray(x)
+    key = (hashlib.blake2b(memoryview(x).cast("B"), digest_size=16).digest(), x.dtype.str, x.shape, int(sr))
+    with _ACTIVE_CACHE_LOCK:
+        if key in _ACTIVE_CACHE:
+            _ACTIVE_CACHE.move_to_end(key)
+            return _ACTIVE_CACHE[key]
+    value = active_speech_power(x, sr, utt_id=utt_id)  # NoActiveSpeech is raised, never cached
+    with _ACTIVE_CACHE_LOCK:
+        _ACTIVE_CACHE[key] = value
+        while len(_ACTIVE_CACHE) > _ACTIVE_CACHE_SIZE:
+            _ACTIVE_CACHE.popitem(last=False)
+    return value
 
 
 def additive_snr(
@@ -250,7 +278,7 @@ def snr_measures(
         p_active = p_speech
     else:
         try:
-            p_active = active_speech_power(clean, sr, utt_id=utt_id)
+            p_active = _active_power(clean, sr, utt_id)
         except NoActiveSpeech:
             if reference == "active":
                 raise
