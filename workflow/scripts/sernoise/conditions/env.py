@@ -394,9 +394,10 @@ class EnvironmentalNoise(Condition):
         # active: the utterance's P.56 level, not the first seconds (mostly leading silence)
         speech_power = power(x_span64) if self.snr_reference == "whole" else self.speech_level(x, (0, env_len), context)
         if not power_supports(speech_power, self.snr_db):
+            where = f"the first {env_len / sr:.3f} s are" if self.snr_reference == "whole" else "the active speech is"
             raise SkipUtterance(
-                f"{context.utt_id}: the speech level ({self.snr_reference}) is (near) silent; "
-                f"an onset noise {self.snr_db:g} dB under it would vanish in 16-bit storage"
+                f"{context.utt_id}: {where} (near) silent; "
+                f"an onset noise {self.snr_db:g} dB under them would vanish in 16-bit storage"
             )
         envelope = fade_envelope(env_len, self.fade_out_fraction)
         # The onset noise must be there at the onset: its head (the part before the fade, at
