@@ -10,6 +10,8 @@ Prints, per utterance (mean over the clips, best of ``--repeat`` passes): the P.
 activity counts, the rest), the whole-file power for comparison, and one call of the
 ``env-nat-cont-snr10`` condition under ``snr.reference`` active and whole (white noise, so the
 noise pool costs nothing); then the spread of active − whole level and of the activity factor.
+With more clips than ``sernoise.conditions.snr`` remembers levels of (64), every condition call
+computes P.56 afresh, as an augment job does (one condition, each utterance once).
 """
 
 from __future__ import annotations
