@@ -110,7 +110,8 @@ def main() -> None:
         tick = time.perf_counter()
         pool = noise_pool(args.data, tmp / "bank", config["seed"])
         bank_seconds = time.perf_counter() - tick
-        categories = {c: [build_condition(cid, config["conditions"][cid]) for cid in members]
+        reference = config.get("snr", {}).get("reference")  # snr.reference, as the attack rules pass it
+        categories = {c: [build_condition(cid, config["conditions"][cid], snr_reference=reference) for cid in members]
                       for c, members in config["attack"]["categories"].items()}
         categories, notes = usable_categories(categories, pool)
 

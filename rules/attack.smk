@@ -34,6 +34,7 @@ rule attack_knowledge:
         banks=NOISE_BANKS,
         seed=config["seed"],
         device=config["training"]["device"],
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/attack_knowledge.py"
 
@@ -67,6 +68,7 @@ rule run_attack:
         banks=NOISE_BANKS,
         seed=config["seed"],
         device=config["training"]["device"],
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/run_attack.py"
 

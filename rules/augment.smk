@@ -51,6 +51,7 @@ rule augment_shard:
         seed=config["seed"],
         quality=config["augment"]["quality"],
         prepare=config["prepare"],
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/augment_shard.py"
 

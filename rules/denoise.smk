@@ -38,6 +38,7 @@ rule denoise_dataset:
         denoiser=denoiser_of,
         # the denoiser's own options (denoise.dfn3): changing them re-denoises its datasets only
         options=denoiser_options,
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/denoise_dataset.py"
 

@@ -51,6 +51,7 @@ rule export_perception_pairs:
         conditions=lambda wc: perception_conditions(),
         settings=lambda wc: PERCEPTION,
         seed=config["seed"],
+        snr_reference=config["snr"]["reference"],
     script:
         "../workflow/scripts/export_perception_pairs.py"
 

@@ -133,8 +133,8 @@ CONDITION_SPECS = {
 }
 
 
-def conditions(*ids):
-    return [build_condition(c, CONDITION_SPECS[c]) for c in ids]
+def conditions(*ids, snr_reference=None):
+    return [build_condition(c, CONDITION_SPECS[c], snr_reference=snr_reference) for c in ids]
 
 
 # ------------------------------------------------------------------------- Algorithm 1: sequence
@@ -414,13 +414,18 @@ def test_fixed_noises_are_asked_once_in_the_last_phase_and_never_refined():
 
 def test_instance_skips_to_the_next_condition_and_reports():
     x = speech(seconds=3.0)
-    x[: int(2.05 * SR)] = 1e-9  # (near) silent first 2 s: an onset noise of 1-2 s cannot be scaled there
+    x[: int(2.05 * SR)] = 1e-9  # (near) silent first 2 s: an onset noise of 1-2 s cannot be scaled there ...
     pool = FakePool()
-    instance, reasons = draw_instance("nat", conditions("env-nat-start"), x, Context("u", noise=pool), rng_for(0), 30.0)
+    # ... when its speech level is the power under it (snr.reference: whole)
+    instance, reasons = draw_instance("nat", conditions("env-nat-start", snr_reference="whole"), x,
+                                      Context("u", noise=pool), rng_for(0), 30.0)
     assert instance is None and reasons
-    instance, _ = draw_instance("nat", conditions("env-nat-start", "env-nat-cont"), x, Context("u", noise=pool),
-                                rng_for(0), 30.0)
+    instance, _ = draw_instance("nat", conditions("env-nat-start", "env-nat-cont", snr_reference="whole"), x,
+                                Context("u", noise=pool), rng_for(0), 30.0)
     assert instance is not None and instance.condition == "env-nat-cont"
+    # against the active level (default) the onset noise is defined over the silence too
+    instance, _ = draw_instance("nat", conditions("env-nat-start"), x, Context("u", noise=pool), rng_for(0), 30.0)
+    assert instance is not None and instance.condition == "env-nat-start"
 
 
 # -------------------------------------------------------------------------- runs, order, knowledge

@@ -271,11 +271,28 @@ def test_loop_to_length_seams():
     np.testing.assert_allclose(loop_to_length(clip, 123, 3000, c), out[123:3123])
 
 
-def test_env_start_skips_silent_onset(test_pool, speech):
+def test_env_start_skips_silent_onset_under_whole_reference(test_pool, speech):
+    # snr.reference: whole measures the speech over the onset window, digital silence here
     x = np.concatenate([np.zeros(int(2.5 * SR), dtype=np.float32), speech[0]])
-    cond = EnvironmentalNoise("env-nat-start", category="nat", position="start")
+    cond = EnvironmentalNoise("env-nat-start", category="nat", position="start").use_snr_reference("whole")
     with pytest.raises(SkipUtterance, match="silent"):
         cond(x, SR, np.random.default_rng(0), _ctx(test_pool))
+
+
+def test_env_start_over_silent_onset_is_set_against_the_active_level(test_pool, speech):
+    # snr.reference: active (default): the onset noise is set against the utterance's P.56 level,
+    # so 2.5 s of leading silence neither skips the utterance nor changes the noise level
+    from sernoise.conditions.active_level import active_speech_level
+
+    x = np.concatenate([np.zeros(int(2.5 * SR), dtype=np.float32), speech[0]])
+    cond = EnvironmentalNoise("env-nat-start", category="nat", position="start")
+    res = cond(x, SR, np.random.default_rng(0), _ctx(test_pool))
+    start, stop = res.span
+    p_noise = power(res.audio[start:stop].astype(np.float64) - x[start:stop])
+    level = active_speech_level(x, SR)
+    assert res.speech_power == pytest.approx(level.power, rel=1e-12)
+    assert abs(10 * math.log10(level.power / p_noise) - 10.0) < SNR_TOL
+    assert abs(additive_snr(x, res.audio, res.span) - 10.0) < SNR_TOL
 
 
 # --------------------------------------------------------------------------- insert

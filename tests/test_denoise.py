@@ -14,7 +14,7 @@ pytest.importorskip("pyrnnoise", reason="pyrnnoise is not installed (pip install
 
 from sernoise import denoise  # noqa: E402
 from sernoise.audio_store import AudioShard, AudioStore, ShardWriter  # noqa: E402
-from sernoise.conditions.snr import difference_snr  # noqa: E402
+from sernoise.conditions.snr import difference_snr, speech_power  # noqa: E402
 from sernoise.denoise import (  # noqa: E402
     DELAY_48K,
     PARAM_COLUMNS,
@@ -185,7 +185,7 @@ def dataset(tmp_path):
     noisy = {}
     for i, (u, x) in enumerate(clean.items()):
         noise = rng.standard_normal(x.size).astype(np.float32)
-        noise *= np.sqrt(np.mean(x**2) / np.mean(noise**2))
+        noise *= np.sqrt(speech_power(x) / np.mean(noise**2))  # 0 dB against the (default) active level
         if i < 2:
             noisy[u] = x + noise  # u2: skipped in the "augmented" dataset
     clean_shard = _shard(tmp_path / "clean.h5", clean.items())

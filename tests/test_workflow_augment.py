@@ -84,6 +84,9 @@ def test_snr_quality_and_noise_pools(augment_run):
     for pool in POOLS:
         env = load_params(_folder(workdir, "env-nat-cont-snr10", pool) / "params.csv")
         assert (env["snr_measured"] - 10).abs().max() < 0.1  # SPEC §11
+        # against the P.56 active level by default (snr.reference); RAVDESS is about half silence
+        assert (env["snr_reference"] == "active").all() and env["snr_measured"].equals(env["snr_measured_active"])
+        assert (env["speech_level_active_db"] - env["speech_level_whole_db"]).between(1, 6).all()
         assert {split_of[k] for k in env["p_noise_file"]} == {pool}  # no test noise in training data
         has_quality = pool == "test"  # config: augment.quality.pools = [test]
         assert env["stoi"].notna().all() == has_quality and env["pesq"].notna().all() == has_quality

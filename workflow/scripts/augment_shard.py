@@ -8,7 +8,7 @@ from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
     wc = snakemake.wildcards
-    condition = build_condition(wc.condition, snakemake.params.spec)
+    condition = build_condition(wc.condition, snakemake.params.spec, snr_reference=snakemake.params.snr_reference)
     prep = snakemake.params.prepare
     compression = None if prep["compression"] == "none" else prep["compression"]
     manifest = read_manifest(snakemake.input.manifest)

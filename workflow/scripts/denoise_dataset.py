@@ -29,7 +29,8 @@ with rule_log(snakemake) as log:
     if condition == CLEAN:
         source = AudioShard(inp.shard)
         counts = denoise_shard(source, out_shard=out.shard, out_params=out.params, quality=p.quality,
-                               compression=compression, compression_level=level, progress=log.info, **chosen)
+                               compression=compression, compression_level=level, progress=log.info,
+                               snr_reference=p.snr_reference, **chosen)
     else:
         source_status = json.loads(open(inp.status, encoding="utf-8").read())
         source_params = read_source_params(inp.params)
@@ -49,7 +50,7 @@ with rule_log(snakemake) as log:
                                    condition=condition, pool=pool, clean=AudioShard(inp.clean),
                                    source_params=source_params, additive=bool(source_status.get("additive")),
                                    quality=p.quality, compression=compression, compression_level=level,
-                                   progress=log.info, **chosen)
+                                   progress=log.info, snr_reference=p.snr_reference, **chosen)
             status = denoised_status(source_status, counts, condition=condition, pool=pool, **chosen)
             write_status(status, out.status)
     if counts is not None:

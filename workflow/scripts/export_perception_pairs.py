@@ -21,7 +21,8 @@ with rule_log(snakemake) as log:
     plan = plan_pairs(sample, modulations, manifest, seed=seed, batch_size=settings["batch_size"],
                       gold_identical=settings["gold_identical"], gold_noisy=settings["gold_noisy"])
     tasks, key = export_pairs(plan, manifest, AudioStore.from_index(snakemake.input.index), stores, out_dir,
-                              seed=seed, gold_noisy_snr_db=settings["gold_noisy_snr_db"])
+                              seed=seed, gold_noisy_snr_db=settings["gold_noisy_snr_db"],
+                              snr_reference=snakemake.params.snr_reference)
     write_readme(snakemake.output.readme, corpus=snakemake.wildcards.corpus,
                  n_test=int((tasks["kind"] == "test").sum()), n_utts=len(sample),
                  n_batches=int(tasks["batch"].nunique()), **{k: settings[k] for k in (

@@ -8,8 +8,10 @@ One call handles the utterances of one clean audio shard for one (condition, poo
 * the condition's output goes into a :class:`~sernoise.audio_store.ShardWriter` keyed by utt_id;
 * ``params.csv`` gets one row per utterance: the seed, the status (``ok`` or
   ``skipped: <reason>``), the condition's family and perception class, the SNR asked and the
-  SNR measured on the stored audio (additive conditions: speech against added noise over the
-  noise span; other distortions: the difference-signal SNR, NaN when the length changed),
+  SNR measured on the stored audio (additive conditions: speech level under ``snr.reference``
+  against the added noise over the noise span, plus both speech levels and the SNR under each
+  reference, :data:`~sernoise.conditions.snr.SNR_COLUMNS`; other distortions: the
+  difference-signal SNR, NaN when the length changed),
   durations, STOI and PESQ (equal lengths only, for the pools configured), DNSMOS and fwSNRseg
   when switched on (:class:`sernoise.quality.QualityMeter`), and every parameter the condition
   drew, prefixed ``p_``;
@@ -230,7 +232,8 @@ def augment_shard(
         record = {"utt_id": utt_id, "seed": seed, "status": "ok", "note": "", **base,
                   "snr_target": math.nan, "snr_measured": math.nan,
                   "duration_in": x.size / SAMPLE_RATE, "duration_out": math.nan,
-                  "stoi": math.nan, "pesq": math.nan, **meter.empty()}
+                  "stoi": math.nan, "pesq": math.nan, **snr_mod.empty_snr_columns(condition.snr_reference),
+                  **meter.empty()}
         try:
             if result is None:
                 words = phones = None
@@ -264,7 +267,9 @@ def augment_shard(
         record["snr_target"] = _float(result.snr_target)
         record["duration_out"] = y.size / SAMPLE_RATE
         if condition.additive and y.shape == x.shape:
-            record["snr_measured"] = snr_mod.additive_snr(x, y, result.span)
+            # speech levels and SNR under both references (snr_measured: under the configured one)
+            record.update(snr_mod.snr_measures(x, y, result.span, condition.snr_reference,
+                                               p_speech=result.speech_power, utt_id=utt_id))
         else:
             record["snr_measured"] = snr_mod.difference_snr(x, y)
         if y.shape == x.shape:

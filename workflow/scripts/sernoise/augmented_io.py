@@ -37,6 +37,9 @@ PARAM_COLUMNS = [
     "stoi",
     "pesq",
 ]
+# Speech levels and the SNR under both references (sernoise.conditions.snr.snr_measures)
+PARAM_COLUMNS += ["snr_reference", "speech_level_active_db", "speech_level_whole_db", "snr_measured_active",
+                  "snr_measured_whole"]
 PARAM_PREFIX = "p_"
 
 

@@ -426,8 +426,12 @@ def _finite(value) -> float | None:
 
 
 def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.ndarray, *, additive: bool,
-            stoi: bool, pesq: bool, known: dict | None = None) -> tuple[dict, list[str]]:
+            stoi: bool, pesq: bool, known: dict | None = None, snr_reference: str = snr_mod.DEFAULT_REFERENCE,
+            utt_id: str = "") -> tuple[dict, list[str]]:
     """Before/after measures of one utterance (see the module doc) and notes.
+
+    The additive SNRs take the speech level under ``snr_reference`` (config ``snr.reference``,
+    :func:`~sernoise.conditions.snr.speech_power`), the level the condition set its noise against.
 
     ``clean`` None: nothing to compare with (all NaN).  ``noisy`` None: the clean corpus itself
     (only the ``*_after`` measures, SNR as difference SNR).  ``known``: before-values already
@@ -443,8 +447,9 @@ def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.nda
         if additive:
             span = noise_span(clean, noisy)
             if span is not None:
-                row["snr_before"] = snr_mod.additive_snr(clean, noisy, span)
-                row["snr_after"] = snr_mod.additive_snr(clean, denoised, span)
+                p_speech = snr_mod.speech_power(clean, span, snr_reference, utt_id=utt_id)
+                row["snr_before"] = snr_mod.additive_snr(clean, noisy, span, p_speech=p_speech)
+                row["snr_after"] = snr_mod.additive_snr(clean, denoised, span, p_speech=p_speech)
     else:
         return row, notes
     known = known or {}
@@ -503,6 +508,7 @@ def denoise_shard(
     progress=None,
     denoiser: str = "rnnoise",
     options: dict | None = None,
+    snr_reference: str = snr_mod.DEFAULT_REFERENCE,
 ) -> dict:
     """Denoise every utterance of one shard with ``denoiser`` (:data:`DENOISERS`; ``options``: its
     ``denoise.<name>`` config); write the denoised shard and its params; return counts.
@@ -545,7 +551,8 @@ def denoise_shard(
             y_stored = as_stored(y)
             reference = x if is_clean else (clean.read(utt_id) if clean is not None and utt_id in clean else None)
             measures, notes = measure(reference, None if is_clean else x, y_stored, additive=base["additive"],
-                                      stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id))
+                                      stoi=do_stoi, pesq=do_pesq, known=known.get(utt_id),
+                                      snr_reference=snr_reference, utt_id=utt_id)
             if meter:
                 extra, extra_notes = meter_before_after(meter, reference, None if is_clean else x, y_stored,
                                                         known.get(utt_id))

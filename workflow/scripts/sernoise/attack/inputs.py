@@ -82,7 +82,7 @@ def load_inputs(smk, log, *, role: str, limit, noise_pool: str, categories: Iter
     utts = select_utterances(candidates, limit, p.seed, role, wc.fold)
 
     pool = NoisePool(list(zip(p.banks, inp.banks, inp.bank_audio)), noise_pool)
-    built = {cid: build_condition(cid, spec) for cid, spec in p.conditions.items()}
+    built = {cid: build_condition(cid, spec, snr_reference=p.snr_reference) for cid, spec in p.conditions.items()}
     wanted = {c: [built[cid] for cid in p.settings["categories"][c]] for c in categories}
     fillers = None
     if any("fillers" in cond.requires for conds in wanted.values() for cond in conds) and getattr(inp, "fillers", None):

@@ -10,7 +10,10 @@ a mild 20 dB).
 * **Additive noise** (``env``: nat, hum, int at the start or over the whole utterance;
   ``insert``: laugh, cry).  The instance is the exact noise the condition added
   (``Result.noise``) and its span.  At decrease ``d`` it is rescaled so that
-  ``10·log10(P_speech / P_noise) = start_snr − d`` over the span (SPEC §5), with the gain
+  ``10·log10(P_speech / P_noise) = start_snr − d`` (SPEC §5), ``P_noise`` over the span and
+  ``P_speech`` the speech level under the condition's ``snr_reference`` (config
+  ``snr.reference``: P.56 active level or power over the span, the level the condition itself
+  scaled against, ``Result.speech_power``), with the gain
   from the float64 powers (:func:`~sernoise.conditions.snr.gain_for_powers`); the measured SNR
   of the float32 output is within float rounding (< 0.001 dB) of the target.  Knob: the
   amplitude gain applied to the noise clip (``noise_gain``).
@@ -66,7 +69,7 @@ import numpy as np
 
 from sernoise.conditions.base import SAMPLE_RATE, Condition, Context, SkipUtterance
 from sernoise.conditions.fade import fade_gain
-from sernoise.conditions.snr import EPS, additive_snr, difference_snr, gain_for_powers, power
+from sernoise.conditions.snr import DEFAULT_REFERENCE, EPS, additive_snr, difference_snr, gain_for_powers, power, speech_power
 
 KINDS = {
     "env": "additive", "insert": "additive", "reverb": "reverb", "fade": "fade",
@@ -201,12 +204,15 @@ class AdditiveInstance(NoiseInstance):
     knob_name = "noise_gain"
 
     def __init__(self, category, condition, x, start_snr, noise: np.ndarray, span: tuple[int, int], clip_gain: float,
-                 **kwargs):
+                 *, reference: str = DEFAULT_REFERENCE, p_speech: float | None = None, **kwargs):
         super().__init__(category, condition, x, start_snr, **kwargs)
         self.noise = np.asarray(noise, dtype=np.float64)
         self.span = (int(span[0]), int(span[1]))
         start, stop = self.span
-        self.p_speech = power(self.x[start:stop].astype(np.float64))
+        self.reference = reference
+        if p_speech is None or not math.isfinite(p_speech):
+            p_speech = speech_power(self.x, self.span, reference)
+        self.p_speech = float(p_speech)
         self.p_noise = power(self.noise[start:stop])
         self.clip_gain = float(clip_gain)
         if self.p_noise <= EPS or self.p_speech <= EPS:
@@ -217,7 +223,7 @@ class AdditiveInstance(NoiseInstance):
         gain = gain_for_powers(self.p_speech, self.p_noise, target)
         y = (self.x.astype(np.float64) + gain * self.noise).astype(np.float32)
         if target not in self._levels:
-            self._levels[target] = (self.clip_gain * gain, additive_snr(self.x, y, self.span))
+            self._levels[target] = (self.clip_gain * gain, additive_snr(self.x, y, self.span, p_speech=self.p_speech))
         return y
 
 
@@ -403,7 +409,8 @@ def draw_instance(
             if kind == "additive":
                 file = str(result.params.get("noise_file", result.params.get("clip_file", "")))
                 return AdditiveInstance(category, condition.id, x, start_snr, result.noise, result.span,
-                                        float(result.params.get("gain", 1.0)), file=file, **common), reasons
+                                        float(result.params.get("gain", 1.0)), reference=condition.snr_reference,
+                                        p_speech=result.speech_power, file=file, **common), reasons
             if kind == "reverb":
                 return ReverbInstance(category, condition.id, x, start_snr, result.audio, **common), reasons
             if kind == "strength":

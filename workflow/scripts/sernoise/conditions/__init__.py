@@ -25,22 +25,32 @@ def condition_class(type_name: str):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def build_condition(condition_id: str, spec: dict) -> Condition:
-    """One condition from its config entry; ConditionError names the id and the bad argument."""
+def build_condition(condition_id: str, spec: dict, *, snr_reference: str | None = None) -> Condition:
+    """One condition from its config entry; ConditionError names the id and the bad argument.
+
+    ``snr_reference`` (config ``snr.reference``; None: the default, ``active``) is how the
+    condition measures the speech level of its SNR.
+    """
     spec = dict(spec)
     type_name = spec.pop("type", None)
     if type_name is None:
         raise ConditionError(f"condition {condition_id}: missing 'type'")
     cls = condition_class(type_name)
     try:
-        return cls(condition_id, **spec)
+        condition = cls(condition_id, **spec)
     except TypeError as error:  # unknown or missing keyword argument
         raise ConditionError(f"condition {condition_id} (type {type_name}): {error}") from None
+    if snr_reference is not None:
+        try:
+            condition.use_snr_reference(snr_reference)
+        except ValueError as error:
+            raise ConditionError(f"condition {condition_id}: {error}") from None
+    return condition
 
 
-def build_conditions(specs: dict) -> dict[str, Condition]:
+def build_conditions(specs: dict, *, snr_reference: str | None = None) -> dict[str, Condition]:
     """All conditions of a config's ``conditions:`` mapping, in config order."""
-    return {cid: build_condition(cid, spec) for cid, spec in specs.items()}
+    return {cid: build_condition(cid, spec, snr_reference=snr_reference) for cid, spec in specs.items()}
 
 
 __all__ = [

@@ -19,6 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .active_level import NoActiveSpeech
+from .snr import DEFAULT_REFERENCE, check_reference, speech_power
+
 FAMILIES = ("environmental", "distortion")
 PERCEPTION = ("retaining", "altering")
 SAMPLE_RATE = 16000
@@ -66,7 +69,9 @@ class Result:
 
     ``params`` holds only JSON/CSV-friendly scalars (str, int, float, bool).  Additive
     conditions also return ``noise`` (the exact signal added, same length as the input) and
-    ``span`` (samples where it is present) so the caller can measure the SNR by SPEC §5.
+    ``span`` (samples where it is present) so the caller can measure the SNR by SPEC §5, and
+    ``speech_power``, the speech level (mean power, under the condition's ``snr_reference``)
+    the noise was scaled against.
     """
 
     audio: np.ndarray
@@ -74,6 +79,7 @@ class Result:
     snr_target: float = math.nan
     noise: np.ndarray | None = None
     span: tuple[int, int] | None = None
+    speech_power: float = math.nan
 
 
 class Condition:
@@ -91,6 +97,9 @@ class Condition:
     # equal, utterance by utterance and bit for bit, what __call__ gives (input and output checks
     # included); the augment stage then feeds it several utterances at a time.
     batch_exact: bool = False
+    # How additive conditions measure the speech level of their SNR (config key snr.reference,
+    # set with use_snr_reference): active (ITU-T P.56) or whole (power over the noise span).
+    snr_reference: str = DEFAULT_REFERENCE
 
     def __init__(self, condition_id: str, *, perception: str | None = None):
         if not condition_id:
@@ -112,6 +121,19 @@ class Condition:
         if not ok:
             raise self._error(argument, f"{value!r} outside [{low}, {high}]")
         return value
+
+    def use_snr_reference(self, reference: str) -> Condition:
+        """Set the speech-level reference of this condition's SNR (``active`` | ``whole``); returns self."""
+        self.snr_reference = check_reference(reference)
+        return self
+
+    def speech_level(self, x: np.ndarray, span: tuple[int, int], context: Context) -> float:
+        """The speech level (mean power) the SNR over ``span`` is set against, under
+        :attr:`snr_reference`; ConditionError naming the utterance when P.56 finds no speech."""
+        try:
+            return speech_power(x, span, self.snr_reference, utt_id=context.utt_id)
+        except NoActiveSpeech as error:
+            raise ConditionError(f"condition {self.id}: {error}") from None
 
     # -- API --------------------------------------------------------------------------------
     def args(self) -> dict[str, Any]:

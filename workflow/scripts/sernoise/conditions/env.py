@@ -23,7 +23,13 @@ Two positions:
     does not click.
 
 SNR (SPEC §5): the noise, *as added* (faded, looped), is scaled so that
-``10·log10(P_speech / P_noise) == snr_db`` over the noise span, both powers taken on that span.
+``10·log10(P_speech / P_noise) == snr_db``, ``P_noise`` its mean power over the noise span and
+``P_speech`` the speech level under the condition's ``snr_reference`` (config ``snr.reference``,
+:func:`~sernoise.conditions.snr.speech_power`): ``active`` (default), the ITU-T P.56 active
+level of the whole utterance, for ``start`` too (its first 1–2 s are mostly leading silence on
+RAVDESS, so their power says little about the speech); ``whole``, the mean power of the speech
+over the noise span, silences included (the definition before P.56; what the notes on silence
+below are about).
 The output is not clipped (clipping would change the SNR); the audio store keeps peaks beyond
 full scale.  ``Result.noise`` is ``y − x`` computed in float64 from the float32 output, i.e.
 exactly what the output contains beyond the input.
@@ -385,10 +391,12 @@ class EnvironmentalNoise(Condition):
         drawn = float(rng.uniform(*self.fade_seconds))
         env_len = min(n, max(1, int(round(drawn * sr))))
         x_span64 = _as_float64(x[:env_len])
-        speech_power = power(x_span64)
+        # active: the utterance's P.56 level, not the first seconds (mostly leading silence)
+        speech_power = power(x_span64) if self.snr_reference == "whole" else self.speech_level(x, (0, env_len), context)
         if not power_supports(speech_power, self.snr_db):
+            where = f"the first {env_len / sr:.3f} s are" if self.snr_reference == "whole" else "the active speech is"
             raise SkipUtterance(
-                f"{context.utt_id}: the first {env_len / sr:.3f} s are (near) silent; "
+                f"{context.utt_id}: {where} (near) silent; "
                 f"an onset noise {self.snr_db:g} dB under them would vanish in 16-bit storage"
             )
         envelope = fade_envelope(env_len, self.fade_out_fraction)
@@ -422,12 +430,12 @@ class EnvironmentalNoise(Condition):
             "gain": gain,
             "looped": False,
         }
-        return Result(y, params, self.snr_db, added, (0, env_len))
+        return Result(y, params, self.snr_db, added, (0, env_len), speech_power)
 
     def _apply_cont(self, x, sr, rng, context, noise) -> Result:
         n = x.size
         x64 = _as_float64(x)
-        speech_power = power(x64)
+        speech_power = power(x64) if self.snr_reference == "whole" else self.speech_level(x, (0, n), context)
         if not power_supports(speech_power, self.snr_db):
             raise SkipUtterance(
                 f"{context.utt_id}: utterance too quiet; noise {self.snr_db:g} dB under it would vanish in 16-bit storage"
@@ -460,4 +468,4 @@ class EnvironmentalNoise(Condition):
             "gain": gain,
             "looped": looped,
         }
-        return Result(y, params, self.snr_db, added, (0, n))
+        return Result(y, params, self.snr_db, added, (0, n), speech_power)

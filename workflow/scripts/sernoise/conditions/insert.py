@@ -5,8 +5,10 @@ uniformly drawn position where it lies fully inside the utterance.  A clip longe
 utterance is cropped to it, keeping its beginning (the onset of a laugh or sob is its most
 characteristic part), and then spans the whole utterance.
 
-The clip is scaled so that the SNR over its span, ``10·log10(P_speech / P_clip)`` with both
-powers taken on ``[clip_start, clip_end)``, equals ``snr_db`` (SPEC §5).  A draw whose clip is
+The clip is scaled so that the SNR over its span, ``10·log10(P_speech / P_clip)`` with ``P_clip``
+taken on ``[clip_start, clip_end)``, equals ``snr_db`` (SPEC §5); ``P_speech`` is the utterance's
+P.56 active level under ``snr.reference: active`` (default), the speech power on the clip's span
+under ``whole`` (:func:`~sernoise.conditions.snr.speech_power`).  A draw whose clip is
 (nearly) silent (:func:`~sernoise.conditions.env.audible`) or whose speech under it is too quiet
 for the clip to survive 16-bit storage (:func:`~sernoise.conditions.env.speech_supports`) is redrawn from the same generator, up to
 :data:`~sernoise.conditions.env.MAX_ATTEMPTS` times, then the utterance is skipped with the reason.  No clipping; ``Result.noise`` is ``y − x``.
@@ -60,6 +62,8 @@ class InsertClip(Condition):
     def apply(self, x: np.ndarray, sr: int, rng: np.random.Generator, context: Context) -> Result:
         noise = require_noise(self, context)
         n = x.size
+        # active: one P.56 level for the utterance, wherever the clip lands
+        utterance_level = None if self.snr_reference == "whole" else self.speech_level(x, (0, n), context)
         for _ in range(MAX_ATTEMPTS):
             key, clip = noise.draw(self.category, rng)
             cropped = clip.size > n
@@ -73,7 +77,7 @@ class InsertClip(Condition):
             noise_power = profile.segment_power(clip, 0, n) if cropped else profile.power
             if not audible_power(noise_power, profile.power):
                 continue
-            speech_power = power(x[start:stop])
+            speech_power = power(x[start:stop]) if utterance_level is None else utterance_level
             if power_supports(speech_power, self.snr_db):
                 break
         else:
@@ -89,4 +93,4 @@ class InsertClip(Condition):
             "cropped": cropped,
             "gain": gain,
         }
-        return Result(y, params, self.snr_db, added, (start, stop))
+        return Result(y, params, self.snr_db, added, (start, stop), speech_power)

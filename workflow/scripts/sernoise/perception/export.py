@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ..conditions.snr import DEFAULT_REFERENCE, speech_power
 from ..io import read_csv_checked
 from ..seeds import rng_for
 from .select import PerceptionError, original_labels
@@ -56,9 +57,11 @@ def hashed(seed: int, *parts: object, n: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
 
-def mix_at_snr(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """x plus white Gaussian noise with 10*log10(P_x / P_noise) = snr_db over the whole utterance."""
-    p_x = float(np.mean(np.square(x, dtype=np.float64)))
+def mix_at_snr(x: np.ndarray, snr_db: float, rng: np.random.Generator, *, reference: str = DEFAULT_REFERENCE,
+               utt_id: str = "") -> np.ndarray:
+    """x plus white Gaussian noise over the whole utterance with 10*log10(P_x / P_noise) = snr_db,
+    P_x the speech level under ``reference`` (config ``snr.reference``; :func:`speech_power`)."""
+    p_x = speech_power(x, None, reference, utt_id=utt_id)
     noise = rng.standard_normal(x.size)
     noise *= math.sqrt(p_x / 10 ** (snr_db / 10) / float(np.mean(noise**2)))
     return (x + noise).astype(np.float32)
@@ -115,7 +118,8 @@ def plan_pairs(sample: pd.DataFrame, modulations: pd.DataFrame, manifest: pd.Dat
 
 
 def export_pairs(plan: pd.DataFrame, manifest: pd.DataFrame, corpus_store, augmented_stores: dict, out_dir, *,
-                 seed: int, gold_noisy_snr_db: float = -30.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 seed: int, gold_noisy_snr_db: float = -30.0,
+                 snr_reference: str = DEFAULT_REFERENCE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write audio/, tasks.csv and key.csv (README.txt: :func:`write_readme`). Returns (tasks, key).
 
     ``corpus_store`` reads clean audio by utt_id; ``augmented_stores[condition]`` the modulated audio.
@@ -145,7 +149,8 @@ def export_pairs(plan: pd.DataFrame, manifest: pd.DataFrame, corpus_store, augme
             modulated = clean
         else:
             rng = rng_for(seed, "perception", "gold_noisy", row.pair_id)
-            modulated = lambda u=row.utt_id, r=rng: mix_at_snr(corpus_store.read(u), gold_noisy_snr_db, r)  # noqa: E731
+            modulated = lambda u=row.utt_id, r=rng: mix_at_snr(  # noqa: E731
+                corpus_store.read(u), gold_noisy_snr_db, r, reference=snr_reference, utt_id=u)
         d_o, g_o = put(row.original_audio, clean)
         d_m, g_m = put(row.modulated_audio, modulated)
         key_rows.append({"pair_id": row.pair_id, "kind": row.kind, "batch": row.batch, "utt_id": row.utt_id,
