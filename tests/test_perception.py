@@ -404,7 +404,7 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     assert len(sample) == 90 and (sample.groupby("bin").size() == 10).all()
     assert (sample.groupby("bin")["length"].apply(lambda s: (s == "extreme").sum()) == 3).all()
     mods = pd.read_csv(base / "modulations.csv")
-    assert set(mods["condition"]) == {"env-nat-cont-snr10", "fade-in", "laugh"}  # drop-word: no alignments
+    assert set(mods["condition"]) == {"env-nat-cont-snr10", "fade-in", "laugh", "drop-word"}  # RAVDESS aligned
     tasks = pd.read_csv(base / "export/tasks.csv")
     key = read_key(base / "export/key.csv")
     assert len(tasks) == len(key) and (tasks["kind"] == "test").sum() == len(mods) == 270
@@ -417,11 +417,12 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
     overlay["perception"]["responses"] = "results/ravdess/perception/simulated_responses.csv"
     run_snakemake(tmp_path, overlay, "results/ravdess/tables/table2.md", *targets)
     table = pd.read_csv(tmp_path / "results/ravdess/tables/table2.csv").set_index("condition")
-    assert table.loc["laugh", "n_pairs"] == 90 and table.loc["laugh", "frac_valence"] > 0.05
+    assert table.loc["laugh", "n_pairs"] == (mods["condition"] == "laugh").sum() > 0
+    assert table.loc["laugh", "frac_valence"] > 0.05
     part = pd.read_csv(base / "partition.csv").set_index("condition")
     assert part.loc["laugh", "perception"] == "altering" and part.loc["laugh", "source"] == "study"
     assert part.loc["env-nat-cont-snr10", "perception"] == "retaining"
-    assert part.loc["drop-word", "source"] == "config"
+    assert part.loc["drop-word", "source"] == "study"  # built and studied: RAVDESS is aligned
     qc = json.loads((base / "qc.json").read_text())
     assert qc["n_excluded_workers"] >= 1 and 0 < qc["worker_failure_rate"] < 1
     assert "kappa" in (tmp_path / "results/ravdess/tables/table2.md").read_text()

@@ -140,7 +140,7 @@ def test_rerun_does_nothing_and_attack_is_deterministic(attack_run, tmp_path):
         ({"categories": {"mixed": ["reverb", "env-nat-cont-snr20"]}}, "attack.categories.mixed: conditions of one category must share a family"),
         ({"categories": {"nat": ["nosuchcondition"]}}, "attack.categories.nat[0]"),
         ({"noise_sets": {"mine": ["nosuchcategory"]}}, "attack.noise_sets.mine[0]"),
-        ({"models": ["ednn"]}, "attack.models[0]"),
+        ({"models": ["no_such_model"]}, "attack.models[0]"),
         ({"regime": "nosuchregime"}, "attack.regime"),
         ({"budgets": [0]}, "attack.budgets[0]"),
         ({"knowledge": ["oracle"]}, "attack.knowledge[0]"),

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures.synthetic_predictions import synthetic_config, write_synthetic_predictions
+from fixtures.synthetic_predictions import SPEAKERS, synthetic_config, write_synthetic_predictions
+from sernoise.corpora.manifest import to_manifest_frame
 from sernoise.augmented_io import PARAM_COLUMNS
 from workflow_helpers import run_snakemake
 
@@ -40,9 +41,14 @@ def test_plot_quality_vs_uar(tmp_path):
                "augment": {"conditions": TESTED}, "attack": {"models": []}}
     config = synthetic_config()
     write_synthetic_predictions(tmp_path, config, regimes=["clean"], tested=TESTED)
+    # rule compute_metrics reads each utterance's speaker from the manifest (speaker_confusion.csv)
+    to_manifest_frame([{"utt_id": utt, "path": f"audio/{utt}.wav", "speaker": speaker, "group": speaker}
+                       for utt, speaker in SPEAKERS.items()]).to_csv(tmp_path / "results/ravdess/manifest.csv",
+                                                                     index=False)
     for condition in TESTED:
         _params(tmp_path / f"results/ravdess/augmented/{condition}/test/params.csv", condition)
-    run_snakemake(tmp_path, overlay, PLOT, "--allowed-rules", "compute_metrics", "plot_quality_vs_uar")
+    run_snakemake(tmp_path, overlay, PLOT, "--allowed-rules", "compute_metrics", "plot_quality_vs_uar",
+                  "perception_partition")
     assert (tmp_path / PLOT).read_bytes()[:4] == b"\x89PNG" and (tmp_path / PLOT).stat().st_size > 20_000
     table = pd.read_csv(tmp_path / CSV).set_index(["task", "condition"])
     assert set(table.index) == {(t, c) for t in config["training"]["tasks"] for c in TESTED}

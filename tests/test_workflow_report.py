@@ -26,7 +26,7 @@ TESTED = ["env-nat-start", "env-nat-cont-snr20", "env-nat-cont-snr0", "env-hum-c
 REGIMES = ["clean", "matched", "mismatched-hum", "mismatched-nat", "mismatched-fade", "all"]
 TARGETS = ["results/ravdess/tables/table3.csv", "results/ravdess/tables/table3.md", "results/ravdess/tables/table3.tex",
            "results/ravdess/tables/table3.html", "results/ravdess/plots/uar_vs_snr.png", "results/ravdess/plots/uar_per_condition.png"]
-EVALUATION_RULES = ["--allowed-rules", "compute_metrics", "make_table3", "plot_uar"]
+EVALUATION_RULES = ["--allowed-rules", "compute_metrics", "make_table3", "plot_uar", "perception_partition"]
 
 
 @pytest.fixture(scope="module")
