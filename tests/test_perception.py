@@ -433,6 +433,6 @@ def test_perception_through_the_workflow(tmp_path, ravdess_root, noise_root):
                        "group_a"]
     assert len(emotions) >= 2 and set(emotions) <= set(pd.read_csv(tmp_path / "results/ravdess/manifest.csv")["emotion"])
     gender = rq1[(rq1["scope"] == "all") & (rq1["factor"] == "gender")]
-    assert (gender["n_conditions"] == 3).all() and gender["p"].notna().all()
+    assert (gender["n_conditions"] == 4).all() and gender["p"].notna().all()  # the four built conditions, drop-word included
     assert not gender["significant"].any()
     assert "Dependence found" in (base / "rq1.md").read_text()
