@@ -36,6 +36,21 @@ def _fmt_s(value: float) -> str:
     return f"{value:.7f}".rstrip("0").rstrip(".") or "0"
 
 
+def _ramped_clip(x: np.ndarray, a: int, b: int, ramp: int) -> np.ndarray | None:
+    """``x[a:b]`` with raised-cosine ramps of ``ramp`` samples (at most a quarter of it) at both ends,
+    or None when it is digital silence (nothing to insert)."""
+    clip = x[a:b].copy()
+    if not np.any(np.abs(clip) > 1e-6):
+        return None
+    r = min(ramp, clip.size // 4)
+    if r:
+        t = (np.arange(r, dtype=np.float64) + 0.5) / r
+        gain = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+        clip[:r] *= gain
+        clip[-r:] *= gain[::-1]
+    return clip
+
+
 class FillerBank:
     """Filler clips per speaker, implementing :class:`~sernoise.conditions.base.FillerSource`.
 
@@ -135,15 +150,9 @@ class FillerBank:
                 right = min((spans[j][0] for j in range(k + 1, len(words)) if is_speech(words[j])), default=n)
                 a = max(start - margin, min(left, start), 0)
                 b = min(end + margin, max(right, end), n)
-                clip = x[a:b].copy()
-                if not np.any(np.abs(clip) > 1e-6):
+                clip = _ramped_clip(x, a, b, ramp)
+                if clip is None:
                     continue  # an alignment over digital silence: nothing to insert
-                r = min(ramp, clip.size // 4)
-                if r:
-                    t = (np.arange(r, dtype=np.float64) + 0.5) / r
-                    gain = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
-                    clip[:r] *= gain
-                    clip[-r:] *= gain[::-1]
                 source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}"
                 clips.append((row.speaker, source, clip))
         if fallback_phones:
@@ -173,15 +182,9 @@ class FillerBank:
                 a, b = to_samples(phone, sample_rate, x.size)
                 if b - a < min_len:
                     continue
-                clip = x[a:b].copy()
-                if not np.any(np.abs(clip) > 1e-6):
+                clip = _ramped_clip(x, a, b, ramp)
+                if clip is None:
                     continue
-                r = min(ramp, clip.size // 4)
-                if r:
-                    t = (np.arange(r, dtype=np.float64) + 0.5) / r
-                    gain = (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
-                    clip[:r] *= gain
-                    clip[-r:] *= gain[::-1]
                 source = f"{row.utt_id}@{_fmt_s(a / sample_rate)}-{_fmt_s(b / sample_rate)}#{phone.label}"
                 clips.append((row.speaker, source, clip))
         return clips
