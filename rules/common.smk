@@ -270,13 +270,14 @@ def _examples(wc, family, conditions, pool):
         inputs["clean"] = feature_file(wc.corpus, family)
         inputs["conditions"] = [feature_file(wc.corpus, family, c, pool) for c in conditions]
     else:
-        clean_index, clean_shards = audio_dataset(wc.corpus, None, None)
-        datasets = [audio_dataset(wc.corpus, c, pool) for c in conditions]
+        # A dataset's index.csv stands for its shards: the rule writing it takes every shard as input
+        # (so it is newer than all of them, and rebuilt when one is), and the jobs open the shards the
+        # index lists. Naming only the index keeps each model job at one file per dataset instead of
+        # 1 + shards, which is most of the DAG-building time of the full design (every audio model
+        # job reads every condition's dataset).
         inputs.update(
-            clean_index=clean_index,
-            clean_shards=clean_shards,
-            indexes=[index for index, _ in datasets],
-            shards=[shard for _, shards in datasets for shard in shards],
+            clean_index=audio_dataset(wc.corpus, None, None)[0],
+            indexes=[audio_dataset(wc.corpus, c, pool)[0] for c in conditions],
         )
     if wc.model in PLAN.backbones:
         inputs["backbone"] = PLAN.backbones[wc.model].ready
@@ -390,8 +391,7 @@ def attack_inputs(wc):
         "model": [f"{folder}/{name}" for name in PLAN.family(wc.model).model_files],
         "manifest": f"results/{wc.corpus}/manifest.csv",
         "folds": f"results/{wc.corpus}/folds.csv",
-        "index": f"results/{wc.corpus}/audio/index.csv",
-        "shards": [f"results/{wc.corpus}/audio/shard-{s}.h5" for s in shard_ids(wc.corpus)],
+        "index": f"results/{wc.corpus}/audio/index.csv",  # stands for its shards (see _examples)
         "banks": PLAN.noise_targets(),
         "bank_audio": [f"results/noise/{bank}/audio.h5" for bank in NOISE_BANKS],
     }

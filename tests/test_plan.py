@@ -122,13 +122,13 @@ def test_categorical_task_from_config_is_planned():
 
 def test_plan_of_the_default_config_and_its_sweep():
     plan = _plan()
-    # the paper's whole design: four arms (and the DFN3 arm beside T-DNN-NR), the sweep on the
+    # the paper's whole design: four arms (the DFN3 arm is one overlay away), the sweep on the
     # noise-robust end-to-end model (paper §8.4)
-    assert list(plan.models) == ["tdnn", "ednn", "tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert list(plan.models) == ["tdnn", "ednn", "tdnn_nr", "ednn_nr"]
     assert plan.sweep_model == "ednn_nr" and "fraction-50" in plan.sweep_regimes
     assert len(plan.prediction_targets()) == len(plan.models) * len(plan.regimes) * 5 * 5 * 2
     assert "results/ravdess/tables/sweep.csv" in plan.all_targets()
-    assert plan.attack["models"] == ["tdnn", "ednn", "tdnn_nr", "tdnn_dfn3", "ednn_nr"]
+    assert plan.attack["models"] == ["tdnn", "ednn", "tdnn_nr", "ednn_nr"]
     assert list(plan.attack["noise_sets"]) == ["all", "perception_retaining", "environmental", "signal_manipulation",
                                                "reverb"]
     assert "results/ravdess/tables/table5.csv" in plan.attack_targets()
