@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -88,3 +90,39 @@ def test_retraining_gives_identical_files(train_run):
     proc = wf.run_snakemake(workdir, overlay, _predictions("matched", 1), "--forcerun", "train_model")
     assert re.search(r"^train_model\s+1$", proc.stdout + proc.stderr, flags=re.M)  # it did train again
     assert [f.read_bytes() for f in files] == before
+
+
+def test_study_responses_move_a_condition_out_of_the_matched_regime(train_run, tmp_path):
+    """Responses that judge env-nat-cont-snr10 perception-altering (the config says retaining) rebuild
+    the partition from Table 2 and retrain the matched model without it; the clean model stays."""
+    from sernoise.perception.export import read_key
+    from sernoise.perception.simulate import simulate_responses
+
+    workdir, overlay = train_run
+    study = tmp_path / "study"
+    shutil.copytree(workdir, study, symlinks=True)  # copy2 keeps mtimes: nothing else is out of date
+    overlay = copy.deepcopy(overlay)
+    overlay["perception"] = {"n_per_bin": 4, "n_extreme": 1, "n_environmental": 1, "n_distortion": 1,
+                             "batch_size": 6, "workers_per_pair": 3}
+    wf.run_snakemake(study, overlay, "results/ravdess/perception/export/key.csv")
+    export = study / "results/ravdess/perception/export"
+    tasks = pd.read_csv(export / "tasks.csv", dtype={"pair_id": str, "kind": str}, keep_default_na=False)
+    key = read_key(export / "key.csv")
+    assert set(key["condition"].dropna()) >= set(CONDITIONS)
+    responses, _ = simulate_responses(tasks, key, true_change={"env-nat-cont-snr10": (0.9, 0.9, 1.5, 1.5)},
+                                      n_workers=6, bad_worker_fraction=0.0, error_rate=0.0, seed=5)
+    responses.to_csv(tmp_path / "responses.csv", index=False)
+    overlay["perception"]["responses"] = str(tmp_path / "responses.csv")
+
+    clean_model = _model_dir(study, "clean", 1) / "model.pt"
+    clean_mtime = clean_model.stat().st_mtime_ns
+    matched = _model_dir(study, "matched", 1)
+    assert yaml.safe_load((matched / "hparams.yaml").read_text())["regime_conditions"] == CONDITIONS
+    wf.run_snakemake(study, overlay, _predictions("matched", 1), _predictions("clean", 1))
+
+    partition = pd.read_csv(study / "results/ravdess/perception/partition.csv").set_index("condition")
+    assert set(partition["source"]) == {"study"}
+    assert partition.at["env-nat-cont-snr10", "perception"] == "altering"
+    assert partition.at["fade-in", "perception"] == "retaining"
+    assert yaml.safe_load((matched / "hparams.yaml").read_text())["regime_conditions"] == ["fade-in"]
+    assert clean_model.stat().st_mtime_ns == clean_mtime  # the clean regime does not read the partition
