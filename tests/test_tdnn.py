@@ -74,3 +74,31 @@ def test_bad_input_is_a_clear_error():
         TDNNConfig(gru_units=0)
     with pytest.raises(ValueError, match="unknown"):
         TDNNConfig.from_dict({"gru_unit": 3})
+
+
+def _conv_rms(model: TDNN, x: torch.Tensor) -> list[float]:
+    h, rms = x.transpose(1, 2), []
+    for conv in model.convs:
+        h = torch.relu(conv(torch.nn.functional.pad(h, model._pad)))
+        rms.append(float(h.pow(2).mean().sqrt()))
+    return rms
+
+
+def test_he_initialisation_keeps_the_signal_through_the_conv_stack():
+    torch.manual_seed(0)
+    x, lengths = torch.randn(16, 120, 40), torch.full((16,), 120)
+    hparams = {"conv_channels": 64, "conv_width": 2, "conv_layers": 5, "pool_width": 4, "gru_units": 32}
+    torch.manual_seed(1)
+    he = TDNN(**hparams)
+    torch.manual_seed(1)
+    default = TDNN(conv_init="pytorch", **hparams)
+    with torch.no_grad():
+        he_rms, default_rms = _conv_rms(he, x), _conv_rms(default, x)
+        # PyTorch's default divides the variance by ~6 per ReLU layer; He keeps it within a factor ~2
+        assert he_rms[-1] > 0.4 and default_rms[-1] < 0.1
+        assert all(float(conv.bias.abs().max()) == 0.0 for conv in he.convs)
+        # the embedding tells utterances apart from the start
+        assert float(he.embed(x, lengths).std(0).mean()) > 10 * float(default.embed(x, lengths).std(0).mean())
+    assert torch.equal(he.gru.weight_ih_l0, default.gru.weight_ih_l0)  # only the convolutions differ
+    with pytest.raises(ValueError, match="conv_init must be one of"):
+        TDNN(conv_init="xavier", **hparams)

@@ -286,8 +286,8 @@ def _recorded_training(monkeypatch, run, train, val):
     record = {"initial": None, "orders": []}
 
     class RecordingTDNN(TDNN):
-        def __init__(self, config):
-            super().__init__(config)
+        def __init__(self, config, **options):
+            super().__init__(config, **options)
             record["initial"] = {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def recording_batches(lengths, batch_size, rng):

@@ -86,6 +86,7 @@ class TrainSettings:
     device: str = "cpu"
     max_frames: int | None = None  # training crops (see module doc); None: whole utterances
     min_epochs: int = 1  # no early stop before this many epochs (config training.min_epochs); 1: the paper's loop
+    conv_init: str = "he"  # T-DNN convolution initialisation (config tdnn.conv_init; see sernoise.models.tdnn)
 
     @classmethod
     def from_config(cls, tdnn: dict, device: str = "cpu", min_epochs: int = 1) -> "TrainSettings":
@@ -98,6 +99,7 @@ class TrainSettings:
             device=device,
             max_frames=None if tdnn.get("max_frames") is None else int(tdnn["max_frames"]),
             min_epochs=int(min_epochs),
+            conv_init=str(tdnn.get("conv_init", "he")),
         )
 
 
@@ -539,7 +541,7 @@ def train_one(
     rng = start_training(train, val, seed)
     task, strategy, metrics = prepare_task(task, strategy, config.n_classes, train, settings.class_weighting)
     device = torch.device(settings.device)
-    model = TDNN(config).to(device)
+    model = TDNN(config, conv_init=settings.conv_init).to(device)
     weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
     hooks = StrategyRun(strategy, seed, len(train), task_loss(task, weight), config.n_classes)
     optimiser = torch.optim.RMSprop(model.parameters(), lr=settings.learning_rate)

@@ -78,6 +78,7 @@ def train(smk) -> None:
                 "patience": settings.patience,
                 "batch_size": settings.batch_size,
                 "learning_rate": settings.learning_rate,
+                "conv_init": settings.conv_init,
                 "class_weighting": settings.class_weighting,
                 "optimizer": "RMSprop",
                 "loss": "cross-entropy",
