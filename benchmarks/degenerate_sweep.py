@@ -114,8 +114,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     corpus = args.results / "ravdess"
-    if not (corpus / "features" / "clean.h5").is_file():
-        raise SystemExit(f"no {corpus / 'features' / 'clean.h5'}: run the workflow (make demo) first")
+    for model in args.models:
+        if not (corpus / FEATURES[model] / "clean.h5").is_file():
+            raise SystemExit(f"no {corpus / FEATURES[model] / 'clean.h5'} ({model}): run the workflow (make demo) first")
     folds = args.folds or sorted(pd.read_csv(corpus / "folds.csv")["fold"].unique().tolist())
     min_epochs = args.min_epochs or sorted({1, int(config["training"]["min_epochs"])})
     inits = args.conv_init or [config["tdnn"]["conv_init"]]
