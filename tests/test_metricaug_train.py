@@ -1,0 +1,124 @@
+"""MetricAug's noisy items, head model and ``metricaug`` strategy hook (hand-made data)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sernoise.metricaug.strategy import MetricAugItems, metricaug
+from sernoise.metricaug.superset import SupersetError, check_categories, item_id, noisy_items, snr_grid
+from sernoise.models.metricaug_head import HeadConfig, MetricAugHead
+from sernoise.training.strategies import EpochContext, StrategyError, get_strategy
+from sernoise.seeds import rng_for
+
+
+class ToneNoise:
+    """A NoiseSource of two tonal clips per category (deterministic, no files)."""
+
+    def __init__(self):
+        t = np.arange(16000 * 2) / 16000
+        self.clips = {f"{c}:{i}": (0.1 * np.sin(2 * np.pi * (300 + 200 * i + 50 * k) * t)).astype(np.float32)
+                      for k, c in enumerate(("nat", "hum", "int")) for i in range(2)}
+
+    def files(self, category):
+        return sorted(k for k in self.clips if k.startswith(category + ":"))
+
+    def read(self, key):
+        return self.clips[key]
+
+    def draw(self, category, rng):
+        keys = self.files(category)
+        key = keys[int(rng.integers(len(keys)))]
+        return key, self.clips[key]
+
+
+def _speech(seconds=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))  # syllable-like modulation
+    return (0.2 * envelope * (np.sin(2 * np.pi * 150 * t) + 0.3 * rng.standard_normal(t.size))).astype(np.float32)
+
+
+def test_snr_grid_and_category_checks():
+    assert snr_grid(0, 30, 2) == [float(s) for s in range(0, 31, 2)]
+    assert len(snr_grid(0, 30, 2)) == 16
+    with pytest.raises(SupersetError, match="metricaug.superset.snr_db"):
+        snr_grid(0, 30, 0)
+    with pytest.raises(SupersetError, match="metricaug.unseen_category"):
+        check_categories(["nat", "int"], "int", ("nat", "hum", "int"))
+    check_categories(["nat", "hum"], "int", ("nat", "hum", "int"))
+
+
+def test_noisy_items_hit_their_snr_and_record_metrics_deterministically():
+    x = _speech()
+    kwargs = dict(categories=["nat", "hum"], snrs=[0.0, 20.0], noise=ToneNoise(), seed=5, tag="superset",
+                  metrics=("stoi", "fwsnrseg"))
+    items = noisy_items("utt1", x, **kwargs)
+    assert [it.item_id for it in items] == [item_id("utt1", c, s) for c in ("nat", "hum") for s in (0.0, 20.0)]
+    for it in items:
+        assert it.row["status"] == "ok"
+        assert it.row["snr_measured"] == pytest.approx(it.row["snr_target"], abs=0.1)
+        assert it.features.shape[1] == 40
+    by_snr = {it.row["snr_target"]: it for it in items if it.row["category"] == "nat"}
+    assert by_snr[20.0].row["stoi"] > by_snr[0.0].row["stoi"]
+    assert by_snr[20.0].row["fwsnrseg"] > by_snr[0.0].row["fwsnrseg"]
+    again = noisy_items("utt1", x, **kwargs)
+    assert all(np.array_equal(a.features, b.features) and a.row == b.row for a, b in zip(items, again))
+
+
+def test_unseen_items_draw_their_snr_in_the_range():
+    items = noisy_items("utt2", _speech(seed=1), categories=["int"], snrs=None, random_snr=(0.0, 30.0),
+                        noise=ToneNoise(), seed=5, tag="unseen", metrics=())
+    (item,) = items
+    assert item.item_id == "utt2~int~rand"
+    assert 0.0 <= item.row["snr_target"] <= 30.0
+    assert item.row["snr_measured"] == pytest.approx(item.row["snr_target"], abs=0.1)
+    with pytest.raises(SupersetError, match="either fixed SNRs or a random"):
+        noisy_items("u", _speech(), categories=["int"], snrs=[0], random_snr=(0, 1), noise=ToneNoise(), seed=1,
+                    tag="t")
+
+
+def test_head_shapes_and_padding_invariance():
+    torch.manual_seed(0)
+    model = MetricAugHead(HeadConfig(hidden=8)).eval()
+    short, long = torch.randn(1, 30, 40), torch.randn(1, 50, 40)
+    batch = torch.zeros(2, 50, 40)
+    batch[0, :30], batch[1] = short[0], long[0]
+    with torch.no_grad():
+        together = model(batch, torch.tensor([30, 50]))
+        alone = model(short, torch.tensor([30]))
+    assert together.shape == (2, 4)
+    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        HeadConfig(hidden=9)
+
+
+def test_strategy_hook_uniform_first_then_algorithm1_and_history():
+    strategy = get_strategy("metricaug", {"metric": "stoi", "levels": "uniform", "k": 5})
+    hook = strategy.items
+    assert isinstance(hook, MetricAugItems) and strategy.selection_metric == "f1_weighted"
+    ctx = EpochContext(1, 4 + 50, model=None, curve=[], rng=rng_for(1, "strategy-items", 1))
+    with pytest.raises(StrategyError, match="no superset bound"):
+        hook(ctx)
+    levels = np.repeat([1, 2, 3, 4, 5], 10)
+    clean_and_levels = (0.80, [0.80, 0.79, 0.78, 0.73, 0.70])  # gaps 0, .01, .02, .07, .10
+    hook.bind(n_clean=4, item_levels=levels, evaluate=lambda model: clean_and_levels)
+    first = hook(ctx)
+    assert first[:4].tolist() == [0, 1, 2, 3] and first.size == 4 + 4  # N = n_per_epoch * 4 clean
+    assert hook.history[0]["weight_level1"] == pytest.approx(0.2) and math.isnan(hook.history[0]["gap_level1"])
+    second = hook(EpochContext(2, 54, model=None, curve=[], rng=rng_for(1, "strategy-items", 2)))
+    row = hook.history[1]
+    assert [row[f"gap_level{k}"] for k in range(1, 6)] == pytest.approx([0.0, 0.01, 0.02, 0.07, 0.10])
+    assert row["weight_level5"] == pytest.approx(0.10 / 0.19 * 0.9)
+    assert sum(row[f"drawn_level{k}"] for k in range(1, 6)) == 4
+    assert (second[4:] >= 4).all() and (second[4:] < 54).all()
+
+
+def test_strategy_options_are_checked():
+    with pytest.raises(StrategyError, match="metric must be one of"):
+        metricaug(metric="snr")
+    with pytest.raises(StrategyError, match="levels must be one of"):
+        metricaug(levels="kmeans")
