@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sernoise.metricaug.strategy import MetricAugItems, metricaug
 from sernoise.metricaug.superset import SupersetError, check_categories, item_id, noisy_items, snr_grid
 from sernoise.models.metricaug_head import HeadConfig, MetricAugHead
+from sernoise.training import strategies
 from sernoise.training.strategies import EpochContext, StrategyError, get_strategy
 from sernoise.seeds import rng_for
 
@@ -33,6 +33,17 @@ class ToneNoise:
         keys = self.files(category)
         key = keys[int(rng.integers(len(keys)))]
         return key, self.clips[key]
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """sernoise.metricaug.strategy, its ``metricaug`` registration undone after the test (the registry is
+    global: tests/test_strategies.py lists the built-in strategies)."""
+    monkeypatch.setattr(strategies, "_FACTORIES", dict(strategies._FACTORIES))
+    from sernoise.metricaug import strategy as module
+
+    strategies.register_strategy("metricaug", module.metricaug, replace=True)  # a second import registers nothing
+    return module
 
 
 def _speech(seconds=1.5, seed=0):
@@ -96,10 +107,10 @@ def test_head_shapes_and_padding_invariance():
         HeadConfig(hidden=9)
 
 
-def test_strategy_hook_uniform_first_then_algorithm1_and_history():
+def test_strategy_hook_uniform_first_then_algorithm1_and_history(registered):
     strategy = get_strategy("metricaug", {"metric": "stoi", "levels": "uniform", "k": 5})
     hook = strategy.items
-    assert isinstance(hook, MetricAugItems) and strategy.selection_metric == "f1_weighted"
+    assert isinstance(hook, registered.MetricAugItems) and strategy.selection_metric == "f1_weighted"
     ctx = EpochContext(1, 4 + 50, model=None, curve=[], rng=rng_for(1, "strategy-items", 1))
     with pytest.raises(StrategyError, match="no superset bound"):
         hook(ctx)
@@ -117,8 +128,8 @@ def test_strategy_hook_uniform_first_then_algorithm1_and_history():
     assert (second[4:] >= 4).all() and (second[4:] < 54).all()
 
 
-def test_strategy_options_are_checked():
+def test_strategy_options_are_checked(registered):
     with pytest.raises(StrategyError, match="metric must be one of"):
-        metricaug(metric="snr")
+        get_strategy("metricaug", {"metric": "snr"})
     with pytest.raises(StrategyError, match="levels must be one of"):
-        metricaug(levels="kmeans")
+        registered.metricaug(levels="kmeans")

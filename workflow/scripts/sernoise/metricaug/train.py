@@ -2,8 +2,8 @@
 stopping with patience 10, the best epoch by validation weighted F1, H from a grid.
 
 The epochs, early stopping, best-epoch selection and grid search are the shared loop's
-(:mod:`sernoise.training.loop`: :func:`run_epochs`, :func:`search_grid`); only the model and the
-optimiser differ from the T-DNN's :func:`~sernoise.training.loop.train_one`.  With the
+(:func:`sernoise.training.loop.train_one` with the head and Adam in place of the T-DNN and
+RMSprop; :func:`~sernoise.training.loop.search_grid`).  With the
 ``metricaug`` strategy the training set is ``[clean | superset training items]`` and the hook
 (:class:`~sernoise.metricaug.strategy.MetricAugItems`) is bound to it for every grid point, so
 each point starts from uniform weights and its own weight history.
@@ -19,12 +19,8 @@ from sklearn.metrics import f1_score
 
 from sernoise.models.metricaug_head import HPARAM_KEYS, HeadConfig, MetricAugHead
 from sernoise.tasks import Task
-from sernoise.training.loop import (
-    BestPredictions, SequenceData, TrainResult, TrainSettings, _Evaluator, collate, loss_weights, prepare_task,
-    predict_proba, run_epochs, search_grid, start_training,
-)
-from sernoise.training.losses import task_loss
-from sernoise.training.strategies import Strategy, StrategyRun
+from sernoise.training.loop import SequenceData, TrainResult, TrainSettings, predict_proba, search_grid, train_one
+from sernoise.training.strategies import Strategy
 
 
 def weighted_f1(model, arrays: list[np.ndarray], labels: np.ndarray, batch_size: int, device) -> float:
@@ -49,36 +45,8 @@ def level_evaluator(clean: SequenceData, levels: list[SequenceData], batch_size:
 def train_head(config: HeadConfig, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
                task: Task, strategy: Strategy | None = None, progress=None, tag: str = "") -> TrainResult:
     """One MetricAug head, trained with Adam and early stopping (the shared loop); best epoch's state on the CPU."""
-    rng = start_training(train, val, seed)
-    task, strategy, metrics = prepare_task(task, strategy, config.n_classes, train, settings.class_weighting)
-    device = torch.device(settings.device)
-    model = MetricAugHead(config).to(device)
-    weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
-    hooks = StrategyRun(strategy, seed, len(train), task_loss(task, weight), config.n_classes)
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    labels = torch.from_numpy(train.labels)
-
-    def step(index):
-        x, n = collate(train.arrays, index, device, max_frames=settings.max_frames, rng=rng)
-        optimiser.zero_grad(set_to_none=True)
-        loss = hooks.batch_loss(model, model, index, (x, n), labels[index].to(device))
-        loss.backward()
-        optimiser.step()
-        return loss
-
-    def snapshot():
-        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-    evaluator = _Evaluator(val, settings.batch_size, device, weight, task, metrics)
-    best = BestPredictions(evaluator, snapshot)
-    fitted = run_epochs(
-        model, step, evaluator.scores, best,
-        lengths=train.lengths if settings.max_frames is None else np.minimum(train.lengths, settings.max_frames),
-        batch_size=settings.batch_size, rng=rng, max_epochs=settings.max_epochs, patience=settings.patience,
-        progress=progress, tag=tag, items=hooks.epoch_items, select=strategy.selection_metric,
-        min_epochs=settings.min_epochs,
-    )
-    return TrainResult(config=config, **fitted, **best.fields())
+    return train_one(config, train, val, settings, seed, progress=progress, tag=tag, task=task, strategy=strategy,
+                     model_class=MetricAugHead, optimiser_class=torch.optim.Adam)
 
 
 def search_hidden(hidden_sizes, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
