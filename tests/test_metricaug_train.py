@@ -133,3 +133,69 @@ def test_strategy_options_are_checked(registered):
         get_strategy("metricaug", {"metric": "snr"})
     with pytest.raises(StrategyError, match="levels must be one of"):
         registered.metricaug(levels="kmeans")
+
+
+@pytest.fixture
+def head_family():
+    """sernoise.metricaug.family imported, its registration undone after the test (the registry is global)."""
+    import sys
+
+    from sernoise.model_registry import register_model, unregister_model
+
+    from sernoise.metricaug import family
+
+    register_model(family.FAMILY, replace=True)  # a second import registers nothing
+    try:
+        yield family
+    finally:
+        unregister_model("metricaug_head")
+        sys.modules.pop("sernoise.metricaug.family", None)
+
+
+def _separable(n, seed):
+    from sernoise.training.loop import SequenceData
+
+    rng = np.random.default_rng(seed)
+    arrays, labels = [], []
+    for i in range(n):
+        k = i % 4
+        a = rng.normal(size=(int(rng.integers(6, 30)), 40)).astype(np.float32)
+        a[:, 10 * k:10 * k + 10] += 1.5
+        arrays.append(a)
+        labels.append(k)
+    return SequenceData(arrays, labels)
+
+
+def test_head_family_plans_trains_and_reloads(head_family, tmp_path):
+    import yaml
+
+    from sernoise.plan import build_plan
+    from sernoise.config import load_config
+    from sernoise.tasks import get_task
+    from sernoise.training.artifacts import selection_fields
+    from sernoise.training.loop import TrainSettings, predict_proba
+    from sernoise.training.predict import save_state
+    from workflow_helpers import REPO
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"plugins": ["sernoise.metricaug.family"],
+                                       "training": {"models": ["tdnn", "metricaug_head"], "sweep": {"model": "tdnn"}}}))
+    config = load_config([REPO / "config.yaml", overlay], REPO / "schemas" / "config.schema.yaml")
+    plan = build_plan(config, attack_defaults=None, perception_defaults={})
+    assert plan.models_by_input("features") == ["tdnn", "metricaug_head"]
+    assert plan.label("metricaug_head") == "MetricAug head"
+
+    torch.set_num_threads(1)  # two threads on a busy two-core machine cost ten times more
+    task = get_task("emotion4", config)
+    settings = TrainSettings(max_epochs=5, patience=8, batch_size=16, learning_rate=1e-2)
+    best, rows = head_family.search({"hidden": [8, 16]}, _separable(80, 0), _separable(40, 1), settings, seed=3,
+                                    task=task)
+    assert [r["hidden"] for r in rows] == [8, 16] and sum(r["selected"] for r in rows) == 1
+    assert best.best_val_uar > 0.8  # separable classes are learnt
+    save_state(best.state_dict, tmp_path / "model.pt")
+    (tmp_path / "hparams.yaml").write_text(yaml.safe_dump(selection_fields("metricaug_head", best, rows)))
+    model = head_family.load(tmp_path / "model.pt", tmp_path / "hparams.yaml")
+    reference = head_family.load(tmp_path / "model.pt", tmp_path / "hparams.yaml")
+    test = _separable(12, 2).arrays
+    assert np.array_equal(predict_proba(model, test), predict_proba(reference, test))
+    assert (predict_proba(model, test).argmax(axis=1) == np.arange(12) % 4).mean() > 0.8
