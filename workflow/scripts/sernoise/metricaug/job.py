@@ -511,6 +511,7 @@ def level_drop_table(drops: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["level"])
     table = drops.groupby(["level", "metric"])["normalised_drop"].mean().unstack("metric").reset_index()
     table.columns.name = None
+    table["level"] = table["level"].astype(int)
     return table
 
 
