@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sernoise.metricaug.superset import SupersetError, check_categories, item_id, noisy_items, snr_grid
+from sernoise.metricaug.names import config_problems
+from sernoise.metricaug.superset import SupersetError, item_id, noisy_items, snr_grid
 from sernoise.models.metricaug_head import HeadConfig, MetricAugHead
 from sernoise.training import strategies
 from sernoise.training.strategies import EpochContext, StrategyError, get_strategy
@@ -58,9 +59,15 @@ def test_snr_grid_and_category_checks():
     assert len(snr_grid(0, 30, 2)) == 16
     with pytest.raises(SupersetError, match="metricaug.superset.snr_db"):
         snr_grid(0, 30, 0)
-    with pytest.raises(SupersetError, match="metricaug.unseen_category"):
-        check_categories(["nat", "int"], "int", ("nat", "hum", "int"))
-    check_categories(["nat", "hum"], "int", ("nat", "hum", "int"))
+    section = {"categories": ["nat", "hum"], "unseen_category": "int", "superset": {"snr_db": [0, 30, 2]},
+               "hidden": [8, 16]}
+    known = ("nat", "hum", "int")
+    assert config_problems(section, known) == []
+    problems = config_problems({**section, "categories": ["nat", "int"], "hidden": [9]}, known)
+    assert any("metricaug.unseen_category" in p for p in problems) and any("metricaug.hidden" in p for p in problems)
+    assert any("not among noise.categories" in p for p in config_problems({**section, "unseen_category": "x"}, known))
+    assert any("metricaug.superset.snr_db" in p
+               for p in config_problems({**section, "superset": {"snr_db": [30, 0, 2]}}, known))
 
 
 def test_noisy_items_hit_their_snr_and_record_metrics_deterministically():

@@ -315,8 +315,8 @@ def train_method(smk) -> None:
                 for level in range(1, section["k"] + 1):
                     rows = val_rows[val_rows[column] == level]
                     if cap and len(rows) > cap:  # a fixed subset (same every epoch), seeded per fold and column
-                        keep = np.sort(rng_for(smk.params.seed, "metricaug-val", fold, column).choice(len(rows), cap,
-                                                                                                      replace=False))
+                        draw = rng_for(smk.params.seed, "metricaug-val", fold, column, level)
+                        keep = np.sort(draw.choice(len(rows), cap, replace=False))
                         rows = rows.iloc[keep]
                     sets.append(data([superset_features[i] for i in rows["item_id"]], [labels[u] for u in rows["utt_id"]]))
                 level_sets[column] = sets

@@ -15,8 +15,8 @@ Seeds: item (utterance u, category c, SNR s) of set ``tag`` draws from
 config gives the same bytes.
 
 Noise pools: the superset and the training sets are mixed with the TRAINING pool only; the test
-sets with the test pool (the caller passes the pool; :func:`check_categories` keeps the held-out
-unseen category out of training).
+sets with the test pool (the caller passes the pool; :func:`sernoise.metricaug.names.config_problems`
+keeps the held-out unseen category out of training).
 """
 
 from __future__ import annotations
@@ -48,18 +48,6 @@ def snr_grid(low: float, high: float, step: float) -> list[float]:
                             f"[{low}, {high}, {step}]")
     count = int(math.floor((high - low) / step + 1e-9)) + 1
     return [float(round(low + i * step, 6)) for i in range(count)]
-
-
-def check_categories(train_categories, unseen_category: str | None, known) -> None:
-    """Training categories must be known and must not include the held-out unseen category."""
-    unknown = [c for c in train_categories if c not in known]
-    if unknown:
-        raise SupersetError(f"config key metricaug.categories: unknown noise categories {unknown}; known {list(known)}")
-    if unseen_category is not None and unseen_category in train_categories:
-        raise SupersetError(f"config key metricaug.unseen_category: {unseen_category!r} is held out of training, "
-                            "so it cannot also be in metricaug.categories")
-    if unseen_category is not None and unseen_category not in known:
-        raise SupersetError(f"config key metricaug.unseen_category: unknown category {unseen_category!r}")
 
 
 def item_id(utt_id: str, category: str, snr: float | None) -> str:
