@@ -136,3 +136,13 @@ def test_a_superset_shard_is_rebuilt_byte_for_byte(metricaug_run, tmp_path):
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
     run_snakemake(workdir, overlay, target, "--force", "--cores", "1", "--allowed-rules", "metricaug_noisy_shard")
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
+
+
+def test_a_metricaug_training_is_rebuilt_byte_for_byte(metricaug_run):
+    workdir, overlay = metricaug_run
+    folder = f"{RESULTS}/metricaug/models/metricaug-stoi-gmm/fold1/rep1"
+    files = [workdir / folder / name for name in ("model.pt", "weights.csv", "predictions.csv")]
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    run_snakemake(workdir, overlay, f"{folder}/predictions.csv", "--force", "--cores", "1",
+                  "--allowed-rules", "metricaug_train_metricaug")
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
