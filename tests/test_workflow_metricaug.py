@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sernoise.metricaug.names import methods, test_sets
+from sernoise.metricaug.names import methods, table_columns
 from workflow_helpers import module_run, run_snakemake, shared_overlay
 
 pytestmark = pytest.mark.workflow
@@ -56,8 +56,8 @@ def test_table_fills_every_method_and_test_set(metricaug_run):
     cells = pd.read_csv(workdir / RESULTS / "tables" / "metricaug.csv")
     assert sorted(cells["method"].unique()) == sorted(methods(section))
     assert len(methods(section)) == 9  # None, Fixed SNR, CopyPaste, 3 metrics x 2 level methods
-    assert sorted(cells["test_set"].unique()) == sorted(test_sets(section))
-    assert len(cells) == 9 * len(test_sets(section))
+    assert sorted(cells["test_set"].unique()) == sorted(table_columns(section))
+    assert len(cells) == 9 * len(table_columns(section))
     assert cells["wf1_mean"].between(0, 1).all() and (cells["runs"] == 3).all()
     assert cells.loc[cells["method"] == "none", "p_vs_none"].isna().all()
     assert cells.loc[cells["method"] != "none", "n_pairs_vs_none"].eq(3).all()

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sernoise.metricaug.levels import quantise
-from sernoise.metricaug.names import BASELINES, CLEAN_SET, SETS, methods, test_sets
+from sernoise.metricaug.names import BASELINES, CLEAN_SET, SETS, methods, table_columns
 from sernoise.metricaug.superset import SupersetError, noisy_items, snr_grid
 from sernoise.runlog import rule_log
 from sernoise.seeds import derive_seed, rng_for
@@ -521,7 +521,7 @@ def make_table(smk) -> None:
         predictions = pd.concat([pd.read_csv(p, dtype={"utt_id": str, "item_id": str}) for p in smk.input.predictions],
                                 ignore_index=True)
         per_run = wf1_cells(predictions)
-        order, sets = methods(section), test_sets(section)
+        order, sets = methods(section), table_columns(section)
         cells = table_cells(per_run, order, sets)
         cells.to_csv(smk.output.csv, index=False, lineterminator="\n", float_format="%.6f")
         md, tex = render_tables(cells, sets, order)

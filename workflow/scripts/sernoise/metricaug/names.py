@@ -13,7 +13,7 @@ def methods(section: dict) -> list[str]:
     return list(BASELINES) + [f"metricaug-{m}-{q}" for m in section["metrics"] for q in section["level_methods"]]
 
 
-def test_sets(section: dict) -> list[str]:
+def table_columns(section: dict) -> list[str]:
     """The columns of the table: clean, noise at each test SNR (categories pooled), unseen noise."""
     return [CLEAN_SET] + [f"noise-{float(s):g}dB" for s in section["test_snr_db"]] + ["unseen"]
 
