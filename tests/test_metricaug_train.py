@@ -206,3 +206,15 @@ def test_head_family_plans_trains_and_reloads(head_family, tmp_path):
     test = _separable(12, 2).arrays
     assert np.array_equal(predict_proba(model, test), predict_proba(reference, test))
     assert (predict_proba(model, test).argmax(axis=1) == np.arange(12) % 4).mean() > 0.8
+
+
+def test_a_level_without_validation_items_counts_as_the_floor(registered):
+    hook = registered.metricaug(metric="pesq", levels="gmm").items
+    levels = np.repeat([1, 2, 3, 4, 5], 4)
+    hook.bind(n_clean=10, item_levels=levels, evaluate=lambda model: (0.8, [0.8, 0.7, math.nan, 0.6, 0.7]))
+    hook(EpochContext(1, 30, model=None, curve=[], rng=rng_for(0, "e", 1)))
+    hook(EpochContext(2, 30, model=None, curve=[], rng=rng_for(0, "e", 2)))
+    row = hook.history[1]
+    assert math.isnan(row["gap_level3"])
+    # gaps 0, .1, (none), .2, .1: levels 1 and 3 floored, .9 shared as .1 : .2 : .1
+    assert [row[f"weight_level{k}"] for k in range(1, 6)] == pytest.approx([0.05, 0.225, 0.05, 0.45, 0.225])

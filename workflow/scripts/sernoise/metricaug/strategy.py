@@ -63,7 +63,9 @@ class MetricAugItems:
         else:
             clean, per_level = self.evaluate(ctx.model)
             gaps = [clean - v for v in per_level]
-            weights = level_weights(gaps, self.floor)
+            # A level without validation items (a small GMM level can have none) gives no evidence
+            # that it is hard: it counts as the floor, like a negative gap (its gap stays NaN in the history).
+            weights = level_weights([g if math.isfinite(g) else 0.0 for g in gaps], self.floor)
         drawn, counts = draw_items(self.item_levels, weights, self.n_draw(), ctx.rng)
         self.history.append({
             "epoch": ctx.epoch, "val_wf1_clean": clean,
