@@ -532,19 +532,25 @@ def train_one(
     tag: str = "",
     task: Task | None = None,
     strategy: Strategy | None = None,
+    model_class=None,
+    optimiser_class=None,
 ) -> TrainResult:
     """Train one T-DNN with early stopping; the returned state is the best epoch's (on the CPU).
 
     ``task`` (default: 3-bin classification) must have ``config.n_classes`` outputs;
-    ``strategy`` (default: standard) hooks into the epochs (see the module doc).
+    ``strategy`` (default: standard) hooks into the epochs (see the module doc).  Another model of
+    padded feature sequences (``model_class(config)``, called as ``model(x, lengths)``; None: the
+    T-DNN) and its optimiser (``optimiser_class(parameters, lr=...)``; None: RMSprop) train through the same loop (the MetricAug
+    head: :mod:`sernoise.metricaug.train`).
     """
     rng = start_training(train, val, seed)
     task, strategy, metrics = prepare_task(task, strategy, config.n_classes, train, settings.class_weighting)
     device = torch.device(settings.device)
-    model = TDNN(config, conv_init=settings.conv_init).to(device)
+    # tdnn.conv_init is the T-DNN's: another model class initialises itself
+    model = (TDNN(config, conv_init=settings.conv_init) if model_class is None else model_class(config)).to(device)
     weight = loss_weights(train.labels, config.n_classes, device, settings.class_weighting)
     hooks = StrategyRun(strategy, seed, len(train), task_loss(task, weight), config.n_classes)
-    optimiser = torch.optim.RMSprop(model.parameters(), lr=settings.learning_rate)
+    optimiser = (optimiser_class or torch.optim.RMSprop)(model.parameters(), lr=settings.learning_rate)
     labels = torch.from_numpy(train.labels)
 
     def step(index):

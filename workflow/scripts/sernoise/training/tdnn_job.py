@@ -32,7 +32,10 @@ from sernoise.training.predict import (
 )
 
 
-def train(smk) -> None:
+def train(smk, *, label: str = "T-DNN", search=None, optimizer: str = "RMSprop") -> None:
+    """The T-DNN's training job; another model of filterbank sequences reuses it with its own grid
+    ``search(settings, train, val, train_settings, seed, progress=, task=, strategy=)`` -> (best, selection
+    rows) (default: the T-DNN grid search on ``settings["grid"]``), ``label`` and ``optimizer`` name."""
     with rule_log(smk) as log:
         p, out = smk.params, smk.output
         run = TrainingRun.from_rule(smk.wildcards, p, smk.config, getattr(smk.input, "partition", None))
@@ -40,7 +43,7 @@ def train(smk) -> None:
         torch.set_num_threads(threads)
         device = resolve_device(p.device)
         seed = run.seed
-        log.info("T-DNN regime %s fold %d rep %d task %s: device %s, %d thread(s), seed %d",
+        log.info("%s regime %s fold %d rep %d task %s: device %s, %d thread(s), seed %d", label,
                  run.regime.name, run.fold, run.rep, run.task, device, threads, seed)
 
         train_archives = dict(zip(p.conditions, smk.input.conditions))
@@ -60,15 +63,16 @@ def train(smk) -> None:
                  dict(zip(LABELS, np.bincount(train.labels, minlength=len(LABELS)).tolist())))
 
         settings = TrainSettings.from_config(p.settings, device=device, min_epochs=run.min_epochs)
-        best, selection = grid_search(p.settings["grid"], train, val, settings, seed, progress=log.info,
-                                      task=run.task_spec, strategy=run.strategy)
+        search = search or (lambda section, *args, **kwargs: grid_search(section["grid"], *args, **kwargs))
+        best, selection = search(p.settings, train, val, settings, seed, progress=log.info,
+                                 task=run.task_spec, strategy=run.strategy)
         log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f",
                  best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar)
         degenerate = degenerate_entry(run, best, log)  # raises (on_degenerate: fail) before any output exists
 
         save_state(best.state_dict, out.model)
         save_norm(out.norm, mean, std)
-        write_curve(best, out.curve, out.curve_png, run.title("T-DNN"))
+        write_curve(best, out.curve, out.curve_png, run.title(label))
         write_selection(selection, out.selection)
         write_yaml({
             **selection_fields(run.model, best, selection),
@@ -80,7 +84,7 @@ def train(smk) -> None:
                 "learning_rate": settings.learning_rate,
                 "conv_init": settings.conv_init,
                 "class_weighting": settings.class_weighting,
-                "optimizer": "RMSprop",
+                "optimizer": optimizer,
                 "loss": "cross-entropy",
                 "augmented_per_clean": float(p.augmented_per_clean),
             },
@@ -92,12 +96,14 @@ def train(smk) -> None:
         write_yaml(versions_record(device, threads), out.versions)
 
 
-def predict(smk) -> None:
+def predict(smk, *, load=None) -> None:
+    """The T-DNN's prediction job; ``load(model_pt, hparams_yaml, device=)`` builds another model of
+    filterbank sequences from its folder (default: the T-DNN, :func:`sernoise.training.predict.load_model`)."""
     with rule_log(smk) as log:
         wc, p, inp = smk.wildcards, smk.params, smk.input
         torch.set_num_threads(int(smk.threads))
         device = resolve_device(p.device)
-        model = load_model(inp.model, inp.hparams, device=device)
+        model = (load or load_model)(inp.model, inp.hparams, device=device)
         task = get_task(wc.task, smk.config)
         test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
                                                 wc.fold, task, corpus=wc.corpus, config=smk.config)

@@ -1,0 +1,69 @@
+"""Training of the MetricAug head (Wu & Lee §2.2, §3): Adam, learning rate 1e-3, batch 32, early
+stopping with patience 10, the best epoch by validation weighted F1, H from a grid.
+
+The epochs, early stopping, best-epoch selection and grid search are the shared loop's
+(:func:`sernoise.training.loop.train_one` with the head and Adam in place of the T-DNN and
+RMSprop; :func:`~sernoise.training.loop.search_grid`).  With the
+``metricaug`` strategy the training set is ``[clean | superset training items]`` and the hook
+(:class:`~sernoise.metricaug.strategy.MetricAugItems`) is bound to it for every grid point, so
+each point starts from uniform weights and its own weight history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from sernoise.models.metricaug_head import HPARAM_KEYS, HeadConfig, MetricAugHead
+from sernoise.tasks import Task
+from sernoise.training.loop import SequenceData, TrainResult, TrainSettings, predict_proba, search_grid, train_one
+from sernoise.training.strategies import Strategy
+
+
+def weighted_f1(model, arrays: list[np.ndarray], labels: np.ndarray, batch_size: int, device) -> float:
+    """Weighted F1 of ``model`` on normalised ``arrays`` (NaN for an empty set)."""
+    if not len(arrays):
+        return float("nan")
+    predicted = predict_proba(model, arrays, batch_size, device).argmax(axis=1)
+    return float(f1_score(np.asarray(labels), predicted, average="weighted", zero_division=0))
+
+
+def level_evaluator(clean: SequenceData, levels: list[SequenceData], batch_size: int, device) -> Callable:
+    """``evaluate(model)`` -> (WF1 on clean validation, [WF1 on each level's validation items]):
+    the gaps of Algorithm 1 (Eq. 5)."""
+
+    def evaluate(model):
+        return (weighted_f1(model, clean.arrays, clean.labels, batch_size, device),
+                [weighted_f1(model, level.arrays, level.labels, batch_size, device) for level in levels])
+
+    return evaluate
+
+
+def train_head(config: HeadConfig, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
+               task: Task, strategy: Strategy | None = None, progress=None, tag: str = "") -> TrainResult:
+    """One MetricAug head, trained with Adam and early stopping (the shared loop); best epoch's state on the CPU."""
+    return train_one(config, train, val, settings, seed, progress=progress, tag=tag, task=task, strategy=strategy,
+                     model_class=MetricAugHead, optimiser_class=torch.optim.Adam)
+
+
+def search_hidden(hidden_sizes, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
+                  task: Task, strategy: Strategy, bind: Callable | None = None, progress=None):
+    """Every H of ``hidden_sizes`` trained with the same seed; (best result, selection rows, the best
+    point's strategy history).  ``bind()`` (re)binds the strategy's data before each point."""
+    points = [HeadConfig(hidden=int(h), n_features=train.arrays[0].shape[1], n_classes=task.output_size)
+              for h in hidden_sizes]
+    histories = {}
+
+    def train_point(config, tag):
+        if bind is not None:
+            bind()
+        result = train_head(config, train, val, settings, seed, task=task, strategy=strategy, progress=progress,
+                            tag=tag)
+        histories[config.hidden] = list(getattr(strategy.items, "history", []))
+        return result
+
+    best, rows = search_grid(points, HPARAM_KEYS, train_point, progress=progress, select=strategy.selection_metric)
+    return best, rows, histories[best.config.hidden]
