@@ -48,7 +48,7 @@ CLUSTER_ARGS = [
 ]
 # Files of the two runs that are not byte-identical, and why (the rest must be).
 NOT_BYTE_IDENTICAL: dict[str, str] = {}
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
 def _overlay(ravdess_root: Path, noise_root: Path) -> dict:
@@ -104,7 +104,7 @@ def _run_and_cancel(cmd: list[str], env: dict, rule: str, *, after_s: float = 3.
     while proc.poll() is None and time.monotonic() < deadline:
         if cancelled is None:
             for job_id, state, comment in _squeue(env):
-                if state == "RUNNING" and comment.startswith(f"rule_{rule}"):
+                if state == "RUNNING" and f"rule_{rule}_" in comment:
                     first = seen_running.setdefault(job_id, time.monotonic())
                     if time.monotonic() - first >= after_s:
                         subprocess.run(["scancel", job_id], check=True, env=env, timeout=30)
