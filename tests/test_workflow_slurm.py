@@ -35,10 +35,12 @@ CONDITION = "env-nat-cont-snr10"
 TARGETS = [wf.predictions_path("tdnn", "clean", 1), "results/ravdess/metrics/tdnn/metrics.csv"]
 # The test cluster's needs beyond the profile (README "Running on a SLURM cluster"): job states
 # through squeue (no accounting database), status checks every few seconds instead of the
-# profile's shared-cluster pace, both CPUs of the one node; the SLURM logs of successful jobs are
-# kept, to see which jobs ran in which SLURM job.
+# profile's shared-cluster pace, both CPUs of the one node, and no SLURM job asking for more (--cores
+# caps each submission: a group job of three predictions would otherwise ask for three CPUs and pend
+# forever); the SLURM logs of successful jobs are kept, to see which jobs ran in which SLURM job.
 CLUSTER_ARGS = [
     "--jobs", "2",
+    "--cores", "2",
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "2",
     "--max-status-checks-per-second", "1",
