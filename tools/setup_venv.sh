@@ -44,6 +44,7 @@ if ! { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && command -v sbatc
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
     echo "[setup] installing SLURM for the one-node cluster test: $SLURM_PACKAGES"
+    # shellcheck disable=SC2086  # one word per package
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $SLURM_PACKAGES; } \
       || echo "[setup] could not install $SLURM_PACKAGES: tests/test_workflow_slurm.py will skip" >&2
   else

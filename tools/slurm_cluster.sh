@@ -170,14 +170,14 @@ start() {
 }
 
 stop() {
-  local dir=$1 d pid i
+  local dir=$1 d pid
   [ -d "$dir" ] || return 0
   # jobs still queued or running (a failed test): cancel them while slurmctld and slurmd are up,
   # so that no job step outlives the cluster
   if [ -f "$dir/slurm.conf" ] && [ -f "$dir/slurmctld.bgpid" ] && kill -0 "$(cat "$dir/slurmctld.bgpid")" 2>/dev/null; then
     if [ -n "$(SLURM_CONF=$dir/slurm.conf squeue -h -o %i 2>/dev/null || true)" ]; then
       SLURM_CONF=$dir/slurm.conf scancel --full --quiet --user root 2>/dev/null || true
-      for i in $(seq 1 30); do
+      for _ in $(seq 1 30); do
         [ -z "$(SLURM_CONF=$dir/slurm.conf squeue -h -t R,CG,PD -o %i 2>/dev/null || true)" ] && break
         sleep 0.5
       done
@@ -188,7 +188,7 @@ stop() {
     pid=$(cat "$dir/$d.bgpid")
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       if kill -0 "$pid" 2>/dev/null; then
         echo "slurm_cluster: $d ($pid) still running after 10 s, killing it" >&2
         kill -KILL "$pid" 2>/dev/null || true
