@@ -140,8 +140,9 @@ def slurm_runs(slurm_env, tmp_path_factory, ravdess_root, noise_root) -> SlurmRu
         (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     env = {k: v for k, v in slurm_env.items()}
     local_env = {k: v for k, v in env.items() if k != "SLURM_CONF"}
-    # the local run (profiles/default, one core) beside the cluster's, which waits on SLURM most of the time
-    local_proc = subprocess.Popen(_command(local, "--cores", "1"), stdout=subprocess.PIPE,
+    # the local run (profiles/default) beside the cluster's, which waits on SLURM most of the time; with
+    # the same --cores, so that jobs get the same threads (torch's results depend on its thread count)
+    local_proc = subprocess.Popen(_command(local, "--cores", "2"), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=local_env)
     tick = time.monotonic()
     cluster_cmd = _command(cluster, "--workflow-profile", str(PROFILE), *CLUSTER_ARGS)
@@ -161,7 +162,9 @@ def _jobs(text: str) -> dict[tuple[str, str], list[str]]:
     """(rule, wildcards) -> outputs of every job that a Snakemake output announces (``rule X:`` blocks,
     also inside group jobs)."""
     jobs = {}
-    for match in re.finditer(r"^\s*(?:local)?rule (\w+):\n((?:[ \t]+\S.*\n)*)", text, flags=re.M):
+    # a block: the rule line, then its indented fields, up to the next job's "[date]" or rule line
+    block = r"^\s*(?:local)?rule (\w+):\n((?:[ \t]+(?!\[|(?:local)?rule \w+:)\S.*\n)*)"
+    for match in re.finditer(block, text, flags=re.M):
         wildcards = re.search(r"^\s+wildcards: (.*)$", match.group(2), flags=re.M)
         output = re.search(r"^\s+output: (.*)$", match.group(2), flags=re.M)
         key = (match.group(1), wildcards.group(1).strip() if wildcards else "")
