@@ -42,6 +42,11 @@ check() {
     echo "slurm_cluster: not on PATH: ${missing[*]} (Debian: apt-get install slurmctld slurmd slurm-client; tools/setup_venv.sh does it)"
     return 1
   fi
+  drop_stale_link
+  if [ -e "$DEFAULT_CONF" ]; then
+    echo "slurm_cluster: $DEFAULT_CONF exists ($(readlink "$DEFAULT_CONF" || echo "a file")): this machine has a SLURM configuration of its own, or another cluster of this script runs (stop it: tools/slurm_cluster.sh stop DIR)"
+    return 1
+  fi
   [ -f /usr/lib/x86_64-linux-gnu/slurm-wlm/auth_none.so ] || compgen -G "/usr/lib/*/slurm-wlm/auth_none.so" >/dev/null \
     || { echo "slurm_cluster: SLURM's auth/none plugin not found (Debian package slurm-wlm-basic-plugins)"; return 1; }
   return 0
@@ -63,6 +68,14 @@ for port in range(6817, 6917, 2):
 else:
     raise SystemExit("slurm_cluster: no two free ports in 6817-6917")
 PY
+}
+
+# a link at the default path left by a cluster whose folder is gone (a killed test): removed
+drop_stale_link() {
+  if [ -L "$DEFAULT_CONF" ] && [ ! -e "$DEFAULT_CONF" ]; then
+    echo "slurm_cluster: removing $DEFAULT_CONF, a link to the gone $(readlink "$DEFAULT_CONF")" >&2
+    rm -f "$DEFAULT_CONF"
+  fi
 }
 
 daemon() { if command -v "$1" >/dev/null 2>&1; then command -v "$1"; else echo "$SBIN/$1"; fi; }
@@ -139,9 +152,6 @@ start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   [ ! -e "$dir/slurmctld.pid" ] || die "$dir/slurmctld.pid exists: a cluster may already run there (stop it first)"
-  if [ -e "$DEFAULT_CONF" ] || [ -L "$DEFAULT_CONF" ]; then
-    die "$DEFAULT_CONF exists ($(readlink "$DEFAULT_CONF" || echo "a file")): another SLURM cluster is configured on this machine; stop it first (tools/slurm_cluster.sh stop DIR) or remove that file"
-  fi
   write_conf "$dir"
   export SLURM_CONF=$dir/slurm.conf
   mkdir -p "$(dirname "$DEFAULT_CONF")"
