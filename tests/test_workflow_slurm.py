@@ -96,10 +96,13 @@ def _squeue(env: dict) -> list[tuple[str, str, str]]:
     return [tuple(line.split("|", 2)) for line in out.splitlines() if line.count("|") == 2]
 
 
-def _run_and_cancel(cmd: list[str], env: dict, rule: str, *, after_s: float = 3.0, timeout: float = 900):
-    """Run ``cmd``; once a SLURM job of ``rule`` has been RUNNING for ``after_s``, scancel it.
-    Returns (completed process, cancelled SLURM job id or None)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+def _run_and_cancel(cmd: list[str], env: dict, rule: str, log: Path, *, after_s: float = 3.0,
+                    timeout: float = 900):
+    """Run ``cmd`` (its output to ``log``, not a pipe that could fill up while we poll); once a SLURM job
+    of ``rule`` has been RUNNING for ``after_s``, scancel it. Returns (completed process, cancelled SLURM
+    job id or None)."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
     seen_running: dict[str, float] = {}
     cancelled = None
     deadline = time.monotonic() + timeout
@@ -115,8 +118,8 @@ def _run_and_cancel(cmd: list[str], env: dict, rule: str, *, after_s: float = 3.
         time.sleep(0.5)
     if proc.poll() is None:
         proc.kill()
-    out, _ = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, ""), cancelled
+    proc.wait(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, log.read_text(), ""), cancelled
 
 
 @dataclass
@@ -142,16 +145,19 @@ def slurm_runs(slurm_env, tmp_path_factory, ravdess_root, noise_root) -> SlurmRu
     local_env = {k: v for k, v in env.items() if k != "SLURM_CONF"}
     # the local run (profiles/default) beside the cluster's, which waits on SLURM most of the time; with
     # the same --cores, so that jobs get the same threads (torch's results depend on its thread count)
-    local_proc = subprocess.Popen(_command(local, "--cores", "2"), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, env=local_env)
+    local_log = local / "snakemake.out"
+    with local_log.open("w") as out:
+        local_proc = subprocess.Popen(_command(local, "--cores", "2"), stdout=out, stderr=subprocess.STDOUT,
+                                      text=True, env=local_env)
     tick = time.monotonic()
     cluster_cmd = _command(cluster, "--workflow-profile", str(PROFILE), *CLUSTER_ARGS)
-    interrupted, cancelled = _run_and_cancel(cluster_cmd, env, "train_model")
+    interrupted, cancelled = _run_and_cancel(cluster_cmd, env, "train_model", cluster / "interrupted.out")
     after = {str(p.relative_to(cluster)): p.stat().st_mtime_ns
              for p in (cluster / "results").rglob("*") if p.is_file()}
     rerun = subprocess.run(cluster_cmd, capture_output=True, text=True, env=env, timeout=900)
     seconds = time.monotonic() - tick
-    local_out, _ = local_proc.communicate(timeout=900)
+    local_proc.wait(timeout=900)
+    local_out = local_log.read_text()
     assert local_proc.returncode == 0, f"local run failed:\n{local_out[-5000:]}"
     assert rerun.returncode == 0, f"SLURM rerun failed:\n{rerun.stdout[-3000:]}\n{rerun.stderr[-6000:]}"
     print(f"SLURM runs (interrupted + rerun): {seconds:.0f} s; cancelled SLURM job {cancelled}")
