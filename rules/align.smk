@@ -16,6 +16,8 @@ rule align_shard:
         "logs/{corpus}/align_shard-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/align_shard-{shard}.tsv"
+    group:
+        "corpus_shards"
     conda:
         "../envs/audio.yaml"
     threads: 1

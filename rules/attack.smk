@@ -21,6 +21,8 @@ rule attack_knowledge:
         fold=r"\d+",
         rep=r"\d+",
         task=ATTACK_WILDCARDS["task"],
+    group:
+        "attack_knowledge"
     conda:
         "../envs/attack.yaml"
     threads: (ATTACK or {}).get("threads", 1)

@@ -40,6 +40,8 @@ rule augment_shard:
         "logs/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/augment/{condition}/{pool}/augment_shard-{shard}.tsv"
+    group:
+        "augment_shards"
     conda:
         "../envs/audio.yaml"
     threads: 1
@@ -67,6 +69,8 @@ rule merge_augmented:
         status="results/{corpus}/augmented/{condition}/{pool}/status.json",
     log:
         "logs/{corpus}/augment/{condition}/{pool}/merge_augmented.log",
+    group:
+        "features"
     conda:
         "../envs/audio.yaml"
     script:

@@ -44,6 +44,8 @@ rule prepare_audio_shard:
         "logs/{corpus}/prepare_audio_shard-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/prepare_audio_shard-{shard}.tsv"
+    group:
+        "corpus_shards"
     conda:
         "../envs/audio.yaml"
     threads: 1

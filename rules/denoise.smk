@@ -23,6 +23,8 @@ rule denoise_dataset:
         "logs/{corpus}/{denoised}/{condition}/{pool}/denoise_dataset-{shard}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/{denoised}/{condition}/{pool}/denoise_dataset-{shard}.tsv"
+    group:
+        "denoise_shards"
     conda:
         "../envs/audio.yaml"
     threads: 1
@@ -54,6 +56,8 @@ rule merge_denoised:
         status="results/{corpus}/{denoised}/{condition}/{pool}/status.json",
     log:
         "logs/{corpus}/{denoised}/{condition}/{pool}/merge_denoised.log",
+    group:
+        "features"
     conda:
         "../envs/audio.yaml"
     params:

@@ -17,6 +17,8 @@ rule extract_features:
         "logs/{corpus}/features/{condition}/extract_features-{pool}.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/features/{condition}/extract_features-{pool}.tsv"
+    group:
+        "features"
     conda:
         "../envs/audio.yaml"
     threads: 1

@@ -68,6 +68,8 @@ rule predict_model:
         model=MODEL_WILDCARDS["features_model"],
         regime=MODEL_WILDCARDS["regime"],
         task=MODEL_WILDCARDS["task"],
+    group:
+        "predict"
     conda:
         "../envs/torch.yaml"
     threads: 1

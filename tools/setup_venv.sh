@@ -3,6 +3,9 @@
 # `make venv` runs this only when requirements.txt, pyproject.toml or this script change.
 #  1. Debian tools used by the augmentation stage (SoX, Rubber Band, eSpeak NG for test
 #     fixtures), installed with apt-get when missing.
+#     SLURM's controller, node daemon and clients (Debian's slurmctld, slurmd, slurm-client) for
+#     the one-node cluster of the SLURM test (tools/slurm_cluster.sh); where they cannot be
+#     installed, that test skips and says why.
 #  2. The pinned Python requirements.
 #  3. PyTorch: the pinned release (a CPU build where one is offered locally), torchaudio
 #     without its dependencies (so it cannot replace torch), and on a CPU-only torch the
@@ -31,6 +34,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     echo "[setup] no apt-get here: install SoX (with mp3 support), Rubber Band and eSpeak NG yourself" >&2
     exit 1
+  fi
+fi
+
+# SLURM for tests/test_workflow_slurm.py: not fatal (no root, no apt-get: the test skips, saying why)
+SLURM_PACKAGES="slurmctld slurmd slurm-client"
+if ! { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && command -v sbatch >/dev/null 2>&1; }; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
+    echo "[setup] installing SLURM for the one-node cluster test: $SLURM_PACKAGES"
+    # shellcheck disable=SC2086  # one word per package
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $SLURM_PACKAGES; } \
+      || echo "[setup] could not install $SLURM_PACKAGES: tests/test_workflow_slurm.py will skip" >&2
+  else
+    echo "[setup] no apt-get or no root: not installing $SLURM_PACKAGES (tests/test_workflow_slurm.py will skip)" >&2
   fi
 fi
 
