@@ -146,7 +146,7 @@ def test_teacher_student_gradient_reaches_only_the_student(variant):
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in student.convs.parameters())
     # the extra loss is there: larger than the task loss alone on the same noisy batch
     plain = torch.nn.functional.cross_entropy(student(*noisy), labels)
-    assert float(loss) > float(plain)
+    assert float(loss.detach()) > float(plain.detach())
 
 
 def test_transform_feeds_the_noisy_copy_and_rh_head_parameters():

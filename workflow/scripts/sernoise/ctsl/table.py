@@ -129,3 +129,40 @@ def write_ctsl_table(scores: pd.DataFrame, *, strategies: list[str], matched: st
         (tex, lambda c: render_latex(c, conditions, strategies, model_labels, title, notes)),
     ])
     return cells
+
+
+EMBEDDING_MEASURES = ("rmse", "cosine", "infonce")
+
+
+def write_embedding_table(embeddings: pd.DataFrame, *, strategies: list[str], model_labels: dict, csv, md,
+                          title: str) -> pd.DataFrame:
+    """The embedding analysis (the paper's Table 2): per (model, strategy, condition) the mean over folds and
+    repetitions of the RMSE and cosine similarity between the original model's clean embeddings and the
+    model's noisy embeddings, and of the InfoNCE loss; to ``csv`` and, laid out like Table 2, to ``md``."""
+    missing = [c for c in ("model", "strategy", "condition", *EMBEDDING_MEASURES) if c not in embeddings.columns]
+    if missing:
+        raise ValueError(f"CTSL embedding rows lack the columns {missing}")
+    cells = embeddings.groupby(["model", "strategy", "condition"], sort=False)[list(EMBEDDING_MEASURES)] \
+        .mean().reset_index()
+    cells["runs"] = embeddings.groupby(["model", "strategy", "condition"], sort=False).size().to_numpy()
+    rank = {s: i for i, s in enumerate(strategies)}
+    cells = cells.assign(_order=cells["strategy"].map(rank)).sort_values(["model", "_order", "condition"],
+                                                                          kind="stable").drop(columns="_order")
+    conditions = list(dict.fromkeys(cells["condition"]))
+    lookup = {(r.model, r.strategy, r.condition): r for r in cells.itertuples()}
+    lines = [f"# {title}", "", "| model / strategy | " + " | ".join(
+        f"{c} {m}" for c in conditions for m in ("RMSE", "cos", "InfoNCE")) + " |",
+        "|---|" + "---|" * (3 * len(conditions))]
+    for model in dict.fromkeys(cells["model"]):
+        for strategy in strategies:
+            texts = []
+            for condition in conditions:
+                cell = lookup.get((model, strategy, condition))
+                texts += [EMPTY] * 3 if cell is None else [f"{getattr(cell, m):.3f}" for m in EMBEDDING_MEASURES]
+            lines.append(f"| {model_labels.get(model, model)} {VARIANTS[strategy][0]} | " + " | ".join(texts) + " |")
+    notes = ["RMSE and cosine similarity between the original (clean-trained) model's embeddings of clean "
+             "development utterances and each model's embeddings of their noisy copies (TEST-pool noise of the "
+             "target category at each SNR); InfoNCE as in training; batches of the adaptation's batch size, "
+             "best development epoch, mean over folds and repetitions."]
+    write_table_files(cells, csv, cells, [(md, lambda _: "\n".join(lines + markdown_notes(notes)) + "\n")])
+    return cells
