@@ -25,6 +25,7 @@ include: "rules/models.smk"
 include: "rules/pretrained.smk"
 include: "rules/evaluate.smk"
 include: "rules/attack.smk"
+include: "rules/ctsl.smk"
 
 
 localrules:
@@ -37,3 +38,4 @@ rule all:
     default_target: True
     input:
         PLAN.all_targets(),
+        CTSL_TARGETS,
