@@ -35,7 +35,7 @@ import torch
 
 from sernoise.ctsl.losses import CCCSumLoss, contrastive_loss, label_margin, negative_mask, transfer_loss
 from sernoise.ctsl.selection import evaluation_groups, separated_best_epochs
-from sernoise.ctsl.strategies import VARIANTS, head_parameters, registry_name, tap
+from sernoise.ctsl.strategies import VARIANTS, head, head_parameters, registry_name, tap
 from sernoise.ctsl.table import SCORE_COLUMNS
 from sernoise.features import log_mel_fbank
 from sernoise.seeds import derive_seed
@@ -64,11 +64,17 @@ class CtslSettings:
     lambda_tl: float = 100.0
     lambda_cl: float = 10.0
     tau: float = 0.1
-    max_frames: int | None = None
+    max_frames: int | None = None  # training crops, in the inputs' steps (T-DNN frames, E-DNN samples)
+    body_learning_rate: float | None = None  # E-DNN: its backbone's own rate (ednn.backbone_learning_rate)
 
     @classmethod
     def from_config(cls, section: dict, model_settings: dict) -> "CtslSettings":
         lr = section.get("learning_rate")
+        if model_settings.get("max_seconds") is not None:  # E-DNN crops are in seconds of audio
+            crop = int(round(float(model_settings["max_seconds"]) * 16000))
+        else:
+            crop = None if model_settings.get("max_frames") is None else int(model_settings["max_frames"])
+        body_lr = model_settings.get("backbone_learning_rate") if lr is None else None
         return cls(
             epochs=int(section["epochs"]), batch_size=int(section["batch_size"]),
             # the paper adapts with the optimiser and hyper-parameters of the clean fine-tuning
@@ -76,7 +82,7 @@ class CtslSettings:
             snr_db=float(section["target"]["snr_db"]), test_snrs=tuple(float(s) for s in section["test_snrs"]),
             n_best=int(section["n_best_epochs"]), test_groups=int(section["test_groups"]),
             lambda_tl=float(section["lambda_tl"]), lambda_cl=float(section["lambda_cl"]), tau=float(section["tau"]),
-            max_frames=None if model_settings.get("max_frames") is None else int(model_settings["max_frames"]),
+            max_frames=crop, body_learning_rate=None if body_lr is None else float(body_lr),
         )
 
 
@@ -100,6 +106,29 @@ class FeatureInputs:
         x, lengths = padded_batch(arrays, range(len(arrays)), max_len=max_frames,
                                   rng=np.random.default_rng(crop_seed))
         return torch.from_numpy(x).to(self.device), torch.from_numpy(lengths)
+
+
+class WaveInputs:
+    """E-DNN inputs: the waveform itself, padded, with relative lengths (as the E-DNN trains).
+
+    A backbone without an attention mask (wav2vec2-base) would see the padding of a batch at
+    evaluation: evaluation batches then hold one utterance (``eval_batch_size`` 1), as the E-DNN's
+    own prediction uses equal-length batches.
+    """
+
+    def __init__(self, device="cpu", *, attention_mask: bool = True):
+        self.device = device
+        self.eval_batch_size = None if attention_mask else 1
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        return np.asarray(waveform, dtype=np.float32)
+
+    def batch(self, arrays: list[np.ndarray], max_frames: int | None = None, crop_seed: int = 0) -> tuple:
+        from sernoise.models.ednn import relative_lengths
+
+        x, lengths = padded_batch(arrays, range(len(arrays)), max_len=max_frames,
+                                  rng=np.random.default_rng(crop_seed))
+        return torch.from_numpy(x).to(self.device), relative_lengths(lengths).to(self.device)
 
 
 @dataclass
@@ -137,14 +166,15 @@ def _margin(task: Task, corpus: str) -> float | None:
 
 
 @torch.no_grad()
-def _outputs_and_embeddings(model, inputs: FeatureInputs, arrays: list[np.ndarray], batch_size: int):
+def _outputs_and_embeddings(model, inputs, arrays: list[np.ndarray], batch_size: int):
     model.eval()
+    batch_size = getattr(inputs, "eval_batch_size", None) or batch_size
     outputs, embeddings = [], []
     for start in range(0, len(arrays), batch_size):
         x, lengths = inputs.batch(arrays[start:start + batch_size])
         embedding = model.embed(x, lengths)
         embeddings.append(embedding.float().cpu())
-        outputs.append(model.output(model.dense(embedding)).float().cpu())
+        outputs.append(head(model, embedding).float().cpu())
     return torch.cat(outputs).numpy(), torch.cat(embeddings)
 
 
@@ -154,6 +184,15 @@ def task_scores(task: Task, true, outputs) -> dict[str, tuple[str, float]]:
     if task.is_classification:
         return {task.name: ("uar", metrics["uar"])}
     return {a: ("ccc", metrics[f"ccc_{a}"]) for a in task.labels}
+
+
+def trainable_in_model(model) -> None:
+    """Make the parameters the model's family trains trainable again (a deep copy of a frozen teacher has none):
+    the E-DNN re-applies its ``freeze`` setting (its frozen backbone parts stay frozen), other models train all."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    if hasattr(model, "_apply_freezing"):
+        model._frozen_modules = model._apply_freezing()
 
 
 def adapt(teacher, variant: str, data: AdaptData, task: Task, settings: CtslSettings, *, seed: int, fold: int,
@@ -169,8 +208,7 @@ def adapt(teacher, variant: str, data: AdaptData, task: Task, settings: CtslSett
     seed_everything(torch_seed)
     order_rng = np.random.default_rng(torch_seed)
     student = copy.deepcopy(teacher)
-    for parameter in student.parameters():
-        parameter.requires_grad_(True)
+    trainable_in_model(student)
     inputs, noise = data.inputs, data.target_noise
     train_ids, val_ids = list(data.train), list(data.val)
     clean_features = {u: inputs.features(data.audio[u]) for u in train_ids + val_ids}
@@ -187,16 +225,19 @@ def adapt(teacher, variant: str, data: AdaptData, task: Task, settings: CtslSett
     strategy = get_strategy(strategy_name, {
         "teacher": teacher, "views": views, "lambda_tl": settings.lambda_tl, "lambda_cl": settings.lambda_cl,
         "tau": settings.tau, "margin": _margin(task, corpus), "selection_metric": task.primary_metric})
+    head_params = head_parameters(student)
+    in_head = {id(p) for p in head_params}
     if strategy.options["trains"] == "head":
-        trained = head_parameters(student)
-        keep = {id(p) for p in trained}
         for parameter in student.parameters():
-            parameter.requires_grad_(id(parameter) in keep)
+            parameter.requires_grad_(id(parameter) in in_head)
+        groups = [{"params": head_params}]
     else:
-        trained = list(student.parameters())
+        body = [p for p in student.parameters() if p.requires_grad and id(p) not in in_head]
+        groups = [{"params": head_params}, {"params": body, **(
+            {"lr": settings.body_learning_rate} if settings.body_learning_rate is not None else {})}]
     criterion = _criterion(task)
     hooks = StrategyRun(strategy, torch_seed, len(train_ids), criterion, task.output_size)
-    optimiser = torch.optim.RMSprop(trained, lr=settings.learning_rate)
+    optimiser = torch.optim.RMSprop([g for g in groups if g["params"]], lr=settings.learning_rate)
     tapped = tap(student)
     train_targets = _target_tensor(task, [data.targets[u] for u in train_ids])
     val_true = np.asarray([data.targets[u] for u in val_ids])
