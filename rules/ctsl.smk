@@ -15,13 +15,14 @@ CTSL_TARGETS = CTSL.targets(CORPUS)
 
 
 def ctsl_teacher(wc):
-    """The teacher's files: the model's clean-regime training of this fold, repetition and task."""
+    """The teacher's files (teacher_model, teacher_hparams, teacher_norm...): the family's model files of its
+    clean-regime training of this fold, repetition and task; and its backbone when it has one."""
     folder = PLAN.model_folder(wc.corpus, wc.model, "clean", wc.fold, wc.rep, wc.task)
-    return {
-        "teacher_model": f"{folder}/model.pt",
-        "teacher_hparams": f"{folder}/hparams.yaml",
-        "teacher_norm": f"{folder}/norm.npz",
-    }
+    family = PLAN.family(wc.model)
+    inputs = {f"teacher_{Path(name).stem}": f"{folder}/{name}" for name in family.model_files}
+    if wc.model in PLAN.backbones:
+        inputs["backbone"] = PLAN.backbones[wc.model].ready
+    return inputs
 
 
 rule ctsl_adapt:
@@ -49,8 +50,8 @@ rule ctsl_adapt:
         "../envs/torch.yaml"
     threads: config["ctsl"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=model_resource("train", "mem_mb", 4000),
+        runtime=model_resource("train", "runtime", 240),
     params:
         ctsl=config["ctsl"],
         settings=lambda wc: config[PLAN.family(wc.model).settings],
@@ -58,6 +59,7 @@ rule ctsl_adapt:
         banks=NOISE_BANKS,
         snr_reference=config["snr"]["reference"],
         task_definition=lambda wc: (config.get("tasks") or {}).get(wc.task),
+        save_path=f"{PRETRAINED_ROOT}/hf_cache",
     script:
         "../workflow/scripts/ctsl_adapt.py"
 

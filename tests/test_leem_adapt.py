@@ -114,3 +114,27 @@ def test_adapt_and_score_is_deterministic_and_builds_the_tables(tmp_path):
     write_embedding_table(pd.concat([original[1], embeddings]), strategies=["original", "rm_cl"],
                           model_labels={"tdnn": "T-DNN"}, csv=tmp_path / "e.csv", md=tmp_path / "e.md", title="E")
     assert "T-DNN Original" in (tmp_path / "e.md").read_text()
+
+
+def test_ednn_stand_in_adapts_with_its_feature_encoder_frozen(tiny):
+    """The E-DNN on the tiny random wav2vec2: waveform inputs, its frozen CNN stays the teacher's."""
+    from sernoise.ctsl.adapt import WaveInputs
+    from sernoise.models.ednn import EDNN, EDNNConfig
+
+    torch.manual_seed(0)
+    teacher = EDNN(EDNNConfig(dense_layers=1, dense_units=8), tiny)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    data = _data()
+    data.inputs = WaveInputs(attention_mask=teacher.use_attention_mask)
+    settings = CtslSettings(epochs=3, batch_size=8, learning_rate=1e-3, body_learning_rate=1e-4, snr_db=0.0,
+                            test_snrs=(0.0,), n_best=2, test_groups=2)
+    scores, embeddings, curve, chosen = adapt_and_score(teacher, "rm_tl_cl", data, get_task("activation"), settings,
+                                                        seed=1, fold=1, rep=1, corpus="ravdess", model_name="ednn")
+    assert chosen and len(scores) == len(chosen) * 2 * 2 and len(embeddings) == 1
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+    states, _, chosen = adapt(teacher, "rm", data, get_task("activation"), settings, seed=1, fold=1, rep=1,
+                              corpus="ravdess")
+    state = states[chosen[0]]
+    encoder = [k for k in state if ".feature_extractor." in k]
+    assert encoder and all(torch.equal(state[k], before[k]) for k in encoder)
+    assert not torch.equal(state["output.weight"], before["output.weight"])

@@ -48,13 +48,19 @@ def test_schema_defaults_fill_a_config_without_the_section():
 
 
 @pytest.mark.parametrize("overlay, key", [
-    ({"ctsl": {"models": ["ednn"]}}, "ctsl.models"),  # not trained by this config
+    ({"ctsl": {"models": ["ednn_x"]}}, "ctsl.models"),  # not trained by this config
+    ({"ctsl": {"models": ["tdnn_nr"]}}, "ctsl.models"),  # denoised audio: not supported
     ({"ctsl": {"tasks": ["dominance"]}}, "ctsl.tasks"),
     ({"training": {"model_regimes": {"tdnn": ["matched"]}}}, "ctsl.models"),  # no clean teacher
 ])
 def test_plan_errors_name_the_config_key(overlay, key):
     with pytest.raises(PlanError, match=key.replace(".", r"\.")):
         _ctsl(overlay)
+
+
+def test_the_e_dnn_is_adapted_beside_the_t_dnn():
+    ctsl = _ctsl({"ctsl": {"models": ["tdnn", "ednn"]}})
+    assert {f.split("/")[3] for f in ctsl.run_files("ravdess", "scores.csv")} == {"tdnn", "ednn"}
 
 
 def test_schema_rejects_unknown_strategies_and_keys():

@@ -20,17 +20,34 @@ def _write_yaml(record: dict, path) -> None:
         yaml.safe_dump(record, handle, sort_keys=False, allow_unicode=True)
 
 
+def load_teacher(family, inp, params):
+    """The clean-regime model of the family and the inputs it reads: (model, FeatureInputs | WaveInputs)."""
+    from sernoise.ctsl.adapt import FeatureInputs, WaveInputs
+
+    if family.input == "waveform":
+        from sernoise.training.ednn import check_backbone, load_ednn
+
+        hparams = yaml.safe_load(open(inp.teacher_hparams, encoding="utf-8"))
+        teacher = load_ednn(inp.teacher_model, hparams, check_backbone(hparams), save_path=params.save_path)
+        return teacher, WaveInputs(attention_mask=teacher.use_attention_mask)
+    from sernoise.training.data import load_norm
+    from sernoise.training.predict import load_model
+
+    mean, std = load_norm(inp.teacher_norm)
+    return load_model(inp.teacher_model, inp.teacher_hparams), FeatureInputs(mean, std)
+
+
 def adapt_job(smk) -> None:
     from threadpoolctl import threadpool_limits
 
     from sernoise.audio_store import AudioStore
     from sernoise.conditions.pool import NoisePool
     from sernoise.corpora.manifest import read_manifest
-    from sernoise.ctsl.adapt import AdaptData, CtslSettings, FeatureInputs, adapt_and_score, settings_record
+    from sernoise.ctsl.adapt import AdaptData, CtslSettings, adapt_and_score, settings_record
     from sernoise.ctsl.target_noise import TargetNoise
     from sernoise.tasks import get_task
-    from sernoise.training.data import labels_of, load_norm, role_utterances
-    from sernoise.training.predict import load_model
+    from sernoise.model_registry import job_family
+    from sernoise.training.data import labels_of, role_utterances
 
     with rule_log(smk) as log:
         wc, p, inp, out = smk.wildcards, smk.params, smk.input, smk.output
@@ -51,10 +68,9 @@ def adapt_job(smk) -> None:
         target = section["target"]
         noise = {split: TargetNoise(NoisePool(banks, split), target["category"], max_minutes=target["max_minutes"],
                                     seed=p.seed, reference=p.snr_reference) for split in ("train", "test")}
-        mean, std = load_norm(inp.teacher_norm)
+        teacher, inputs = load_teacher(job_family(smk), inp, p)
         data = AdaptData(audio=audio, targets=targets, train=roles["train"], val=roles["val"], test=roles["test"],
-                         target_noise=noise["train"], test_noise=noise["test"], inputs=FeatureInputs(mean, std))
-        teacher = load_model(inp.teacher_model, inp.teacher_hparams)
+                         target_noise=noise["train"], test_noise=noise["test"], inputs=inputs)
         log.info("CTSL %s %s fold %d rep %d task %s: %d train, %d val, %d test utterances; target noise %s",
                  wc.model, wc.strategy, fold, rep, task.name, *(len(v) for v in roles.values()),
                  noise["train"].describe())

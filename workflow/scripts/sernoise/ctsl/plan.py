@@ -12,8 +12,9 @@ from sernoise.ctsl.strategies import VARIANTS
 from sernoise.plan import Plan, PlanError, results
 
 CLEAN_REGIME = "clean"
-# The families the adaptation job implements (features from the mixed waveform, normalised with the
-# teacher's statistics: sernoise.ctsl.adapt); an E-DNN needs a waveform version of its inputs.
+# The inputs the adaptation job builds from the mixed waveform (sernoise.ctsl.adapt): T-DNN filterbanks
+# normalised with the teacher's statistics, or the waveform itself (E-DNN).  Families on denoised audio
+# would need the noisy copies denoised every epoch: not supported.
 SUPPORTED_FEATURES = ("fbank40",)
 
 
@@ -55,9 +56,9 @@ def build_ctsl_plan(config: dict, plan: Plan) -> CtslPlan:
         family = plan.models[model]
         if not family.embedding:
             raise PlanError(f"config key ctsl.models: {model!r} exposes no utterance embedding (model registry)")
-        if family.input != "features" or family.feature not in SUPPORTED_FEATURES or family.audio != "raw":
-            raise PlanError(f"config key ctsl.models: {model!r} is not supported yet; the CTSL stage adapts models "
-                            f"on filterbanks of raw audio (the T-DNN family)")
+        if family.audio != "raw" or (family.input == "features" and family.feature not in SUPPORTED_FEATURES):
+            raise PlanError(f"config key ctsl.models: {model!r} is not supported; the CTSL stage adapts models on "
+                            "the raw waveform or its 40-d filterbanks (T-DNN, E-DNN families), not on denoised audio")
         if CLEAN_REGIME not in plan.model_regimes.get(model, []):
             raise PlanError(f"config key ctsl.models: {model!r} is not trained in the clean regime "
                             f"(training.regimes / training.model_regimes): it has no teacher")
