@@ -14,7 +14,7 @@ import torch
 from sernoise.ctsl.losses import ccc_sum_loss, contrastive_loss, label_margin, negative_mask, transfer_loss
 from sernoise.ctsl.selection import evaluation_groups, separated_best_epochs
 from sernoise.ctsl.strategies import VARIANTS, ctsl, head_parameters, tap
-from sernoise.ctsl.table import build_cells, welch_greater
+from sernoise.ctsl.table import build_cells, condition_order, welch_greater
 from sernoise.ctsl.target_noise import TargetNoise, TargetNoiseError
 from sernoise.models.tdnn import TDNN, TDNNConfig
 from sernoise.training.strategies import StrategyError, StrategyRun, get_strategy, known_strategies
@@ -246,3 +246,9 @@ def test_welch_one_tailed_and_marks():
     assert cells.loc["rm_tl_cl", "marks"] == "*‡"  # better than Original and RM, not than RH (equal)
     assert cells.loc["rh", "marks"] == "*‡" and cells.loc["original", "marks"] == ""
     assert cells.loc["rm_tl_cl", "mean"] == pytest.approx(np.mean(better)) and cells.loc["rm_tl_cl", "n"] == 5
+
+
+def test_conditions_in_the_papers_order():
+    assert condition_order(["clean", "snr10", "snr2.5", "snr5", "snr0"], "snr0") == ["snr0", "snr2.5", "snr5", "snr10",
+                                                                                     "clean"]
+    assert condition_order(["clean", "snr10", "snr5", "snr0"], "snr5") == ["snr5", "snr0", "snr10", "clean"]

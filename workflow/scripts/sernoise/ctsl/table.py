@@ -42,9 +42,17 @@ def welch_greater(a, b) -> float:
         return float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
 
 
+def _snr_of(condition: str) -> float:
+    """``snr5`` -> 5.0 (the names :func:`sernoise.ctsl.adapt.snr_condition` gives); other names sort last."""
+    try:
+        return float(condition[3:]) if condition.startswith("snr") else math.inf
+    except ValueError:
+        return math.inf
+
+
 def condition_order(conditions, matched: str) -> list[str]:
     """The matched condition first, then the other noisy ones (lowest SNR first), clean last."""
-    noisy = sorted((c for c in conditions if c not in (matched, "clean")), key=lambda c: (len(c), c))
+    noisy = sorted((c for c in conditions if c not in (matched, "clean")), key=lambda c: (_snr_of(c), c))
     return [c for c in [matched, *noisy, "clean"] if c in set(conditions)]
 
 
