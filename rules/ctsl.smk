@@ -97,7 +97,12 @@ rule ctsl_table:
             "repetitions, epochs and groups.",
             "Marks: * better than Original, † than RH, ‡ than RM (one-tailed Welch t-test, p <= 0.05, no "
             "correction for multiple comparisons, as in the paper). Bold: best of a column per model.",
-            *PLAN.stand_in_notes(),
+            # the stand-in sentence of each adapted model on a stand-in backbone (not of the others)
+            *[
+                note
+                for note in PLAN.stand_in_notes()
+                if any(note.startswith(f"{PLAN.label(m)}:") for m in CTSL.models)
+            ],
         ],
     script:
         "../workflow/scripts/ctsl_table.py"

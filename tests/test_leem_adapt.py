@@ -138,3 +138,17 @@ def test_ednn_stand_in_adapts_with_its_feature_encoder_frozen(tiny):
     encoder = [k for k in state if ".feature_extractor." in k]
     assert encoder and all(torch.equal(state[k], before[k]) for k in encoder)
     assert not torch.equal(state["output.weight"], before["output.weight"])
+
+
+def test_class_weighting_follows_the_clean_training():
+    from sernoise.ctsl.adapt import _criterion
+
+    task = get_task("activation")
+    weighted = _criterion(task, [0, 0, 0, 1, 2, 2], class_weighting=True)
+    # inverse frequency (6/3, 6/1, 6/2) normalised to mean 1
+    assert torch.allclose(weighted.weight, torch.tensor([2.0, 6.0, 3.0]) / (11 / 3))
+    assert _criterion(task, [0, 1], class_weighting=False).weight is None
+    assert CtslSettings.from_config({"epochs": 2, "batch_size": 4, "learning_rate": None, "target": {"snr_db": 0},
+                                     "test_snrs": [0], "n_best_epochs": 1, "test_groups": 1, "lambda_tl": 1,
+                                     "lambda_cl": 1, "tau": 0.1},
+                                    {"learning_rate": 0.01, "class_weighting": True}).class_weighting

@@ -66,6 +66,7 @@ class CtslSettings:
     tau: float = 0.1
     max_frames: int | None = None  # training crops, in the inputs' steps (T-DNN frames, E-DNN samples)
     body_learning_rate: float | None = None  # E-DNN: its backbone's own rate (ednn.backbone_learning_rate)
+    class_weighting: bool = False  # as the clean training (tdnn.class_weighting): inverse class frequency
 
     @classmethod
     def from_config(cls, section: dict, model_settings: dict) -> "CtslSettings":
@@ -83,6 +84,7 @@ class CtslSettings:
             n_best=int(section["n_best_epochs"]), test_groups=int(section["test_groups"]),
             lambda_tl=float(section["lambda_tl"]), lambda_cl=float(section["lambda_cl"]), tau=float(section["tau"]),
             max_frames=crop, body_learning_rate=None if body_lr is None else float(body_lr),
+            class_weighting=bool(model_settings.get("class_weighting", False)),
         )
 
 
@@ -151,8 +153,16 @@ def _target_tensor(task: Task, values) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32))
 
 
-def _criterion(task: Task):
-    return torch.nn.CrossEntropyLoss() if task.is_classification else CCCSumLoss()
+def _criterion(task: Task, train_targets=None, class_weighting: bool = False):
+    """The task loss: cross-entropy (class-weighted as the clean training was, from the training targets) or Eq. 1."""
+    if not task.is_classification:
+        return CCCSumLoss()
+    if not class_weighting:
+        return torch.nn.CrossEntropyLoss()
+    from sernoise.training.loop import class_weights
+
+    return torch.nn.CrossEntropyLoss(weight=torch.from_numpy(class_weights(np.asarray(train_targets),
+                                                                            task.output_size)))
 
 
 def _margin(task: Task, corpus: str) -> float | None:
@@ -235,7 +245,7 @@ def adapt(teacher, variant: str, data: AdaptData, task: Task, settings: CtslSett
         body = [p for p in student.parameters() if p.requires_grad and id(p) not in in_head]
         groups = [{"params": head_params}, {"params": body, **(
             {"lr": settings.body_learning_rate} if settings.body_learning_rate is not None else {})}]
-    criterion = _criterion(task)
+    criterion = _criterion(task, [data.targets[u] for u in train_ids], settings.class_weighting)
     hooks = StrategyRun(strategy, torch_seed, len(train_ids), criterion, task.output_size)
     optimiser = torch.optim.RMSprop([g for g in groups if g["params"]], lr=settings.learning_rate)
     tapped = tap(student)

@@ -105,5 +105,6 @@ def table_job(smk) -> None:
                          model_labels=dict(p.model_labels), notes=notes, csv=out.csv, md=out.md, tex=out.tex,
                          title=p.title)
         write_embedding_table(embeddings, strategies=list(p.strategies), model_labels=dict(p.model_labels),
-                              csv=out.embeddings_csv, md=out.embeddings_md, title=f"{p.title}: embeddings")
+                              csv=out.embeddings_csv, md=out.embeddings_md, title=f"{p.title}: embeddings",
+                              matched=snr_condition(float(p.snr_db)))
         log.info("%d score rows, %d embedding rows -> %s", len(scores), len(embeddings), out.csv)

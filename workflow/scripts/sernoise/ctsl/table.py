@@ -143,7 +143,7 @@ EMBEDDING_MEASURES = ("rmse", "cosine", "infonce")
 
 
 def write_embedding_table(embeddings: pd.DataFrame, *, strategies: list[str], model_labels: dict, csv, md,
-                          title: str) -> pd.DataFrame:
+                          title: str, matched: str | None = None) -> pd.DataFrame:
     """The embedding analysis (the paper's Table 2): per (model, strategy, condition) the mean over folds and
     repetitions of the RMSE and cosine similarity between the original model's clean embeddings and the
     model's noisy embeddings, and of the InfoNCE loss; to ``csv`` and, laid out like Table 2, to ``md``."""
@@ -156,7 +156,7 @@ def write_embedding_table(embeddings: pd.DataFrame, *, strategies: list[str], mo
     rank = {s: i for i, s in enumerate(strategies)}
     cells = cells.assign(_order=cells["strategy"].map(rank)).sort_values(["model", "_order", "condition"],
                                                                           kind="stable").drop(columns="_order")
-    conditions = list(dict.fromkeys(cells["condition"]))
+    conditions = condition_order(list(dict.fromkeys(cells["condition"])), matched)
     lookup = {(r.model, r.strategy, r.condition): r for r in cells.itertuples()}
     lines = [f"# {title}", "", "| model / strategy | " + " | ".join(
         f"{c} {m}" for c in conditions for m in ("RMSE", "cos", "InfoNCE")) + " |",
