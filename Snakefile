@@ -26,6 +26,7 @@ include: "rules/pretrained.smk"
 include: "rules/evaluate.smk"
 include: "rules/attack.smk"
 include: "rules/metricaug.smk"
+include: "rules/ctsl.smk"
 
 
 localrules:
@@ -39,3 +40,4 @@ rule all:
     input:
         PLAN.all_targets(),
         METRICAUG_TARGETS,
+        CTSL_TARGETS,

@@ -13,6 +13,7 @@ ADAPTERS = {
     "ravdess": "sernoise.corpora.ravdess",
     "iemocap": "sernoise.corpora.iemocap",
     "generic": "sernoise.corpora.generic",
+    "msp_podcast": "sernoise.corpora.msp_podcast",
 }
 
 
