@@ -410,3 +410,56 @@ def attack_conditions():
     return {
         cid: config["conditions"][cid] for members in (ATTACK or {}).get("categories", {}).values() for cid in members
     }
+
+
+# ---- MetricAug (rules/metricaug.smk; METRICAUG* are set there)
+
+
+def metricaug_set_files(corpus, name, kind):
+    ext = "h5" if kind == "features" else "csv"
+    return [f"results/{corpus}/metricaug/{name}/{kind}-{s}.{ext}" for s in shard_ids(corpus)]
+
+
+def metricaug_train_inputs(wc):
+    """The fold's clean features, the method's training data and every test set."""
+    corpus = wc.corpus
+    inputs = {
+        "manifest": f"results/{corpus}/manifest.csv",
+        "folds": f"results/{corpus}/folds.csv",
+        "clean": f"results/{corpus}/features/clean.h5",
+        "test_features": metricaug_set_files(corpus, "test", "features"),
+        "test_params": metricaug_set_files(corpus, "test", "params"),
+        "unseen_features": metricaug_set_files(corpus, "unseen", "features"),
+        "unseen_params": metricaug_set_files(corpus, "unseen", "params"),
+    }
+    if wc.method in ("fixed", "copypaste"):
+        inputs["fixed_features"] = metricaug_set_files(corpus, "fixed", "features")
+        inputs["fixed_params"] = metricaug_set_files(corpus, "fixed", "params")
+    if wc.method == "copypaste":
+        inputs["copypaste_features"] = f"results/{corpus}/metricaug/copypaste/fold{wc.fold}.h5"
+        inputs["copypaste_params"] = f"results/{corpus}/metricaug/copypaste/fold{wc.fold}.csv"
+    if wc.method == "none" or wc.method.startswith("metricaug-"):
+        # none: the clean model's WF1 drop per level (Table 3)
+        inputs["superset_features"] = metricaug_set_files(corpus, "superset", "features")
+        inputs["levels"] = f"results/{corpus}/metricaug/levels/fold{wc.fold}.csv"
+    return inputs
+
+
+def metricaug_targets():
+    return [f"results/{CORPUS}/tables/metricaug.{ext}" for ext in ("csv", "md", "tex")] + [
+        f"results/{CORPUS}/metricaug/levels/fold{fold}.png" for fold in range(1, config["folds"]["n_folds"] + 1)
+    ]
+
+
+# ---- CTSL (rules/ctsl.smk; CTSL is set there)
+
+
+def ctsl_teacher(wc):
+    """The teacher's files (teacher_model, teacher_hparams, teacher_norm...): the family's model files of its
+    clean-regime training of this fold, repetition and task; and its backbone when it has one."""
+    folder = PLAN.model_folder(wc.corpus, wc.model, "clean", wc.fold, wc.rep, wc.task)
+    family = PLAN.family(wc.model)
+    inputs = {f"teacher_{Path(name).stem}": f"{folder}/{name}" for name in family.model_files}
+    if wc.model in PLAN.backbones:
+        inputs["backbone"] = PLAN.backbones[wc.model].ready
+    return inputs

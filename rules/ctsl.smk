@@ -2,7 +2,8 @@
 # "CTSL"): per (model, strategy, fold, repetition, task) the clean-regime model (the teacher,
 # frozen) is copied and retrained on the fold's training set mixed with the target noise, then its
 # three best non-consecutive development epochs score groups of the test set, clean and at each test
-# SNR; the table compares the strategies with one-tailed Welch tests. Code: sernoise.ctsl.
+# SNR; the table compares the strategies with one-tailed Welch tests. Code: sernoise.ctsl; input
+# functions in rules/common.smk.
 
 from sernoise.ctsl.plan import build_ctsl_plan  # noqa: E402
 
@@ -12,17 +13,6 @@ except PlanError as error:
     raise WorkflowError(str(error)) from None
 
 CTSL_TARGETS = CTSL.targets(CORPUS)
-
-
-def ctsl_teacher(wc):
-    """The teacher's files (teacher_model, teacher_hparams, teacher_norm...): the family's model files of its
-    clean-regime training of this fold, repetition and task; and its backbone when it has one."""
-    folder = PLAN.model_folder(wc.corpus, wc.model, "clean", wc.fold, wc.rep, wc.task)
-    family = PLAN.family(wc.model)
-    inputs = {f"teacher_{Path(name).stem}": f"{folder}/{name}" for name in family.model_files}
-    if wc.model in PLAN.backbones:
-        inputs["backbone"] = PLAN.backbones[wc.model].ready
-    return inputs
 
 
 rule ctsl_adapt:

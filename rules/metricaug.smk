@@ -5,7 +5,7 @@
 # parameters, SNR asked and measured, STOI/PESQ/fwSNRseg for the superset). CopyPaste items and the
 # superset's levels: one job per fold. Training: one job per (method, fold, repetition).
 # Off in `all` unless metricaug.enabled; the target `metricaug` builds the table either way.
-# Code: sernoise.metricaug.
+# Code: sernoise.metricaug; input functions in rules/common.smk.
 
 from sernoise.metricaug.names import SETS as METRICAUG_SETS  # noqa: E402
 from sernoise.metricaug.names import config_problems as metricaug_problems  # noqa: E402
@@ -25,7 +25,7 @@ METRICAUG_RUNS = [
 METRICAUG_MODEL = "results/{corpus}/metricaug/models/{method}/fold{fold}/rep{rep}/"
 # What every training job writes; none adds level_drops.csv, a MetricAug method its weights.
 METRICAUG_OUTPUTS = {
-    name: METRICAUG_MODEL + file
+    name: f"{METRICAUG_MODEL}{file}"
     for name, file in (
         ("model", "model.pt"),
         ("norm", "norm.npz"),
@@ -37,42 +37,6 @@ METRICAUG_OUTPUTS = {
         ("predictions", "predictions.csv"),
     )
 }
-
-
-def metricaug_set_files(corpus, name, kind):
-    ext = "h5" if kind == "features" else "csv"
-    return [f"results/{corpus}/metricaug/{name}/{kind}-{s}.{ext}" for s in shard_ids(corpus)]
-
-
-def metricaug_train_inputs(wc):
-    """The fold's clean features, the method's training data and every test set."""
-    corpus = wc.corpus
-    inputs = {
-        "manifest": f"results/{corpus}/manifest.csv",
-        "folds": f"results/{corpus}/folds.csv",
-        "clean": f"results/{corpus}/features/clean.h5",
-        "test_features": metricaug_set_files(corpus, "test", "features"),
-        "test_params": metricaug_set_files(corpus, "test", "params"),
-        "unseen_features": metricaug_set_files(corpus, "unseen", "features"),
-        "unseen_params": metricaug_set_files(corpus, "unseen", "params"),
-    }
-    if wc.method in ("fixed", "copypaste"):
-        inputs["fixed_features"] = metricaug_set_files(corpus, "fixed", "features")
-        inputs["fixed_params"] = metricaug_set_files(corpus, "fixed", "params")
-    if wc.method == "copypaste":
-        inputs["copypaste_features"] = f"results/{corpus}/metricaug/copypaste/fold{wc.fold}.h5"
-        inputs["copypaste_params"] = f"results/{corpus}/metricaug/copypaste/fold{wc.fold}.csv"
-    if wc.method == "none" or wc.method.startswith("metricaug-"):
-        # none: the clean model's WF1 drop per level (Table 3)
-        inputs["superset_features"] = metricaug_set_files(corpus, "superset", "features")
-        inputs["levels"] = f"results/{corpus}/metricaug/levels/fold{wc.fold}.csv"
-    return inputs
-
-
-def metricaug_targets():
-    return [f"results/{CORPUS}/tables/metricaug.{ext}" for ext in ("csv", "md", "tex")] + [
-        f"results/{CORPUS}/metricaug/levels/fold{fold}.png" for fold in range(1, config["folds"]["n_folds"] + 1)
-    ]
 
 
 METRICAUG_TARGETS = metricaug_targets() if METRICAUG["enabled"] else []
@@ -194,7 +158,7 @@ rule metricaug_train:
 use rule metricaug_train as metricaug_train_clean with:
     output:
         **METRICAUG_OUTPUTS,
-        level_drops=METRICAUG_MODEL + "level_drops.csv",
+        level_drops=f"{METRICAUG_MODEL}level_drops.csv",
     wildcard_constraints:
         method="none",
 
@@ -202,8 +166,8 @@ use rule metricaug_train as metricaug_train_clean with:
 use rule metricaug_train as metricaug_train_metricaug with:
     output:
         **METRICAUG_OUTPUTS,
-        weights=METRICAUG_MODEL + "weights.csv",
-        weights_png=METRICAUG_MODEL + "weights.png",
+        weights=f"{METRICAUG_MODEL}weights.csv",
+        weights_png=f"{METRICAUG_MODEL}weights.png",
     wildcard_constraints:
         method="metricaug-[a-z]+-[a-z]+",
 
@@ -211,11 +175,11 @@ use rule metricaug_train as metricaug_train_metricaug with:
 rule metricaug_table:
     input:
         predictions=[
-            METRICAUG_MODEL.format(corpus=CORPUS, method=m, fold=f, rep=r) + "predictions.csv"
+            f"{METRICAUG_MODEL}predictions.csv".format(corpus=CORPUS, method=m, fold=f, rep=r)
             for m, f, r in METRICAUG_RUNS
         ],
         level_drops=[
-            METRICAUG_MODEL.format(corpus=CORPUS, method="none", fold=f, rep=r) + "level_drops.csv"
+            f"{METRICAUG_MODEL}level_drops.csv".format(corpus=CORPUS, method="none", fold=f, rep=r)
             for m, f, r in METRICAUG_RUNS
             if m == "none"
         ],

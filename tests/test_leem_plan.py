@@ -54,8 +54,14 @@ def test_schema_defaults_fill_a_config_without_the_section():
     ({"training": {"model_regimes": {"tdnn": ["matched"]}}}, "ctsl.models"),  # no clean teacher
 ])
 def test_plan_errors_name_the_config_key(overlay, key):
-    with pytest.raises(PlanError, match=key.replace(".", r"\.")):
-        _ctsl(overlay)
+    pattern = key.replace(".", r"\.")
+    with pytest.raises(PlanError, match=pattern):
+        _ctsl(overlay, {"ctsl": {"enabled": True}})
+    # Off: the rest of the workflow still plans; asking for the CTSL tables raises the same error.
+    ctsl = _ctsl(overlay)
+    assert ctsl.targets("ravdess") == []
+    with pytest.raises(PlanError, match=pattern):
+        ctsl.run_files("ravdess", "scores.csv")
 
 
 def test_the_e_dnn_is_adapted_beside_the_t_dnn():
@@ -68,3 +74,10 @@ def test_schema_rejects_unknown_strategies_and_keys():
         _config({"ctsl": {"strategies": ["rm_tl_cl", "nope"]}})
     with pytest.raises(ConfigError, match="ctsl"):
         _config({"ctsl": {"lambda": 3}})
+
+
+def test_a_ctsl_strategy_is_not_a_training_strategy():
+    # It needs the teacher and the target-noise views that only the CTSL stage gives it.
+    with pytest.raises(PlanError, match=r"training\.strategy\.name: 'ctsl_rm' runs in the 'ctsl' stage only .*"
+                                        r"takes \[.*'mixup', 'standard'\]"):
+        build_plan(_config({"training": {"strategy": {"name": "ctsl_rm"}}}))

@@ -41,9 +41,11 @@ def registered(monkeypatch):
     """sernoise.metricaug.strategy, its ``metricaug`` registration undone after the test (the registry is
     global: tests/test_strategies.py lists the built-in strategies)."""
     monkeypatch.setattr(strategies, "_FACTORIES", dict(strategies._FACTORIES))
+    monkeypatch.setattr(strategies, "_STAGE_ONLY", dict(strategies._STAGE_ONLY))
     from sernoise.metricaug import strategy as module
 
-    strategies.register_strategy("metricaug", module.metricaug, replace=True)  # a second import registers nothing
+    strategies.register_strategy("metricaug", module.metricaug, replace=True,
+                                  stage="metricaug")  # a second import registers nothing
     return module
 
 

@@ -28,7 +28,7 @@ from sernoise.model_registry import ModelFamily, RegistryError, get_model, regis
 from sernoise.pretrained import PRETRAINED_ROOT, Backbone, PretrainedError, folder_name, resolve_backbone
 from sernoise.regimes import Regime, RegimeError, build_regimes, sweep_regimes
 from sernoise.tasks import TaskError, get_task
-from sernoise.training.strategies import StrategyError, get_strategy
+from sernoise.training.strategies import StrategyError, get_strategy, known_strategies, strategy_stage
 
 TABLE_FORMATS = ("csv", "md", "tex", "html")
 
@@ -299,6 +299,11 @@ def _strategy(config: dict, task_kinds: dict[str, str]) -> str:
     """
     spec = config["training"].get("strategy") or {}
     name = spec.get("name", "standard")
+    stage = strategy_stage(name)
+    if stage is not None:
+        raise PlanError(f"config key training.strategy.name: {name!r} runs in the {stage!r} stage only (config "
+                        f"section {stage}), which gives it its inputs; training.strategy takes "
+                        f"{known_strategies(standalone=True)}")
     try:
         metric = get_strategy(name, spec.get("options")).selection_metric
     except StrategyError as error:

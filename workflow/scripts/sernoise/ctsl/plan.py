@@ -26,12 +26,17 @@ class CtslPlan:
     folds: list
     reps: list
     enabled: bool
+    # Why the section cannot be built, when it is off: other configurations (a NR-only overlay whose
+    # training.models lacks the teacher) must still run; asking for the CTSL tables raises it.
+    problem: str | None = None
 
     def run_folder(self, corpus, model, strategy, fold, rep, task) -> str:
         return results(corpus, "ctsl", model, strategy, f"fold{fold}", f"rep{rep}", task)
 
     def run_files(self, corpus: str, name: str) -> list[str]:
         """``name`` (scores.csv, embeddings.csv...) of every adaptation of ``corpus``, in table order."""
+        if self.problem:
+            raise PlanError(self.problem)
         return [f"{self.run_folder(corpus, m, s, f, r, t)}/{name}"
                 for m in self.models for t in self.tasks for s in self.strategies for f in self.folds
                 for r in self.reps]
@@ -48,7 +53,21 @@ class CtslPlan:
 
 
 def build_ctsl_plan(config: dict, plan: Plan) -> CtslPlan:
+    """The stage's plan; a config problem raises when ``ctsl.enabled``, else waits until the tables are asked for."""
     section = config["ctsl"]
+    try:
+        _check_section(section, plan)
+    except PlanError as error:
+        if section["enabled"]:
+            raise
+        return CtslPlan(models=[], tasks=[], strategies=list(section["strategies"]), folds=list(plan.folds),
+                        reps=list(plan.reps), enabled=False, problem=str(error))
+    return CtslPlan(models=list(section["models"]), tasks=list(section["tasks"]),
+                    strategies=list(section["strategies"]), folds=list(plan.folds), reps=list(plan.reps),
+                    enabled=bool(section["enabled"]))
+
+
+def _check_section(section: dict, plan: Plan) -> None:
     for model in section["models"]:
         if model not in plan.models:
             raise PlanError(f"config key ctsl.models: {model!r} is not in training.models {list(plan.models)} "
@@ -68,6 +87,3 @@ def build_ctsl_plan(config: dict, plan: Plan) -> CtslPlan:
     unknown = [s for s in section["strategies"] if s not in VARIANTS]
     if unknown:
         raise PlanError(f"config key ctsl.strategies: unknown {unknown}; known: {list(VARIANTS)}")
-    return CtslPlan(models=list(section["models"]), tasks=list(section["tasks"]),
-                    strategies=list(section["strategies"]), folds=list(plan.folds), reps=list(plan.reps),
-                    enabled=bool(section["enabled"]))

@@ -186,4 +186,4 @@ def _factory(variant: str):
 
 
 for _variant in VARIANTS:
-    register_strategy(registry_name(_variant), _factory(_variant), replace=True)
+    register_strategy(registry_name(_variant), _factory(_variant), replace=True, stage="ctsl")

@@ -97,4 +97,4 @@ def metricaug(metric: str = "stoi", levels: str = "gmm", k: int = DEFAULT_K, flo
                              "n_per_epoch": float(n_per_epoch)})
 
 
-register_strategy("metricaug", metricaug, replace=True)
+register_strategy("metricaug", metricaug, replace=True, stage="metricaug")

@@ -227,17 +227,35 @@ def mixup(alpha: float = 0.2, selection_metric: str = "loss") -> Strategy:
 # ------------------------------------------------------------------------------ registry
 
 _FACTORIES: dict[str, Callable[..., Strategy]] = {}
+# Strategies that only their own stage can run (it gives them a teacher, noisy views, metric levels):
+# name -> that stage's config section.  `training.strategy` cannot name them.
+_STAGE_ONLY: dict[str, str] = {}
 
 
-def register_strategy(name: str, factory: Callable[..., Strategy], *, replace: bool = False) -> None:
-    """Make ``factory(**options) -> Strategy`` known to :func:`get_strategy` as ``name``."""
+def register_strategy(name: str, factory: Callable[..., Strategy], *, replace: bool = False,
+                      stage: str | None = None) -> None:
+    """Make ``factory(**options) -> Strategy`` known to :func:`get_strategy` as ``name``.
+
+    ``stage``: the config section of the workflow stage that runs it (it needs inputs that stage
+    provides); None for a strategy any training can use.
+    """
     if name in _FACTORIES and not replace:
         raise StrategyError(f"strategy {name!r} is already registered")
     _FACTORIES[name] = factory
+    if stage is None:
+        _STAGE_ONLY.pop(name, None)
+    else:
+        _STAGE_ONLY[name] = stage
 
 
-def known_strategies() -> list[str]:
-    return sorted(_FACTORIES)
+def known_strategies(*, standalone: bool = False) -> list[str]:
+    """Registered names; ``standalone``: only those `training.strategy` may name."""
+    return sorted(n for n in _FACTORIES if not (standalone and n in _STAGE_ONLY))
+
+
+def strategy_stage(name: str) -> str | None:
+    """The config section of the stage that alone runs ``name`` (None: any training)."""
+    return _STAGE_ONLY.get(name)
 
 
 def get_strategy(name: str, options: Mapping | None = None) -> Strategy:
