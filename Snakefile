@@ -27,6 +27,7 @@ include: "rules/evaluate.smk"
 include: "rules/attack.smk"
 include: "rules/metricaug.smk"
 include: "rules/ctsl.smk"
+include: "rules/latif.smk"
 
 
 localrules:
@@ -41,3 +42,4 @@ rule all:
         PLAN.all_targets(),
         METRICAUG_TARGETS,
         CTSL_TARGETS,
+        LATIF_TARGETS,

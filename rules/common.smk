@@ -463,3 +463,50 @@ def ctsl_teacher(wc):
     if wc.model in PLAN.backbones:
         inputs["backbone"] = PLAN.backbones[wc.model].ready
     return inputs
+
+
+# ---- Latif et al. (rules/latif.smk; LATIF is set there)
+
+
+def latif_segment_files(corpus, name):
+    """The segment archives of one set (clean, speed, noisy) of every audio shard of ``corpus``."""
+    return [f"results/{corpus}/latif/segments/{name}-{s}.h5" for s in shard_ids(corpus)]
+
+
+def latif_spectrogram_inputs(wc):
+    """The shard's audio; the noise banks for the noisy test copies."""
+    inputs = {
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "shard": f"results/{wc.corpus}/audio/shard-{wc.shard}.h5",
+    }
+    if wc.set == "noisy":
+        inputs["banks"] = PLAN.noise_targets()
+        inputs["bank_audio"] = [f"results/noise/{bank}/audio.h5" for bank in NOISE_BANKS]
+    return inputs
+
+
+def latif_train_inputs(wc):
+    """A within-corpus run: the folds, the clean and noisy segments, the speed copies when its augmentation has them."""
+    inputs = {
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "folds": f"results/{wc.corpus}/latif/folds.csv",
+        "clean": latif_segment_files(wc.corpus, "clean"),
+        "noisy": latif_segment_files(wc.corpus, "noisy"),
+    }
+    if wc.augmentation.startswith("speed"):
+        inputs["speed"] = latif_segment_files(wc.corpus, "speed")
+    return inputs
+
+
+def latif_cross_inputs(wc):
+    """A cross-corpus run: every segment of the training corpus, the target's segments and its selection split."""
+    inputs = {
+        "manifest": f"results/{wc.corpus}/manifest.csv",
+        "clean": latif_segment_files(wc.corpus, "clean"),
+        "target_manifest": f"results/{wc.target}/manifest.csv",
+        "target_split": f"results/{wc.target}/latif/selection_split.csv",
+        "target_clean": latif_segment_files(wc.target, "clean"),
+    }
+    if wc.augmentation.startswith("speed"):
+        inputs["speed"] = latif_segment_files(wc.corpus, "speed")
+    return inputs
