@@ -394,6 +394,7 @@ def train_segments(model: nn.Module | Callable[[], nn.Module], train: SegmentDat
     )
     history = [{**row, "learning_rate": rate, "selected": row["epoch"] == fitted["best_epoch"]}
                for row, rate in zip(fitted["curve"], learning_rates)]
+    optimiser.zero_grad(set_to_none=True)  # the last step's gradients: memory the caller has no use for
     model.load_state_dict(fitted["state_dict"])
     model.eval()
     log.info("%sbest epoch %d of %d: validation UAR %.3f, loss %.4f%s", tag, fitted["best_epoch"],
