@@ -163,3 +163,22 @@ def test_bad_attacks_and_options_are_refused(trained):
         bim(model, x, y, iterations=0)
     with pytest.raises(AttackError, match="labels"):
         fgsm(model, x, y[:3])
+
+
+def test_benchmark_runs_with_the_stand_in():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "latif_attack.py"), "--stand-in", "--segments", "2",
+         "--batch-size", "2", "--iterations", "2", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("stand-in CNN-LSTM"))
+    clean, fgsm_ms, fgsm_ratio, bim_ms, bim_ratio = (float(v) for v in row.split()[-5:])
+    # timings on a shared machine are noisy: only the table's consistency is checked
+    assert min(clean, fgsm_ms, bim_ms) > 0
+    assert fgsm_ratio == pytest.approx(fgsm_ms / clean, abs=0.1) and bim_ratio == pytest.approx(bim_ms / clean, abs=0.1)
