@@ -73,6 +73,21 @@ def test_fgsm_stays_in_the_ball_and_raises_the_loss(trained):
     assert fgsm(model, x, y, eps=0.0).equal(x)
 
 
+def test_fgsm_follows_the_analytic_gradient_of_a_linear_model():
+    torch.manual_seed(3)
+    linear = nn.Linear(CONTEXT * BINS, 2)
+    model = nn.Sequential(nn.Flatten(), linear)
+    x, y = torch.randn(5, CONTEXT, BINS), torch.tensor([0, 1, 1, 1, 0])
+    with torch.no_grad():  # d CE / d x = W^T (softmax - onehot), row by row
+        residual = torch.softmax(model(x), dim=1) - functional.one_hot(y, 2).float()
+        gradient = (residual @ linear.weight).reshape(x.shape)
+    corner = x + 0.3 * gradient.sign()
+    assert fgsm(model, x, y, eps=0.3).equal(corner)
+    # two classes: the gradient is (p1 - y)(w1 - w0), whose sign never changes, so FGSM's corner
+    # maximises the loss over the ball and BIM walks to the same corner
+    assert torch.allclose(bim(model, x, y, eps=0.3, iterations=6), corner, atol=1e-6)
+
+
 def test_bim_is_projected_and_at_least_as_strong_as_fgsm(trained):
     model, val = trained
     x, y = _batch(val)
