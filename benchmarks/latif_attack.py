@@ -12,8 +12,9 @@ depend on the values) of as many utterances: ``clean`` (the forward pass only, n
 gradient passes, then the forward pass).  Wall time per segment (best of ``--repeat`` after one
 untimed warm-up call) and the ratio to the clean evaluation: what an adversarial test condition
 costs against a clean one.  A gradient pass is a forward pass plus a backward pass to the input
-only (the weights get no gradient), so FGSM costs a little over twice a clean evaluation and BIM
-about ``1.4·iterations + 1`` times (the stand-in, loaded 2-core machine: 2.3x and 15.4x).
+only (the weights get no gradient), so FGSM should cost about twice a clean evaluation and BIM
+about ``iterations + 1`` to ``2·iterations + 1`` times (the stand-in on a 2-core machine under a
+load of 4-5, two runs: FGSM 1.9x and 2.3x, BIM 15x and 26x: wall times there are noisy).
 
 Models: :func:`sernoise.latif.models.build_model` (random weights, seed 0; ``--models`` defaults
 to all of ``MODELS``), or with ``--stand-in`` a small local CNN-LSTM of the same input and output
