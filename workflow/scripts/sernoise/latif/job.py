@@ -241,9 +241,9 @@ def train_run(smk) -> None:
     import torch
     import yaml
 
-    from sernoise.latif.adversarial import adversarial_predictions, bim, fgsm
+    from sernoise.latif.adversarial import adversarial_predictions
     from sernoise.latif.models import build_model
-    from sernoise.latif.training import LatifSettings, predict_utterances, train_segments
+    from sernoise.latif.training import LatifSettings, SegmentData, predict_utterances, train_segments
 
     with rule_log(smk) as log:
         wc, section = smk.wildcards, smk.params.section
@@ -261,23 +261,20 @@ def train_run(smk) -> None:
         seed = derive_seed(smk.params.seed, "latif", wc.corpus, *where)
         _, mixup = AUGMENTATIONS[wc.augmentation]
         training = section["training"]
-        settings = LatifSettings(learning_rate=training["learning_rate"], batch_size=training["batch_size"],
-                                 max_epochs=training["max_epochs"], halve_patience=training["halve_patience"],
-                                 stop_patience=training["stop_patience"], mixup=mixup,
-                                 mixup_alpha=training["mixup_alpha"], seed=seed)
+        settings = LatifSettings.from_mapping(training, mixup=mixup, seed=seed, device=smk.params.device)
         n_classes = len(task.classes)
-        torch.manual_seed(seed)
-        model = build_model(wc.model, n_classes, n_bins=train[0].shape[2], context=context)
         log.info("%s, %s: %d training segments (%d utterances), %d validation segments; seed %d",
                  wc.model, AUGMENTATION_LABELS[wc.augmentation], len(train[0]), len(train[2]), len(val[0]), seed)
-        tick = time.perf_counter()
-        result = train_segments(model, train, val, settings)
-        seconds = time.perf_counter() - tick
-        model.load_state_dict(result.state_dict)
+        result = train_segments(lambda: build_model(wc.model, n_classes, n_bins=train[0].shape[2], context=context),
+                                SegmentData(train[0], train[1], train[3]), SegmentData(val[0], val[1], val[3]),
+                                settings, tag=f"{wc.model}/{wc.augmentation}")
+        model, seconds = result.model, result.seconds
         rows = []
 
-        def add(test_set, utts, posteriors):
-            for utt, p in zip(utts, posteriors):
+        def add(test_set, utts, scored):
+            indices, posteriors = scored  # utterance indices into utts, their mean posteriors
+            for i, p in zip(indices, posteriors):
+                utt = utts[int(i)]
                 rows.append({"utt_id": utt, "speaker": speakers.get(utt, ""), "test_set": test_set,
                              "label": task.classes[labels[utt]], "prediction": task.classes[int(np.argmax(p))],
                              **{f"p_{c}": float(v) for c, v in zip(task.classes, p)}})
@@ -287,15 +284,15 @@ def train_run(smk) -> None:
                 log.warning("test set %s is empty", name)
                 continue
             segments, index, utts, _ = _segment_set(specs, items, labels, context, hop, norm, f"test set {name}")
-            add(name, *predict_utterances(model, segments, index, utts))
+            add(name, utts, predict_utterances(model, segments, index))
         if not hasattr(wc, "target"):
             adv = section["adversarial"]
             segments, index, utts, targets = _segment_set(specs, test_sets[CLEAN], labels, context, hop, norm,
                                                            "test set")
-            for name, attack, options in (("fgsm", fgsm, {"eps": adv["epsilon"]}),
-                                          ("bim", bim, {"eps": adv["epsilon"], "step": adv["bim_step"],
-                                                        "iterations": adv["bim_iterations"]})):
-                add(name, *adversarial_predictions(model, segments, index, utts, targets, attack, **options))
+            for attack, options in (("fgsm", {"eps": adv["epsilon"]}),
+                                    ("bim", {"eps": adv["epsilon"], "step": adv["bim_step"],
+                                             "iterations": adv["bim_iterations"]})):
+                add(attack, utts, adversarial_predictions(model, segments, index, targets, attack, **options))
         predictions = pd.DataFrame(rows).assign(model=wc.model, augmentation=wc.augmentation,
                                                 fold=int(getattr(wc, "fold", 0)), rep=int(wc.rep))
         predictions.to_csv(smk.output.predictions, index=False, lineterminator="\n", float_format="%.6f")
