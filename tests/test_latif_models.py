@@ -1,5 +1,8 @@
 """The DenseNet/highway building blocks and the five Latif et al. models (sernoise.latif.models)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -151,3 +154,15 @@ def test_a_model_learns_a_separable_toy_task(name):
     model.eval()  # running BN statistics after only 20 steps: most, not necessarily all, must be right
     with torch.no_grad():
         assert (model(x).argmax(dim=1) == y).float().mean() >= 0.9
+
+
+def test_throughput_benchmark_runs(repo_root):
+    """Smoke test: benchmarks/latif_throughput.py times one model and prints its table row."""
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "latif_throughput.py"), "--models", "cnn", "--steps", "1",
+         "--warmup", "0", "--batch", "2"],
+        capture_output=True, text=True, timeout=120, cwd=repo_root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("CNN ")]
+    assert row.split()[1] == f"{count_parameters(build_model('cnn', 4)):,}" and row.split()[-1] == "-"

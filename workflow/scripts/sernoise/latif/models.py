@@ -23,8 +23,9 @@ Stem (the paper's "initial convolutional layer"; size not given): Conv3x3 with s
 2 * G channels (DenseNet's convention for the stem width), BN-ReLU, then 2x2 max pooling, so the
 first DenseBlock sees a 64 x 32 map of a 256 x 128 segment instead of the full one.  Like the
 7x7/2 convolution plus 3x3/2 max pooling of the original DenseNet, this divides both axes by 4;
-it is what keeps the models trainable on a 2-core CPU (the first block at full resolution costs
-about 16 times more: ~5 GFLOP per segment forward for the proposed model instead of ~0.4).
+it is what keeps the models trainable on a 2-core CPU: without the down-sampling the proposed
+model's forward pass costs 13.7 GFLOP per segment instead of 0.86 (16 times the positions).
+benchmarks/latif_throughput.py measures every model's training throughput.
 
 Models (``build_model(name, ...)``):
 
