@@ -228,3 +228,19 @@ def test_end_to_end_from_a_tone_to_an_archive(tmp_path):
     data = read_segment_archive(tmp_path / "t.h5")
     assert data.segment_labels.tolist() == [2, 2]
     assert np.allclose(data.segments, segs, atol=0.02)
+
+
+def test_segments_are_read_across_shard_archives(tmp_path):
+    rng = np.random.default_rng(5)
+    items = _items(rng)
+    write_segment_archive(tmp_path / "a.h5", items[:2], context=CONTEXT)
+    write_segment_archive(tmp_path / "b.h5", items[2:], context=CONTEXT)
+    assert sp.archive_utt_ids(tmp_path / "b.h5") == [u for u, _, _ in items[2:]]
+    wanted = [items[3][0], items[0][0]]
+    got = sp.read_segments([tmp_path / "a.h5", tmp_path / "b.h5"], wanted)
+    assert list(got) == wanted
+    for utt, _, segments in items:
+        if utt in got:
+            np.testing.assert_array_equal(got[utt], segments.astype(np.float16).astype(np.float32))
+    with pytest.raises(SpectrogramError, match="no segments for 1 utterance"):
+        sp.read_segments([tmp_path / "a.h5"], [items[3][0]])

@@ -80,31 +80,26 @@ def log_mel_fbank(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.log(np.maximum(energies, LOG_FLOOR)).astype(np.float32)
 
 
-def write_feature_archive(path, items, *, compression_level: int = 4, dims: int = N_MELS,
-                          attrs: dict | None = None) -> int:
-    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count.
-
-    ``dims``/``attrs``: the feature width and the integer attributes that describe the features (default:
-    the 40 log Mel filterbanks; the Latif stage stores 128-bin log spectrograms in the same format).
-    """
+def write_feature_archive(path, items, *, compression_level: int = 4) -> int:
+    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count."""
     path = Path(path)
     utt_ids, blocks, offsets = [], [], [0]
     for utt_id, feats in items:
         feats = np.asarray(feats)
-        if feats.ndim != 2 or feats.shape[1] != dims:
-            raise FeatureError(f"{path}: {utt_id}: expected (frames, {dims}) features, got {feats.shape}")
+        if feats.ndim != 2 or feats.shape[1] != N_MELS:
+            raise FeatureError(f"{path}: {utt_id}: expected (frames, {N_MELS}) features, got {feats.shape}")
         utt_ids.append(utt_id)
         blocks.append(feats.astype(np.float16))
         offsets.append(offsets[-1] + feats.shape[0])
     if len(set(utt_ids)) != len(utt_ids):
         raise FeatureError(f"{path}: duplicate utt_id")
-    data = np.concatenate(blocks) if blocks else np.zeros((0, dims), dtype=np.float16)
+    data = np.concatenate(blocks) if blocks else np.zeros((0, N_MELS), dtype=np.float16)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_times=False) as f:
             if data.shape[0]:
-                chunks = (min(data.shape[0], 8192), dims)
+                chunks = (min(data.shape[0], 8192), N_MELS)
                 f.create_dataset("features", data=data, chunks=chunks, compression="gzip",
                                  compression_opts=compression_level, shuffle=True, track_times=False)
             else:  # a condition skipped for the whole corpus: HDF5 cannot chunk an empty dataset
@@ -112,9 +107,8 @@ def write_feature_archive(path, items, *, compression_level: int = 4, dims: int 
             f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), track_times=False)
             f.create_dataset("utt_ids", data=np.asarray(utt_ids, dtype=object), shape=(len(utt_ids),),
                              dtype=h5py.string_dtype("utf-8"), track_times=False)
-            described = attrs if attrs is not None else {"n_mels": N_MELS, "win_length": WIN_LENGTH,
-                                                         "hop_length": HOP_LENGTH, "sample_rate": SAMPLE_RATE}
-            for key, value in {**described, "format_version": FORMAT_VERSION}.items():
+            for key, value in (("n_mels", N_MELS), ("win_length", WIN_LENGTH), ("hop_length", HOP_LENGTH),
+                               ("sample_rate", SAMPLE_RATE), ("format_version", FORMAT_VERSION)):
                 f.attrs[key] = np.int64(value)
         os.replace(tmp, path)
     except BaseException:

@@ -19,7 +19,8 @@ from sernoise.runlog import rule_log
 from sernoise.seeds import derive_seed, rng_for
 
 SAMPLE_RATE = 16_000
-CLEAN, SELECTION, TEST = "clean", "selection", "test"
+CLEAN = "clean"
+SELECTION, TEST = "val", "test"  # roles of the cross-corpus split (sernoise.folds.cross_corpus_split)
 
 
 def _labels(manifest: pd.DataFrame, section: dict, config: dict, corpus: str) -> tuple[dict, object]:
@@ -63,7 +64,7 @@ def spectrogram_shard(smk) -> None:
             items, rows = _speed_items(store, utts, section["speed_factors"])
         else:
             items, rows = _noisy_items(smk, store, utts, section, log)
-        _write(items, rows, smk.output.segments, smk.output.params, section)
+        _write(items, rows, labels, smk.output.segments, smk.output.params, section)
         seconds = time.perf_counter() - tick
         log.info("%d items in %.1f s (%.1f items/s)", len(items), seconds, len(items) / max(seconds, 1e-9))
 
@@ -118,10 +119,14 @@ def _noisy_items(smk, store, utts, section, log):
     return items, rows
 
 
-def _write(items, rows, segments_path, params_path, section) -> None:
-    from sernoise.latif.archive import write_spectrograms
+def _write(items, rows, labels, segments_path, params_path, section) -> None:
+    """The items' segments (``latif.context`` frames, ``latif.hop`` apart), each item labelled with its
+    utterance's class, in one archive; the drawn parameters of every item (skipped ones too) in params."""
+    from sernoise.latif.spectrogram import segment, write_segment_archive
 
-    write_spectrograms(segments_path, [(item, spec) for item, _utt, spec in items])
+    context, hop = int(section["context"]), section["hop"]
+    write_segment_archive(segments_path, ((item, labels[utt], segment(spec, context, hop)) for item, utt, spec in items),
+                          context=context)
     pd.DataFrame(rows).to_csv(params_path, index=False, lineterminator="\n", float_format="%.6f")
 
 
@@ -131,11 +136,13 @@ def _write(items, rows, segments_path, params_path, section) -> None:
 def make_folds(smk) -> None:
     """Leave-one-speaker-out folds of the main corpus; ``latif.n_folds`` must be its speaker count."""
     from sernoise.corpora.manifest import read_manifest
+    from sernoise.folds import check_loso_folds, make_loso_folds
 
     with rule_log(smk) as log:
         section = smk.params.section
         manifest = read_manifest(smk.input.manifest)
-        folds = loso_folds(manifest)
+        folds = make_loso_folds(manifest)
+        check_loso_folds(manifest, folds)
         n = int(folds["fold"].nunique())
         if n != int(section["n_folds"]):
             raise ValueError(f"config key latif.n_folds: {section['n_folds']}, but {smk.input.manifest} has {n} "
@@ -148,54 +155,47 @@ def make_selection_split(smk) -> None:
     """The cross-corpus target's split: a seeded, label-stratified ``selection_fraction`` for model selection,
     the rest for test."""
     from sernoise.corpora.manifest import read_manifest
+    from sernoise.folds import cross_corpus_split
 
     with rule_log(smk) as log:
         section = smk.params.section
         manifest = read_manifest(smk.input.manifest)
-        labels, task = _labels(manifest, section, smk.config, smk.wildcards.corpus)
-        split = selection_split(manifest[manifest["utt_id"].isin(labels)], labels,
-                                float(section["cross_corpus"]["selection_fraction"]),
-                                derive_seed(smk.params.seed, "latif", "selection", smk.wildcards.corpus))
-        split.to_csv(smk.output[0], index=False, lineterminator="\n")
+        labels, _ = _labels(manifest, section, smk.config, smk.wildcards.corpus)
+        split = cross_corpus_split(manifest, seed=derive_seed(smk.params.seed, "latif", "selection", smk.wildcards.corpus),
+                                   val_fraction=float(section["cross_corpus"]["selection_fraction"]), labels=labels)
+        split[["utt_id", "speaker", "label", "role"]].to_csv(smk.output[0], index=False, lineterminator="\n")
         log.info("%s: %s", smk.wildcards.corpus, split["role"].value_counts().to_dict())
 
 
 # ------------------------------------------------------------------------------ training
 
 
-def _segment_set(specs: dict, items: list[tuple[str, str]], labels: dict, context: int, hop, norm, what: str):
+def _segment_set(segments: dict, items: list[tuple[str, str]], labels: dict, norm, what: str):
     """Normalised segments of ``items`` ((item_id, utt_id) pairs): (segments, segment -> utterance index,
     utterance ids in order, their class indices)."""
-    from sernoise.latif.spectrogram import segment
+    from sernoise.latif.spectrogram import apply_normaliser
 
     if not items:
         raise ValueError(f"{what}: no labelled utterances")
-    mean, std = norm
     utts = list(dict.fromkeys(u for _, u in items))
     position = {u: i for i, u in enumerate(utts)}
-    blocks, index = [], []
-    for item, utt in items:
-        segments = segment((specs[item] - mean) / std, context=context, hop=hop)
-        blocks.append(segments.astype(np.float32))
-        index.append(np.full(len(segments), position[utt], dtype=np.int64))
-    return np.concatenate(blocks), np.concatenate(index), utts, np.asarray([labels[u] for u in utts], np.int64)
-
-
-def _norm(specs: dict, item_ids) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin mean and standard deviation over every frame of the training items."""
-    frames = np.concatenate([specs[i] for i in item_ids])
-    return frames.mean(axis=0).astype(np.float32), np.maximum(frames.std(axis=0), 1e-5).astype(np.float32)
+    blocks = [segments[item] for item, _ in items]
+    index = np.concatenate([np.full(len(b), position[utt], dtype=np.int64) for b, (_, utt) in zip(blocks, items)])
+    return (apply_normaliser(np.concatenate(blocks), *norm), index, utts,
+            np.asarray([labels[u] for u in utts], np.int64))
 
 
 def _fold_roles(folds: pd.DataFrame, manifest: pd.DataFrame, fold: int) -> dict[str, list[str]]:
     """role -> the fold's utt_ids (train, val, test)."""
-    return {role: sorted(loso_split(manifest, folds, fold, role)["utt_id"].astype(str)) for role in ("train", "val", "test")}
+    from sernoise.folds import split_of
+
+    return {role: sorted(split_of(manifest, folds, fold, role)["utt_id"].astype(str)) for role in ("train", "val", "test")}
 
 
 def _run_data(smk, section, labels):
     """(train items, validation items, test sets {name: items}, specs) of a within-corpus or cross-corpus run."""
     from sernoise.corpora.manifest import read_manifest
-    from sernoise.latif.archive import read_spectrograms
+    from sernoise.latif.spectrogram import archive_utt_ids, read_segments
 
     wc = smk.wildcards
     speed, _ = AUGMENTATIONS[wc.augmentation]
@@ -208,28 +208,29 @@ def _run_data(smk, section, labels):
         val = sorted(split.loc[split["role"] == SELECTION, "utt_id"])
         test = sorted(split.loc[split["role"] == TEST, "utt_id"])
         labels = {**labels, **{u: target_labels[u] for u in val + test}}
-        specs = read_spectrograms(smk.input.clean, train)
-        specs.update(read_spectrograms(smk.input.target_clean, val + test))
+        specs = read_segments(smk.input.clean, train)
+        specs.update(read_segments(smk.input.target_clean, val + test))
         test_sets = {"cross": [(u, u) for u in test]}
         speakers = dict(zip(target_manifest["utt_id"].astype(str), target_manifest["speaker"].astype(str)))
     else:
         folds = pd.read_csv(smk.input.folds, dtype={"speaker": str, "group": str})
         roles = _fold_roles(folds, manifest, int(wc.fold))
         train, val, test = ([u for u in roles[r] if u in labels] for r in ("train", "val", "test"))
-        specs = read_spectrograms(smk.input.clean, train + val + test)
+        specs = read_segments(smk.input.clean, train + val + test)
         test_sets = {CLEAN: [(u, u) for u in test]}
         noisy_ids = {}
         for snr in section["noisy"]["snr_db"]:
             noisy_ids[f"snr{snr:g}"] = [(noisy_item_id(u, snr), u) for u in test]
         wanted = [i for items in noisy_ids.values() for i, _ in items]
-        present = read_spectrograms(smk.input.noisy, None)  # skipped noisy copies are absent: scored without them
-        specs.update({i: present[i] for i in wanted if i in present})
+        # A noisy copy the condition skipped (reason in the shard's params) is absent: scored without it.
+        present = {i for path in smk.input.noisy for i in archive_utt_ids(path)}
+        specs.update(read_segments(smk.input.noisy, [i for i in wanted if i in present]))
         test_sets.update({name: [(i, u) for i, u in items if i in present] for name, items in noisy_ids.items()})
         speakers = dict(zip(manifest["utt_id"].astype(str), manifest["speaker"].astype(str)))
     train_items = [(u, u) for u in train]
     if speed:
         copies = [(speed_item_id(u, f), u) for u in train for f in section["speed_factors"]]
-        specs.update(read_spectrograms(smk.input.speed, [i for i, _ in copies]))
+        specs.update(read_segments(smk.input.speed, [i for i, _ in copies]))
         train_items += copies
     return train_items, [(u, u) for u in val], test_sets, specs, labels, speakers
 
@@ -243,6 +244,7 @@ def train_run(smk) -> None:
 
     from sernoise.latif.adversarial import adversarial_predictions
     from sernoise.latif.models import build_model
+    from sernoise.latif.spectrogram import fit_normaliser
     from sernoise.latif.training import LatifSettings, SegmentData, predict_utterances, train_segments
 
     with rule_log(smk) as log:
@@ -252,10 +254,10 @@ def train_run(smk) -> None:
 
         labels, task = _labels(read_manifest(smk.input.manifest), section, smk.config, wc.corpus)
         train_items, val_items, test_sets, specs, labels, speakers = _run_data(smk, section, labels)
-        norm = _norm(specs, [i for i, _ in train_items])
+        norm = fit_normaliser(np.concatenate([specs[i] for i, _ in train_items]))
         context, hop = int(section["context"]), section["hop"]
-        train = _segment_set(specs, train_items, labels, context, hop, norm, "training set")
-        val = _segment_set(specs, val_items, labels, context, hop, norm, "validation set")
+        train = _segment_set(specs, train_items, labels, norm, "training set")
+        val = _segment_set(specs, val_items, labels, norm, "validation set")
         where = ("cross", wc.target, wc.model, wc.augmentation, f"rep{wc.rep}") if hasattr(wc, "target") else \
             (wc.model, wc.augmentation, f"fold{wc.fold}", f"rep{wc.rep}")
         seed = derive_seed(smk.params.seed, "latif", wc.corpus, *where)
@@ -283,12 +285,11 @@ def train_run(smk) -> None:
             if not items:
                 log.warning("test set %s is empty", name)
                 continue
-            segments, index, utts, _ = _segment_set(specs, items, labels, context, hop, norm, f"test set {name}")
+            segments, index, utts, _ = _segment_set(specs, items, labels, norm, f"test set {name}")
             add(name, utts, predict_utterances(model, segments, index))
         if not hasattr(wc, "target"):
             adv = section["adversarial"]
-            segments, index, utts, targets = _segment_set(specs, test_sets[CLEAN], labels, context, hop, norm,
-                                                           "test set")
+            segments, index, utts, targets = _segment_set(specs, test_sets[CLEAN], labels, norm, "test set")
             for attack, options in (("fgsm", {"eps": adv["epsilon"]}),
                                     ("bim", {"eps": adv["epsilon"], "step": adv["bim_step"],
                                              "iterations": adv["bim_iterations"]})):

@@ -286,6 +286,35 @@ def _flush(dataset, pending: list[np.ndarray], written: int, *, final: bool):
     return ([rest] if rest.shape[0] else []), rest.shape[0], written
 
 
+def archive_utt_ids(path) -> list[str]:
+    """The utt_ids of a segment archive, in the order written (reads nothing else)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpectrogramError(f"{path}: segment archive does not exist")
+    with h5py.File(path, "r") as f:
+        if "utt_ids" not in f:
+            raise SpectrogramError(f"{path}: not a segment archive (no utt_ids)")
+        return [str(u) for u in f["utt_ids"].asstr()[()]]
+
+
+def read_segments(paths, utt_ids, *, dtype=np.float32) -> dict[str, np.ndarray]:
+    """utt_id -> its segments, for ``utt_ids`` spread over the archives ``paths`` (e.g. the shards of a
+    dataset); each is read from the archive that holds it, and one held by none is an error naming it."""
+    wanted = list(dict.fromkeys(utt_ids))
+    out: dict[str, np.ndarray] = {}
+    for path in paths:
+        stored = set(archive_utt_ids(path))
+        here = [u for u in wanted if u in stored and u not in out]
+        if here:
+            data = read_segment_archive(path, utt_ids=here, dtype=dtype)
+            out.update({u: data.segments[data.offsets[k]:data.offsets[k + 1]] for k, u in enumerate(data.utt_ids)})
+    missing = [u for u in wanted if u not in out]
+    if missing:
+        raise SpectrogramError(f"no segments for {len(missing)} utterance(s) in {len(list(paths))} archive(s) "
+                               f"({[str(p) for p in paths][:1]}...), e.g. {missing[:3]}")
+    return {u: out[u] for u in wanted}
+
+
 def read_segment_archive(path, *, utt_ids=None, dtype=np.float32) -> SegmentSet:
     """The segments of every utterance of an archive (or of ``utt_ids``, in that order), as ``dtype``.
 
