@@ -182,3 +182,29 @@ def test_cross_corpus_split_fraction_labels_and_errors():
         cross_corpus_split(corpus, seed=1, label_column="label4")
     with pytest.raises(FoldError, match="no labelled utterance"):
         cross_corpus_split(corpus, seed=1, labels={})
+
+
+def test_make_folds_rule_script(tmp_path):
+    """The rule's script: today's group table byte for byte without a scheme; LOSO when the config asks."""
+    import runpy
+    from types import SimpleNamespace
+
+    from sernoise.corpora.manifest import MANIFEST_COLUMNS
+
+    manifest = _iemocap_like().reindex(columns=MANIFEST_COLUMNS)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+
+    def run(folds_config, n_folds, out):
+        smk = SimpleNamespace(input=SimpleNamespace(manifest=str(tmp_path / "manifest.csv")), output=[str(out)],
+                              params=SimpleNamespace(n_folds=n_folds), config={"folds": folds_config},
+                              log=[str(tmp_path / "make_folds.log")], rule="make_folds")
+        runpy.run_path(str(ROOT / "workflow" / "scripts" / "make_folds.py"), init_globals={"snakemake": smk})
+        return out.read_text()
+
+    expected = make_folds(manifest["group"], 5).to_csv(index=False)
+    assert run({"n_folds": 5}, 5, tmp_path / "a.csv") == expected
+    assert "5 folds over 5 groups" in (tmp_path / "make_folds.log").read_text()
+    loso = run({"n_folds": 10, "scheme": "loso"}, 10, tmp_path / "b.csv")
+    assert loso.splitlines()[:3] == ["fold,speaker,role", "1,Ses01F,test", "1,Ses01M,val"]
+    with pytest.raises(FoldError, match="set folds.n_folds: 10"):
+        run({"n_folds": 5, "scheme": "loso"}, 5, tmp_path / "c.csv")
