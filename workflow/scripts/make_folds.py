@@ -1,12 +1,19 @@
-"""Rule make_folds: speaker-independent folds from the manifest's groups, checked for leakage."""
+"""Rule make_folds: speaker-independent folds from the manifest, checked for leakage.
+
+``folds.scheme`` (absent: ``groups``) is read from the config here rather than passed as a rule
+parameter: a new parameter would make Snakemake rerun this rule, and everything after it, in every
+existing workspace although the table's bytes do not change.  Switching to ``loso`` changes
+``n_folds`` (it must equal the number of speakers), which does rerun the rule.
+"""
 
 from sernoise.corpora.manifest import read_manifest
-from sernoise.folds import check_folds, make_folds
+from sernoise.folds import fold_unit, folds_from_config
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
     manifest = read_manifest(snakemake.input.manifest)
-    folds = make_folds(manifest["group"], int(snakemake.params.n_folds))
-    check_folds(manifest, folds)
+    settings = {**(snakemake.config.get("folds") or {}), "n_folds": int(snakemake.params.n_folds)}
+    folds = folds_from_config(manifest, settings)
     folds.to_csv(snakemake.output[0], index=False)
-    log.info("%d folds over %d groups", folds["fold"].nunique(), folds["group"].nunique())
+    unit = fold_unit(folds)
+    log.info("%d folds over %d %ss", folds["fold"].nunique(), folds[unit].nunique(), unit)

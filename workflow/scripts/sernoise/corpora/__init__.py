@@ -14,6 +14,8 @@ ADAPTERS = {
     "iemocap": "sernoise.corpora.iemocap",
     "generic": "sernoise.corpora.generic",
     "msp_podcast": "sernoise.corpora.msp_podcast",
+    "urdu": "sernoise.corpora.urdu",
+    "msp_improv": "sernoise.corpora.msp_improv",
 }
 
 

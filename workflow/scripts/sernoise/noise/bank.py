@@ -225,7 +225,35 @@ def scan_folder(root, entries: list[dict], class_to_category: dict[str, str]) ->
     return frame
 
 
+def scan_bank(spec: dict) -> pd.DataFrame:
+    """Bank rows of one ``noise_banks`` entry, by its adapter: ``esc50``, ``folder`` or ``demand``."""
+    adapter = spec.get("adapter")
+    if adapter == "esc50":
+        return scan_esc50(spec["root"], spec["class_to_category"])
+    if adapter == "folder":
+        return scan_folder(spec["root"], spec.get("entries") or [], spec["class_to_category"])
+    if adapter == "demand":
+        from sernoise.noise.demand import scan_demand  # demand builds on this module's helpers
+
+        return scan_demand(spec["root"], spec["class_to_category"], checksums=spec.get("checksums"))
+    raise NoiseBankError(f"noise bank {spec.get('root')}: unknown adapter {adapter!r}; known: esc50, folder, demand")
+
+
 # --------------------------------------------------------------------------- splits
+
+
+def split_bank(frame: pd.DataFrame, spec: dict, *, test_fraction: float, seed: int) -> pd.DataFrame:
+    """Train/test pools of one bank: ``spec["split"]`` puts every file in that pool, else :func:`assign_splits`.
+
+    A fixed pool serves banks meant for one use only, e.g. DEMAND noise that Latif et al. add to test
+    data and never train on: a source split of its five single recordings would drop some from the tests.
+    """
+    fixed = spec.get("split")
+    if fixed is None:
+        return assign_splits(frame, test_fraction=test_fraction, seed=seed)
+    if fixed not in SPLITS:
+        raise NoiseBankError(f"noise bank {spec.get('root')}: split must be one of {list(SPLITS)}, got {fixed!r}")
+    return frame.assign(split=fixed)
 
 
 def _n_test(n: int, test_fraction: float) -> int:
