@@ -30,10 +30,10 @@ rule latif_folds:
         "results/{corpus}/latif/folds.csv",
     log:
         "logs/{corpus}/latif/folds.log",
-    conda:
-        "../envs/stats.yaml"
     group:
         "latif_small"
+    conda:
+        "../envs/stats.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -51,10 +51,10 @@ rule latif_selection_split:
         "results/{corpus}/latif/selection_split.csv",
     log:
         "logs/{corpus}/latif/selection_split.log",
-    conda:
-        "../envs/stats.yaml"
     group:
         "latif_small"
+    conda:
+        "../envs/stats.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -123,7 +123,7 @@ rule latif_train:
         "../workflow/scripts/latif_train.py"
 
 
-rule latif_cross_train:
+use rule latif_train as latif_cross_train with:
     input:
         unpack(latif_cross_inputs),
     output:
@@ -140,19 +140,6 @@ rule latif_cross_train:
         model=_alternatives(LATIF.models),
         augmentation=_alternatives(LATIF.augmentations),
         target=_alternatives([LATIF.target] if LATIF.target else []),
-    conda:
-        "../envs/torch.yaml"
-    threads: config["latif"]["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=480,
-        gpu=TRAIN_GPU,
-    params:
-        section=config["latif"],
-        seed=config["seed"],
-        device=config["training"]["device"],
-    script:
-        "../workflow/scripts/latif_train.py"
 
 
 rule latif_tables:
@@ -181,7 +168,7 @@ rule latif_tables:
         "../workflow/scripts/latif_tables.py"
 
 
-rule latif_cross_corpus_figure:
+rule latif_cross_corpus:
     input:
         cross=lambda wc: LATIF.cross_files(wc.corpus, "predictions.csv"),
     output:

@@ -1,4 +1,4 @@
-"""Rule latif_cross_corpus_figure (rules/latif.smk): sernoise.latif.job.make_cross_corpus."""
+"""Rule latif_cross_corpus (rules/latif.smk): sernoise.latif.job.make_cross_corpus."""
 
 from sernoise.latif.job import make_cross_corpus
 

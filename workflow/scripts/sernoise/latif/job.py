@@ -264,12 +264,12 @@ def train_run(smk) -> None:
         _, mixup = AUGMENTATIONS[wc.augmentation]
         training = section["training"]
         settings = LatifSettings.from_mapping(training, mixup=mixup, seed=seed, device=smk.params.device)
-        n_classes = len(task.classes)
+        n_classes = len(task.labels)
         log.info("%s, %s: %d training segments (%d utterances), %d validation segments; seed %d",
                  wc.model, AUGMENTATION_LABELS[wc.augmentation], len(train[0]), len(train[2]), len(val[0]), seed)
         result = train_segments(lambda: build_model(wc.model, n_classes, n_bins=train[0].shape[2], context=context),
                                 SegmentData(train[0], train[1], train[3]), SegmentData(val[0], val[1], val[3]),
-                                settings, tag=f"{wc.model}/{wc.augmentation}")
+                                settings, tag=f"{wc.model}/{wc.augmentation}: ")
         model, seconds = result.model, result.seconds
         rows = []
 
@@ -278,8 +278,8 @@ def train_run(smk) -> None:
             for i, p in zip(indices, posteriors):
                 utt = utts[int(i)]
                 rows.append({"utt_id": utt, "speaker": speakers.get(utt, ""), "test_set": test_set,
-                             "label": task.classes[labels[utt]], "prediction": task.classes[int(np.argmax(p))],
-                             **{f"p_{c}": float(v) for c, v in zip(task.classes, p)}})
+                             "label": task.labels[labels[utt]], "prediction": task.labels[int(np.argmax(p))],
+                             **{f"p_{c}": float(v) for c, v in zip(task.labels, p)}})
 
         for name, items in test_sets.items():
             if not items:
@@ -301,12 +301,12 @@ def train_run(smk) -> None:
         np.savez(smk.output.norm, mean=norm[0], std=norm[1])
         pd.DataFrame(result.history).to_csv(smk.output.history, index=False, lineterminator="\n", float_format="%.6f")
         hparams = {"model": wc.model, "augmentation": wc.augmentation, "seed": seed, "n_classes": n_classes,
-                   "classes": list(task.classes), "task": section["task"], "context": context, "hop": hop,
+                   "classes": list(task.labels), "task": section["task"], "context": context, "hop": hop,
                    "speed_factors": list(section["speed_factors"]) if AUGMENTATIONS[wc.augmentation][0] else [],
                    "training": dict(training), "adversarial": dict(section["adversarial"]),
                    "parameters": int(sum(p.numel() for p in model.parameters())),
                    "training_segments": int(len(train[0])), "best_epoch": int(result.best_epoch),
-                   "seconds": round(seconds, 1), "torch": torch.__version__}
+                   "torch": str(torch.__version__)}  # no timings here: same config, same bytes
         with open(smk.output.hparams, "w", encoding="utf-8") as handle:
             yaml.safe_dump(hparams, handle, sort_keys=False)
         log.info("trained in %.1f s (best epoch %d); %d prediction rows", seconds, result.best_epoch, len(rows))

@@ -1,6 +1,6 @@
 """Latif et al.'s tables (1: clean UAR, 2: UAR in noise per SNR, 3: UAR under FGSM/BIM) and the
 cross-corpus table behind Figure 2, from the runs' predictions files (rule latif_tables,
-latif_cross_corpus_figure).
+latif_cross_corpus).
 
 A run's UAR is computed over its test utterances (one test speaker per leave-one-speaker-out fold);
 a cell's value is the mean over its (fold, repetition) runs.  Its ± is the standard deviation over
