@@ -78,3 +78,13 @@ def test_bad_predictions_files_are_named(tmp_path):
     bad.write_text("utt_id,label\nu1,angry\n")
     with pytest.raises(LatifTableError, match="predictions.csv: missing columns"):
         read_predictions([bad])
+
+
+def test_single_runs_say_there_is_no_spread_and_no_test():
+    from sernoise.latif.tables import spread_note, test_note
+
+    rng = np.random.default_rng(3)
+    uars = run_uars(pd.concat([_predictions(m, "none", 0, 1, "cross", 0.6, rng) for m in ("proposed", "cnn")]))
+    frame = cells(uars, [("cross", "cross-corpus")], ["proposed", "cnn"], ["none"], "cross_corpus")
+    assert spread_note(frame) == "No ± : one run per cell."
+    assert test_note(frame).startswith("No paired test")

@@ -381,9 +381,9 @@ def plot_cross_corpus(frame: pd.DataFrame, path, model_labels: dict, title: str)
     for k, augmentation in enumerate(augmentations):
         part = frame[frame["augmentation"] == augmentation].set_index("model").reindex(models)
         x = np.arange(len(models)) + (k - (len(augmentations) - 1) / 2) * width
-        std = np.nan_to_num(part["std"].to_numpy(dtype=float) * 100)
-        ax.bar(x, part["mean"].to_numpy(dtype=float) * 100, width, yerr=std, capsize=2,
-               label=AUGMENTATION_LABELS[augmentation])
+        std = part["std"].to_numpy(dtype=float) * 100
+        ax.bar(x, part["mean"].to_numpy(dtype=float) * 100, width, yerr=None if np.isnan(std).all() else
+               np.nan_to_num(std), capsize=2, label=AUGMENTATION_LABELS[augmentation])
     ax.set_xticks(np.arange(len(models)), [model_labels.get(m, m) for m in models], rotation=15, ha="right")
     ax.set_ylabel("UAR (%)")
     ax.set_title(title)

@@ -158,6 +158,8 @@ def render_latex(title: str, caption: str, header, rows, notes) -> str:
 
 def spread_note(frame: pd.DataFrame) -> str:
     over = {o for o in frame["std_over"] if o}
+    if not over:
+        return "No ± : one run per cell."
     if over == {"folds"}:
         return "± : standard deviation over folds (one repetition)."
     return "± : standard deviation over repetitions of the fold-averaged UAR."
@@ -165,6 +167,9 @@ def spread_note(frame: pd.DataFrame) -> str:
 
 def test_note(frame: pd.DataFrame) -> str:
     m = int(np.isfinite(frame["p"].to_numpy(dtype=float)).sum())
+    if m == 0:
+        return ("No paired test against the proposed model: a comparison needs two or more (fold, repetition) "
+                "pairs with different UAR differences.")
     return (f"↑/↓: a baseline significantly above/below the proposed model in the same training setting and column "
             f"(paired t-test over (fold, repetition) pairs, Bonferroni over the table's {m} tests, adjusted p ≤ 0.05).")
 
