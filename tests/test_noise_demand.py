@@ -147,8 +147,8 @@ def test_bank_built_from_demand_test_pool_only(tmp_path):
         np.testing.assert_allclose(shard.read("STRAFFIC/ch01.wav"), _tone(_freq("STRAFFIC", 1)), atol=2.0**-15)
     with pytest.raises(NoiseBankError, match="split must be one of"):
         split_bank(frame, {"split": "dev"}, test_fraction=0.3, seed=1)
-    with pytest.raises(NoiseBankError, match="unknown adapter 'musan'"):
-        scan_bank({"adapter": "musan", "root": str(root)})
+    with pytest.raises(NoiseBankError, match="unknown adapter 'wham'; known: esc50, folder, demand, musan"):
+        scan_bank({"adapter": "wham", "root": str(root)})
 
 
 def test_config_accepts_a_demand_bank():

@@ -226,7 +226,7 @@ def scan_folder(root, entries: list[dict], class_to_category: dict[str, str]) ->
 
 
 def scan_bank(spec: dict) -> pd.DataFrame:
-    """Bank rows of one ``noise_banks`` entry, by its adapter: ``esc50``, ``folder`` or ``demand``."""
+    """Bank rows of one ``noise_banks`` entry, by its adapter: ``esc50``, ``folder``, ``demand`` or ``musan``."""
     adapter = spec.get("adapter")
     if adapter == "esc50":
         return scan_esc50(spec["root"], spec["class_to_category"])
@@ -236,7 +236,13 @@ def scan_bank(spec: dict) -> pd.DataFrame:
         from sernoise.noise.demand import scan_demand  # demand builds on this module's helpers
 
         return scan_demand(spec["root"], spec["class_to_category"], checksums=spec.get("checksums"))
-    raise NoiseBankError(f"noise bank {spec.get('root')}: unknown adapter {adapter!r}; known: esc50, folder, demand")
+    if adapter == "musan":
+        from sernoise.noise.musan import scan_musan  # likewise
+
+        return scan_musan(spec["root"], spec["class_to_category"], subsets=spec.get("subsets"))
+    raise NoiseBankError(
+        f"noise bank {spec.get('root')}: unknown adapter {adapter!r}; known: esc50, folder, demand, musan"
+    )
 
 
 # --------------------------------------------------------------------------- splits
