@@ -149,7 +149,7 @@ def test_unknown_nested_key_names_parent_and_key(base, schema):
         (lambda c: c["corpora"]["ravdess"].update(adapter="wav"), "corpora.ravdess.adapter", "wav"),
         (lambda c: c["corpora"]["ravdess"]["options"].update(actors=[1, 25]), "corpora.ravdess.options.actors[1]", "25"),
         (lambda c: c["noise"].update(banks=[]), "noise.banks", "[]"),
-        (lambda c: c["noise"].update(categories=["nat", "music"]), "noise.categories[1]", "music"),
+        (lambda c: c["noise"].update(categories=["nat", "speech"]), "noise.categories[1]", "speech"),
         (lambda c: c["noise"].update(test_fraction=1.0), "noise.test_fraction", "1.0"),
         (
             lambda c: c["corpora"]["ravdess"]["download"].update(checksum="md5:XYZ"),

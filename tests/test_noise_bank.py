@@ -341,4 +341,4 @@ def test_read_bank_errors(tmp_path):
 
 
 def test_categories_constant():
-    assert CATEGORIES == ("nat", "hum", "int", "laugh", "cry")
+    assert CATEGORIES == ("nat", "hum", "int", "laugh", "cry", "music")

@@ -204,3 +204,36 @@ def test_config_accepts_a_musan_bank():
     config["noise_banks"]["musan"]["subsets"] = ["librivox"]
     with pytest.raises(ConfigError, match="subsets"):
         validate_config(config, SCHEMA)
+
+
+def test_music_category_from_bank_to_condition(musan, tmp_path):
+    from sernoise.conditions.base import Context
+    from sernoise.conditions.env import EnvironmentalNoise
+    from sernoise.conditions.pool import NoisePool
+
+    spec = {"adapter": "musan", "root": str(musan), "class_to_category": {"noise": "nat", "music": "music"}}
+    frame = split_bank(scan_bank(spec), spec, test_fraction=0.5, seed=3)
+    assert frame.groupby("category")["split"].nunique().to_dict() == {"music": 2, "nat": 2}
+    out = tmp_path / "out"
+    build_bank(frame, musan, out / "bank.csv", out / "audio.h5", rejects_out=out / "rejects.csv", progress=False)
+    pool = NoisePool([(out / "bank.csv", out / "audio.h5")], "train")
+    assert pool.files("music") and all(key.startswith("out:music/") for key in pool.files("music"))
+    speech = _tone(150.0, seconds=0.5)
+    condition = EnvironmentalNoise("music-cont", category="music", position="cont", snr_db=10.0)
+    result = condition(speech, 16000, np.random.default_rng(0), Context("u", noise=pool))
+    assert result.params["noise_file"].startswith("out:music/")
+
+
+def test_config_accepts_music_category():
+    config = load_config([ROOT / "config.yaml"], SCHEMA)
+    config["noise_banks"]["musan"] = {"adapter": "musan", "root": "resources/noise/musan-release/musan",
+                                      "class_to_category": {"noise": "nat", "music": "music"}}
+    with pytest.raises(ConfigError, match="noise_banks.musan.class_to_category.music: unknown category 'music'"):
+        validate_config(config, SCHEMA)  # the run's categories must name it
+    config["noise"]["categories"].append("music")
+    validate_config(config, SCHEMA)
+
+    from sernoise.metricaug.names import config_problems
+
+    section = {**config["metricaug"], "categories": ["nat", "music"], "unseen_category": "int"}
+    assert config_problems(section, config["noise"]["categories"]) == []

@@ -58,7 +58,7 @@ CONDITION_TYPES: dict[str, ConditionType] = {
     for t in (
         _type("env", "sernoise.conditions.env:EnvironmentalNoise", "environmental", "retaining", ["noise"], True,
               required=["category", "position"], defaults={"snr_db": 10.0},  # env.DEFAULT_START_SNR_DB
-              category={"enum": ["nat", "hum", "int", "laugh", "cry"]}, position={"enum": ["start", "cont"]},
+              category={"enum": ["nat", "hum", "int", "laugh", "cry", "music"]}, position={"enum": ["start", "cont"]},
               snr_db=_SNR, fade_seconds={"type": "array", "items": _POSITIVE, "minItems": 2, "maxItems": 2},
               fade_out_fraction=_FRACTION),
         _type("insert", "sernoise.conditions.insert:InsertClip", "distortion", "altering", ["noise"], True,

@@ -73,7 +73,7 @@ import numpy as np
 from .base import Condition, ConditionError, Context, NoiseSource, Result, SkipUtterance
 from .snr import EnergyProfile, gain_for_powers, power, scratch, sum_squares
 
-CATEGORIES = ("nat", "hum", "int", "laugh", "cry")
+CATEGORIES = ("nat", "hum", "int", "laugh", "cry", "music")
 POSITIONS = ("start", "cont")
 SNR_RANGE = (-10.0, 40.0)
 DEFAULT_START_SNR_DB = 10.0
@@ -308,7 +308,7 @@ def fade_envelope(length: int, fade_out_fraction: float) -> np.ndarray:
 
 
 class EnvironmentalNoise(Condition):
-    """Noise of one category (nat, hum, int, laugh, cry) at the start (fading out) or over the whole utterance.
+    """Noise of one category (nat, hum, int, laugh, cry, music) at the start (fading out) or over the whole utterance.
 
     Arguments: ``category``, ``position`` (``start`` | ``cont``), ``snr_db`` (−10..40 dB; required
     for ``cont``, default 10 for ``start``), and for ``start`` only ``fade_seconds`` ([min, max]

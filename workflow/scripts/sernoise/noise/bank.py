@@ -4,7 +4,8 @@ A bank is described by ``bank.csv`` (columns :data:`BANK_COLUMNS`, one row per f
 audio shard holding every accepted file at 16 kHz mono, keyed by the ``file`` column.
 
 Categories follow the paper: ``nat`` (natural soundscapes), ``hum`` (human non-speech),
-``int`` (interior/domestic) and, for the insertion distortions, ``laugh`` and ``cry``.
+``int`` (interior/domestic) and, for the insertion distortions, ``laugh`` and ``cry``; ``music``
+serves MetricAug, which mixes MUSAN noise and music (the shared bank has none).
 
 Files are split into a ``train`` pool (augmentation) and a ``test`` pool (test conditions) by
 *source recording* (ESC-50 ``src_file``, a speaker, a DCASE file...), never by file: several clips
@@ -28,7 +29,7 @@ from sernoise.io import read_csv_checked
 from sernoise.seeds import derive_seed
 
 BANK_COLUMNS = ["file", "source", "class", "category", "split", "duration"]
-CATEGORIES = ("nat", "hum", "int", "laugh", "cry")
+CATEGORIES = ("nat", "hum", "int", "laugh", "cry", "music")
 SPLITS = ("train", "test")
 SAMPLE_RATE = 16000
 
