@@ -21,6 +21,7 @@ from sernoise.quality import (
     METER_COLUMNS,
     QualityMeter,
     dnsmos_scorer,
+    in_dnsmos_sample,
     measure_dnsmos,
     measure_fwsnrseg,
     meter_measures,
@@ -215,6 +216,29 @@ def test_augmented_params_have_the_columns_only_when_switched_on(short_corpus, t
     # the train pool is not in pools: no columns there either
     train = _augment(fade, short_corpus, tmp_path / "train", {**base, "dnsmos": True, "fwsnrseg": True, "pools": []})
     assert not set(train.columns) & {*DNSMOS, "fwsnrseg"}
+
+
+def test_dnsmos_sample_depends_on_the_utterance_id_only():
+    ids = [f"03-01-{e:02d}-01-0{s}-01-{a:02d}" for e in range(1, 9) for s in (1, 2) for a in range(1, 25)]
+    picked = [u for u in ids if in_dnsmos_sample(u, 0.1)]
+    assert 0.05 * len(ids) < len(picked) < 0.15 * len(ids)  # 384 ids: about 38
+    assert picked == [u for u in ids if in_dnsmos_sample(u, 0.1)]  # the same every time (no RNG)
+    assert set(picked) <= {u for u in ids if in_dnsmos_sample(u, 0.3)}  # nested: a larger sample keeps these
+    assert all(in_dnsmos_sample(u, 1.0) for u in ids)
+    with pytest.raises(ValueError, match="dnsmos_fraction"):
+        QualityMeter(["dnsmos"], dnsmos_fraction=0)
+
+
+def test_dnsmos_fraction_scores_only_the_sampled_utterances(short_corpus, tmp_path):
+    fade = build_condition("fade-out", {"type": "fade", "direction": "out", "rate_per_second": 0.5})
+    sampled = [u for u in ("u0", "u1") if in_dnsmos_sample(u, 0.7)]
+    assert sampled == ["u0"]  # the fixture's two ids: one in this sample, one out
+    params = _augment(fade, short_corpus, tmp_path / "half", {"stoi": True, "pesq": False, "dnsmos": True,
+                                                              "dnsmos_fraction": 0.7, "fwsnrseg": True,
+                                                              "pools": ["test"]})
+    scored = params.set_index("utt_id")
+    assert scored.loc["u0", list(DNSMOS)].notna().all() and scored.loc["u1", list(DNSMOS)].isna().all()
+    assert scored["fwsnrseg"].notna().all()  # the fraction is DNSMOS's only
 
 
 def test_length_changing_condition_gets_dnsmos_but_no_fwsnrseg(short_corpus, tmp_path):

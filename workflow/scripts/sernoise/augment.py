@@ -43,7 +43,7 @@ from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import PARAM_PREFIX, reason_kind, write_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.conditions.base import SAMPLE_RATE, Condition, ConditionError, Context, SkipUtterance
-from sernoise.quality import QualityMeter, as_stored, measure_pesq, measure_stoi, meter_measures, quality_for
+from sernoise.quality import as_stored, measure_pesq, measure_stoi, meter_for, quality_for
 from sernoise.seeds import derive_seed
 
 log = logging.getLogger("sernoise.augment")
@@ -217,7 +217,7 @@ def augment_shard(
                               out_status=out_status, compression=compression, compression_level=compression_level)
 
     do_stoi, do_pesq = quality_for(quality, pool)
-    meter = QualityMeter(meter_measures(quality, pool))  # DNSMOS / fwSNRseg columns, only when switched on
+    meter = meter_for(quality, pool)  # DNSMOS / fwSNRseg columns, only when switched on
     needs_alignment = "alignment" in condition.requires
     base = {"condition": condition.id, "pool": pool, "family": condition.family, "perception": condition.perception}
     params_rows: list[dict] = []
@@ -280,7 +280,7 @@ def augment_shard(
                 record["pesq"], note = measure_pesq(x, y)
                 notes.append(note)
         if meter:  # DNSMOS needs no reference: measured whatever the output length
-            values, meter_notes = meter.measure(x, y)
+            values, meter_notes = meter.measure(x, y, utt_id=utt_id)
             record.update(values)
             notes += meter_notes
         record["note"] = "; ".join(n for n in notes if n)

@@ -91,7 +91,7 @@ from sernoise.augmented_io import merge_shards, merged_counts, read_params, writ
 from sernoise.conditions import snr as snr_mod
 from sernoise.io import write_csv_atomic
 from sernoise.predictions import CLEAN
-from sernoise.quality import METER_COLUMNS, QualityMeter, as_stored, measure_pesq, measure_stoi, meter_measures, quality_for
+from sernoise.quality import METER_COLUMNS, QualityMeter, as_stored, measure_pesq, measure_stoi, meter_for, quality_for
 
 log = logging.getLogger("sernoise.denoise")
 
@@ -468,16 +468,17 @@ def measure(clean: np.ndarray | None, noisy: np.ndarray | None, denoised: np.nda
 
 
 def meter_before_after(meter: QualityMeter, clean: np.ndarray | None, noisy: np.ndarray | None,
-                       denoised: np.ndarray, known: dict | None = None) -> tuple[dict, list[str]]:
+                       denoised: np.ndarray, known: dict | None = None,
+                       utt_id: str | None = None) -> tuple[dict, list[str]]:
     """The meter's measures (DNSMOS, fwSNRseg) of the noisy (``*_before``; from ``known`` when the
     augmented dataset has them) and the denoised utterance (``*_after``); ``noisy`` None: the clean
     corpus, whose ``*_before`` stay NaN."""
-    row, notes = meter.measure(clean, denoised, "_after")
+    row, notes = meter.measure(clean, denoised, "_after", utt_id)
     row.update(meter.empty("_before"))
     if noisy is not None:
         before = {c: _finite((known or {}).get(c)) for c in meter.columns("_before")}
         if any(v is None for v in before.values()):
-            measured, more = meter.measure(clean, noisy, "_before")
+            measured, more = meter.measure(clean, noisy, "_before", utt_id)
             before = {c: measured[c] if v is None else v for c, v in before.items()}
             notes += more
         row.update(before)
@@ -522,7 +523,7 @@ def denoise_shard(
     do_stoi, do_pesq = quality_for(quality, pool, DEFAULT_QUALITY)
     chosen = get_denoiser(denoiser)
     run_options = chosen.options(options)
-    meter = QualityMeter(meter_measures(quality, pool, DEFAULT_QUALITY))  # DNSMOS / fwSNRseg, when switched on
+    meter = meter_for(quality, pool, DEFAULT_QUALITY)  # DNSMOS / fwSNRseg, when switched on
     is_clean = condition == CLEAN
     statuses = {}
     known = {}
@@ -555,7 +556,7 @@ def denoise_shard(
                                       snr_reference=snr_reference, utt_id=utt_id)
             if meter:
                 extra, extra_notes = meter_before_after(meter, reference, None if is_clean else x, y_stored,
-                                                        known.get(utt_id))
+                                                        known.get(utt_id), utt_id)
                 measures.update(extra)
                 notes += extra_notes
             rows.append({**base, **measures, "duration": x.size / SAMPLE_RATE,
