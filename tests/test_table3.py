@@ -150,12 +150,20 @@ def test_significance_marks(setup):
     cells = table.cells
     tested = cells[cells["p"].notna()]
     rq3 = cells[cells["vs_retaining_p"].notna()]
-    # one Bonferroni family: (a) and (b) on every cell, (c) All noises** vs Perception-retaining per column
+    # (a) and (b) on every cell, (c) All noises** vs Perception-retaining per column; Bonferroni within
+    # each (model, task, kind) family by default
     assert table.m == len(tested) + len(rq3) > 100 and len(rq3) == 3 * 2
     assert table.family == {"a": int((tested["column"] == "clean").sum()), "b": int((tested["column"] != "clean").sum()),
                             "c": 6}
-    assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
-    assert np.allclose(rq3["vs_retaining_p_adjusted"], np.minimum(1, rq3["vs_retaining_p"] * table.m))
+    expected_family = [f"{r.model}/{r.task}/{'a' if r.column == 'clean' else 'b'}" for r in tested.itertuples()]
+    assert list(tested["family"]) == expected_family
+    sizes = tested.groupby("family")["p"].transform("size")
+    assert (tested["family_size"] == sizes).all() and sizes.min() > 5
+    assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * sizes))
+    assert set(rq3["vs_retaining_family"]) == {f"tdnn/{t}/c" for t in ("activation", "valence")}
+    assert (rq3["vs_retaining_family_size"] == 3).all()
+    assert np.allclose(rq3["vs_retaining_p_adjusted"], np.minimum(1, rq3["vs_retaining_p"] * 3))
+    assert (cells.loc[cells["p"].isna(), "family"] == "").all()
     assert set(cells.loc[cells["comparison"] != "", "test"]) == {"speaker_jackknife"}
     for task in ("activation", "valence"):
         worse = table.cell("env-nat-cont-snr0", "tdnn", "clean", task)
@@ -327,6 +335,24 @@ def test_cells_resting_on_degenerate_models_are_marked_and_noted(setup, tmp_path
 # -- statistics: the speaker-level default, the paper's t-test option, intervals, family, units ---------
 
 
+def test_one_family_per_table_on_request(setup):
+    per_question = setup["table"]
+    table = build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), skipped=SKIPPED,
+                         speakers=setup["speakers"], statistics={"family": "table"})
+    cells, tested = table.cells, table.cells[table.cells["p"].notna()]
+    pd.testing.assert_series_equal(tested["p"], per_question.cells.loc[tested.index, "p"])  # same tests
+    assert set(tested["family"]) == {"table"} and (tested["family_size"] == table.m).all()
+    assert np.allclose(tested["p_adjusted"], np.minimum(1, tested["p"] * table.m))
+    # a larger family: never more significant than per question
+    assert (tested["p_adjusted"] >= per_question.cells.loc[tested.index, "p_adjusted"]).all()
+    assert cells["significant"].sum() <= per_question.cells["significant"].sum()
+    assert f"Bonferroni family: m = {table.m} comparisons of this table" in table.caption_text
+    with pytest.raises(ValueError, match="statistics.family"):
+        build_table3(setup["confusion"], setup["config"], setup["conditions"].values(), speakers=setup["speakers"],
+                     statistics={"family": "row"})
+
+
+
 def test_caption_states_the_test_units_and_bonferroni_family(setup):
     table = setup["table"]
     caption = table.caption_text
@@ -335,8 +361,10 @@ def test_caption_states_the_test_units_and_bonferroni_family(setup):
     assert "speaker-level paired test of the UAR difference" in caption and "leaving out one speaker" in caption
     assert "paired at the utterance" in caption and f"clustered by the {N_SPEAKERS} test speakers" in caption
     assert "180 clean test utterances per repetition, 6 (fold, repetition) pairs" in caption
-    assert (f"Bonferroni family: m = {table.m} comparisons of this table ({family['a']} × (a) each row vs No noise "
-            "in the Clean column") in caption
+    sizes = sorted(set(table.cells.loc[table.cells["family"] != "", "family_size"]) | {3})
+    assert (f"Bonferroni families: one per model, task and question, 6 families of m = {sizes[0]}–{sizes[-1]} "
+            f"comparisons") in caption
+    assert (f"{table.m} comparisons in all ({family['a']} × (a) each row vs No noise in the Clean column") in caption
     assert f"{family['b']} × (b) each row vs the Clean column of the same row" in caption
     assert "6 × (c) All noises** vs Perception-retaining in each column (RQ3)" in caption
     assert "95% confidence interval (speaker-level bootstrap, percentile)" in caption
@@ -366,7 +394,7 @@ def test_the_papers_fold_t_test_is_an_option_with_its_old_numbers(setup):
 
     config, conditions = setup["config"], setup["conditions"]
     table = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED,
-                         statistics={"test": "fold_ttest"}, all_vs_retaining=False)
+                         statistics={"test": "fold_ttest", "family": "table"}, all_vs_retaining=False)
     cells = table.cells
     tested = cells[cells["p"].notna()]
     # the old default: t-test over (fold, rep) pairs, Bonferroni over (a) and (b) only; no speakers needed
@@ -427,9 +455,9 @@ def test_same_predictions_same_bytes_and_the_permutation_option(setup, tmp_path)
         texts.append(table.cells.to_csv(index=False) + to_markdown(table) + to_latex(table))
     assert texts[0] == texts[1]
     permutation = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
-                               statistics={"test": "speaker_permutation", "resamples": 500})
-    # 500 random swap patterns (2^12 > 500): the smallest p is 1/501 and nothing survives Bonferroni; the table
-    # says so
+                               statistics={"test": "speaker_permutation", "resamples": 500, "family": "table"})
+    # 500 random swap patterns (2^12 > 500): the smallest p is 1/501 and nothing survives Bonferroni over the
+    # whole table; the table says so (per question, the smallest family (m = 3) leaves room: no such note)
     tested = permutation.cells[permutation.cells["p"].notna()]
     assert set(tested["test"]) == {"speaker_permutation"} and tested["p"].min() == pytest.approx(1 / 501)
     assert "exact" not in " ".join(tested["note"])  # said once, in the caption
@@ -440,3 +468,6 @@ def test_same_predictions_same_bytes_and_the_permutation_option(setup, tmp_path)
     assert worse["test"] == "speaker_bootstrap" and worse["significant"] and worse["diff_ci_high"] < 0
     assert "speaker-level paired bootstrap of the UAR difference (500 resamples)" in bootstrap.caption_text
     assert any("no comparison can be significant" in note for note in permutation.notes)
+    per_question = build_table3(setup["confusion"], config, conditions.values(), skipped=SKIPPED, speakers=speakers,
+                                statistics={"test": "speaker_permutation", "resamples": 500})
+    assert not any("no comparison can be significant" in note for note in per_question.notes)

@@ -77,7 +77,8 @@ def test_renderings(setup, tmp_path):
     table = setup["table"]
     write_uar_table(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex", tmp_path / "t.html")
     md = (tmp_path / "t.md").read_text()
-    assert md.startswith("Table 4: UAR on ravdess") and "RNNoise" in md and f"m = {table.m}" in md
+    assert md.startswith("Table 4: UAR on ravdess") and "RNNoise" in md and f"{table.m} comparisons in all" in md
+    assert "Bonferroni families: one per model, task and question" in md
     # the family and the units are stated; Table 4 makes no All noises** vs Perception-retaining comparison
     assert f"{table.family['a']} × (a) each row vs No noise" in md and "(c)" not in md and table.family["c"] == 0
     assert "clustered by the 12 test speakers" in md and "paired at the utterance" in md

@@ -102,3 +102,19 @@ def test_he_initialisation_keeps_the_signal_through_the_conv_stack():
     assert torch.equal(he.gru.weight_ih_l0, default.gru.weight_ih_l0)  # only the convolutions differ
     with pytest.raises(ValueError, match="conv_init must be one of"):
         TDNN(conv_init="xavier", **hparams)
+
+
+def test_an_unpadded_batch_trains_as_the_padded_computation_does():
+    """Equal-length batches (training crops) skip the masks and the packed GRU: same outputs, same gradients."""
+    model = _model(pool_width=4, conv_width=2)
+    torch.manual_seed(2)
+    x = torch.randn(6, 50, 40)
+    lengths = torch.full((6,), 50)
+    fast = model(x, lengths)
+    grads_fast = torch.autograd.grad(fast.logsumexp(1).sum(), list(model.parameters()))
+    # the same rows with one frame of padding each: the masked, packed path
+    padded = torch.cat([x, torch.full((6, 1, 40), 1e3)], dim=1)
+    slow = model(padded, lengths)
+    grads_slow = torch.autograd.grad(slow.logsumexp(1).sum(), list(model.parameters()))
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads_fast, grads_slow))

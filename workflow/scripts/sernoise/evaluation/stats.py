@@ -58,7 +58,11 @@ from sernoise.seeds import rng_for
 
 ALPHA = 0.05
 TESTS = ("speaker_jackknife", "speaker_bootstrap", "speaker_permutation", "fold_ttest")
-DEFAULT_STATISTICS = {"test": "speaker_jackknife", "resamples": 20000, "ci": 0.95}
+# Bonferroni families (statistics.family): "question", one family per model, task and comparison
+# kind ((a) does noise hurt, (b) does training with noise help, (c) All noises** vs
+# Perception-retaining); "table", every comparison of the table in one family.
+FAMILIES = ("question", "table")
+DEFAULT_STATISTICS = {"test": "speaker_jackknife", "resamples": 20000, "ci": 0.95, "family": "question"}
 
 
 @dataclass(frozen=True)

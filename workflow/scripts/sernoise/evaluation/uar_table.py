@@ -23,8 +23,12 @@ column, or without any prediction, are left out of the pool (said in the notes).
 UAR comes from summed confusion counts (``confusion.csv``), which equals the UAR of the pooled
 prediction rows.  A (fold, rep) pair that some pooled condition lacks is dropped.
 
-Significance (paper §7.2.3; config ``statistics``; :mod:`.stats`), Bonferroni over all
-comparisons of the table (all models and tasks), significant at adjusted p <= 0.05:
+Significance (paper §7.2.3; config ``statistics``; :mod:`.stats`), Bonferroni within each family,
+significant at adjusted p <= 0.05.  A family (``statistics.family``) is, by default, one question
+for one model and task (every (a) comparison of the T-DNN on activation, say: the claim "noise hurts
+this model on this task" is tested over its rows together), or with ``table`` every comparison of the
+table (all models, tasks and kinds); the CSV's ``family``/``family_size`` name each cell's.  The
+comparisons:
 
 * (a) Clean column: each row against "No noise" in the same column (does noise hurt the model
   trained on clean speech?);
@@ -75,7 +79,7 @@ from .metrics import (
 )
 from .render import EMPTY, MARKS, latex_close, latex_open, markdown_notes, tex_escape, value_text, write_table_files
 from .stats import (
-    ALPHA, DEFAULT_STATISTICS, TESTS, ClusterCounts, SpeakerBootstrap, bonferroni, cluster_bootstrap_ci,
+    ALPHA, DEFAULT_STATISTICS, FAMILIES, TESTS, ClusterCounts, SpeakerBootstrap, bonferroni, cluster_bootstrap_ci,
     cluster_bootstrap_test, cluster_jackknife_test, cluster_permutation_test, direction, paired_ttest,
 )
 
@@ -86,9 +90,9 @@ CSV_COLUMNS = [
     "row_order", "row", "row_key", "section", "group", "label", "model", "model_label", "column",
     "column_label", "task", "task_label", "value", "mean", "std", "ci_low", "ci_high", "n_pairs", "n_speakers",
     "n_predictions", "sources", "conditions", "comparison", "test", "reference_mean", "difference", "diff_ci_low",
-    "diff_ci_high", "t", "p", "p_adjusted", "significant", "direction", "vs_retaining_mean",
-    "vs_retaining_difference", "vs_retaining_p", "vs_retaining_p_adjusted", "vs_retaining_significant",
-    "vs_retaining_direction", "note",
+    "diff_ci_high", "t", "p", "family", "family_size", "p_adjusted", "significant", "direction", "vs_retaining_mean",
+    "vs_retaining_difference", "vs_retaining_p", "vs_retaining_family", "vs_retaining_family_size",
+    "vs_retaining_p_adjusted", "vs_retaining_significant", "vs_retaining_direction", "note",
 ]
 
 
@@ -416,6 +420,8 @@ def resolve_statistics(config: dict, statistics: dict | None = None) -> dict:
     settings.setdefault("seed", config.get("seed"))
     if settings["test"] not in TESTS:
         raise ValueError(f"statistics.test: {settings['test']!r} is not one of {list(TESTS)}")
+    if settings["family"] not in FAMILIES:
+        raise ValueError(f"statistics.family: {settings['family']!r} is not one of {list(FAMILIES)}")
     if settings["seed"] is None:
         raise ValueError("seed: the speaker-level resampling needs the config seed")
     if int(settings["resamples"]) < 1:
@@ -485,13 +491,13 @@ def _compare(cells: pd.DataFrame, pairs: dict, clusters: dict, settings: dict, b
         else:
             ref_key, text, kind = (r.row_key, r.model, "clean", r.task), "vs Clean column, same row", "b"
         if r.row_key == CLEAN and r.column == "clean" or not len(pairs[key]) or not len(pairs[ref_key]):
-            main.append({**empty, "comparison": "", "reference_mean": math.nan})
+            main.append({**empty, "comparison": "", "reference_mean": math.nan, "kind": ""})
         else:
             result = _run_test(key, ref_key, pairs, clusters, settings, bootstrap)
             note = result.pop("note")
             if note:
                 notes[i] = "; ".join(x for x in (notes[i], note) if x)
-            main.append({**result, "comparison": text, "reference_mean": means[ref_key]})
+            main.append({**result, "comparison": text, "reference_mean": means[ref_key], "kind": kind})
             family[kind] += bool(np.isfinite(result["p"]))
         retaining_key = ("RETAINING", r.model, r.column, r.task)
         if all_vs_retaining and r.row_key == "ALL" and retaining_key in pairs and len(pairs[key]) \
@@ -511,10 +517,22 @@ def _compare(cells: pd.DataFrame, pairs: dict, clusters: dict, settings: dict, b
     for column in ("vs_retaining_mean", "vs_retaining_difference", "vs_retaining_p"):
         cells[column] = [x[column] for x in extra]
     cells["test"] = [settings["test"] if c else "" for c in cells["comparison"]]
-    # one Bonferroni family: every tested comparison of the table, (a), (b) and (c) together
+    # Bonferroni within each family (statistics.family): per (model, task, comparison kind), or the
+    # whole table; a comparison without a defined p belongs to no family
     p_all = np.concatenate([cells["p"].to_numpy(dtype=float), cells["vs_retaining_p"].to_numpy(dtype=float)])
-    adjusted, significant, _ = bonferroni(p_all)
+    kinds = [x["kind"] for x in main] + ["c"] * len(cells)
+    models, tasks = list(cells["model"]) * 2, list(cells["task"]) * 2
+    names = np.array(["" if not np.isfinite(p) else "table" if settings.get("family") == "table"
+                      else f"{model}/{task}/{kind}" for p, kind, model, task in zip(p_all, kinds, models, tasks)],
+                     dtype=object)
+    adjusted, significant = np.full(p_all.shape, np.nan), np.zeros(p_all.shape, dtype=bool)
+    sizes = np.zeros(p_all.shape, dtype=int)
+    for name in sorted(set(names) - {""}):
+        members = names == name
+        adjusted[members], significant[members], sizes[members] = (*bonferroni(p_all[members])[:2], members.sum())
     n = len(cells)
+    cells["family"], cells["vs_retaining_family"] = names[:n], names[n:]
+    cells["family_size"], cells["vs_retaining_family_size"] = sizes[:n], sizes[n:]
     cells["p_adjusted"], cells["significant"] = adjusted[:n], significant[:n]
     cells["vs_retaining_p_adjusted"], cells["vs_retaining_significant"] = adjusted[n:], significant[n:]
     cells["direction"] = [
@@ -558,12 +576,22 @@ def _notes(rows, index, skipped, pooled_out, cells, m, csv_name, settings) -> li
     elif settings["test"] == "speaker_permutation":
         n_speakers = int(cells["n_speakers"].max()) if len(cells) else 0
         smallest = max(1 / (settings["resamples"] + 1), 2 / 2 ** n_speakers if n_speakers < 64 else 0)
+        m = min(_family_sizes(cells), default=m)  # the smallest family is the easiest to pass
         if smallest * m > ALPHA:
             notes.append(f"The permutation test's smallest p here is about {smallest:.2g} ({n_speakers} speakers, "
                          f"statistics.resamples = {settings['resamples']}), {smallest * m:.2g} after Bonferroni over "
                          f"m = {m}: no comparison can be significant; "
                          "raise statistics.resamples or choose another statistics.test.")
     return notes
+
+
+def _family_sizes(cells: pd.DataFrame) -> list[int]:
+    """The size of every Bonferroni family of a table (one entry per family)."""
+    pairs = pd.concat([cells[["family", "family_size"]],
+                       cells[["vs_retaining_family", "vs_retaining_family_size"]].set_axis(["family", "family_size"],
+                                                                                           axis=1)])
+    pairs = pairs[pairs["family"].astype(str) != ""].drop_duplicates("family")
+    return [int(x) for x in pairs["family_size"]]
 
 
 def uar_caption(table: UarTable, subject: str, *, asides: bool = True) -> str:
@@ -624,8 +652,16 @@ def statistics_caption(table: UarTable, hurts: str = "", helps: str = "") -> str
                f"columns{helps}"]
     if family.get("c"):
         members.append(f"{family['c']} × (c) All noises** vs Perception-retaining in each column (RQ3)")
-    text += (f"Bonferroni family: m = {table.m} comparisons of this table ({'; '.join(members)}; over every model "
-             f"and task), significant when adjusted p ≤ {ALPHA:g}. ↑/↓: significantly higher/lower than the "
+    if settings.get("family") == "table":
+        text += (f"Bonferroni family: m = {table.m} comparisons of this table ({'; '.join(members)}; over every "
+                 "model and task), ")
+    else:
+        sizes = _family_sizes(table.cells)
+        text += (f"Bonferroni families: one per model, task and question, {len(sizes)} families of "
+                 f"m = {min(sizes, default=0)}–{max(sizes, default=0)} comparisons (each cell's family and its m "
+                 f"are in the CSV's family and family_size columns), {table.m} comparisons in all "
+                 f"({'; '.join(members)}; statistics.family: table puts all of them in one family), ")
+    text += (f"significant when adjusted p ≤ {ALPHA:g}. ↑/↓: significantly higher/lower than the "
              "reference of (a) or (b). ")
     if family.get("c"):
         text += "⇑/⇓ (All noises** row): significantly higher/lower than Perception-retaining in the same column. "

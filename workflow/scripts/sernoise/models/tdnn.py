@@ -133,15 +133,24 @@ class TDNN(nn.Module):
         lengths = lengths.to(device=x.device, dtype=torch.long)
         if lengths.numel() != x.shape[0] or int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
             raise ValueError(f"lengths must lie in [1, {x.shape[1]}] for each of the {x.shape[0]} rows")
-        mask = length_mask(lengths, x.shape[1]).unsqueeze(1).to(x.dtype)  # (batch, 1, time)
-        h = x.transpose(1, 2) * mask  # (batch, channels, time), padding zeroed
+        # A batch without padding (training crops of equal length, equal-length evaluation
+        # batches) needs no masks and no packed GRU: the same network, computed without them
+        # (packing costs as much as the GRU itself on a CPU).
+        unpadded = int(lengths.min()) == x.shape[1]
+        mask = None if unpadded else length_mask(lengths, x.shape[1]).unsqueeze(1).to(x.dtype)  # (batch, 1, time)
+        h = x.transpose(1, 2) if unpadded else x.transpose(1, 2) * mask  # (batch, channels, time), padding zeroed
         for conv in self.convs:
-            h = F.relu(conv(F.pad(h, self._pad))) * mask
+            h = F.relu(conv(F.pad(h, self._pad)))
+            if mask is not None:
+                h = h * mask
         pool = self.config.pool_width
         if pool > 1:
             h = F.max_pool1d(h, pool, stride=pool, ceil_mode=True)
             lengths = pooled_lengths(lengths, pool)
         h = h.transpose(1, 2)  # (batch, time, channels)
+        if unpadded:
+            out, _ = self.gru(h)
+            return out.mean(dim=1)
         packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])
