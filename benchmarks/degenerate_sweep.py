@@ -88,7 +88,10 @@ def train_once(config, corpus: Path, model: str, regime: Regime, archives: dict,
     train = SequenceData(train_x, [e.label for e in sets.train])
     val = SequenceData(val_x, [e.label for e in sets.val])
     settings = TrainSettings.from_config({**config["tdnn"], "conv_init": conv_init}, min_epochs=min_epochs)
-    best, _ = grid_search(config["tdnn"]["grid"], train, val, settings, run.seed, task=run.task_spec)
+    # the workflow's selection rule (training.strategy: the best epoch and grid point by validation
+    # UAR in config.yaml), so that the selected model is the one the workflow would keep
+    best, _ = grid_search(config["tdnn"]["grid"], train, val, settings, run.seed, task=run.task_spec,
+                          strategy=run.strategy)
     found = check(best.val_labels, best.val_predicted, run.task_spec.output_size, alpha=run.degenerate_alpha)
     return {"flagged": found.flagged, "val_uar": best.best_val_uar, "epochs_run": best.epochs_run,
             "best_epoch": best.best_epoch}
