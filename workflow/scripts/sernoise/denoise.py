@@ -477,7 +477,9 @@ def meter_before_after(meter: QualityMeter, clean: np.ndarray | None, noisy: np.
     row.update(meter.empty("_before"))
     if noisy is not None:
         before = {c: _finite((known or {}).get(c)) for c in meter.columns("_before")}
-        if any(v is None for v in before.values()):
+        # measure again only what the augmented dataset lacks and the meter would give (DNSMOS
+        # outside its sample stays NaN: no reason to redo fwSNRseg for it)
+        if any(before[c] is None for c in meter.measured_columns("_before", utt_id)):
             measured, more = meter.measure(clean, noisy, "_before", utt_id)
             before = {c: measured[c] if v is None else v for c, v in before.items()}
             notes += more

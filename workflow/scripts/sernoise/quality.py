@@ -24,10 +24,10 @@ a :class:`QualityMeter`:
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import sys
 import types
-import hashlib
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -250,10 +250,18 @@ class QualityMeter:
     def empty(self, suffix: str = "") -> dict:
         return dict.fromkeys(self.columns(suffix), math.nan)
 
+    def scores_dnsmos(self, utt_id: str | None) -> bool:
+        """Whether :meth:`measure` scores DNSMOS for this utterance (None: any utterance)."""
+        return "dnsmos" in self.measures and (utt_id is None or in_dnsmos_sample(utt_id, self.dnsmos_fraction))
+
+    def measured_columns(self, suffix: str = "", utt_id: str | None = None) -> list[str]:
+        """The columns :meth:`measure` fills for this utterance (the others stay NaN by design)."""
+        return [c for c in self.columns(suffix) if self.scores_dnsmos(utt_id) or not c.startswith("dnsmos_")]
+
     def measure(self, clean: np.ndarray | None, y: np.ndarray, suffix: str = "",
                 utt_id: str | None = None) -> tuple[dict, list[str]]:
         row, notes = self.empty(suffix), []
-        if "dnsmos" in self.measures and (utt_id is None or in_dnsmos_sample(utt_id, self.dnsmos_fraction)):
+        if self.scores_dnsmos(utt_id):
             values, note = measure_dnsmos(y, self.threads)
             row.update({f"{k}{suffix}": v for k, v in values.items()})
             notes.append(note)

@@ -576,11 +576,11 @@ def _notes(rows, index, skipped, pooled_out, cells, m, csv_name, settings) -> li
     elif settings["test"] == "speaker_permutation":
         n_speakers = int(cells["n_speakers"].max()) if len(cells) else 0
         smallest = max(1 / (settings["resamples"] + 1), 2 / 2 ** n_speakers if n_speakers < 64 else 0)
-        m = min(_family_sizes(cells), default=m)  # the smallest family is the easiest to pass
-        if smallest * m > ALPHA:
+        smallest_m = min(_family_sizes(cells), default=m)  # the smallest family is the easiest to pass
+        if smallest * smallest_m > ALPHA:
             notes.append(f"The permutation test's smallest p here is about {smallest:.2g} ({n_speakers} speakers, "
-                         f"statistics.resamples = {settings['resamples']}), {smallest * m:.2g} after Bonferroni over "
-                         f"m = {m}: no comparison can be significant; "
+                         f"statistics.resamples = {settings['resamples']}), {smallest * smallest_m:.2g} after "
+                         f"Bonferroni over m = {smallest_m}: no comparison can be significant; "
                          "raise statistics.resamples or choose another statistics.test.")
     return notes
 
