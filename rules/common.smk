@@ -8,6 +8,7 @@
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -263,22 +264,54 @@ def audio_dataset(corpus, condition, pool):
     return f"{folder}/index.csv", [f"{folder}/shard-{s}.h5" for s in shard_ids(corpus)]
 
 
-def _examples(wc, family, conditions, pool):
-    """The data of one model's examples: features or audio of the clean corpus and of ``conditions``."""
+# The datasets a model job reads, by source: filterbank features of raw or denoised audio, or the audio.
+def dataset_source(family):
+    """features, features-denoised, features-denoised_dfn3 (the family's audio) or waveform."""
+    return family.input if family.audio == "raw" else f"{family.input}-{family.audio}"
+
+
+DATASET_SOURCES = sorted({dataset_source(PLAN.models[m]) for m in PLAN.models})
+
+
+def dataset_file(corpus, source, condition, pool):
+    """The file that stands for a (condition, pool) dataset of ``source``: its feature archive, or its
+    audio's index.csv (which stands for its shards: the rule writing it takes every shard as input)."""
+    if source == "waveform":
+        return audio_dataset(corpus, condition, pool)[0]
+    audio = source.partition("-")[2]
+    root = f"results/{corpus}/features/{audio}" if audio else f"results/{corpus}/features"
+    return f"{root}/{condition}/{pool}.h5"
+
+
+def dataset_list(corpus, source, listing):
+    """A dataset list, written by list_datasets; ``listing`` is ``test`` (every tested condition, TEST pool)
+    or ``train-<regime>`` (the regime's training conditions, TRAIN pool)."""
+    return f"results/{corpus}/datasets/{source}/{listing}.json"
+
+
+def listed_conditions(wc):
+    """The conditions of a dataset list: the tested ones, or a regime's training conditions."""
+    if wc.listing == "test":
+        return list(PLAN.tested)
+    return training_conditions(SimpleNamespace(corpus=wc.corpus, regime=wc.listing.removeprefix("train-")))
+
+
+def listed_datasets(wc):
+    pool = "test" if wc.listing == "test" else "train"
+    return [dataset_file(wc.corpus, wc.source, c, pool) for c in listed_conditions(wc)]
+
+
+def _examples(wc, family, listing):
+    """The data of one model's examples: features or audio of the clean corpus, and the list of the
+    condition datasets of ``listing`` (sernoise.job_views: the job's views read it). One list file
+    instead of a file per dataset keeps each model job at a few inputs: with every condition's
+    dataset as an input, the model jobs' edges were most of the paper-scale DAG's build time."""
     inputs = {"manifest": f"results/{wc.corpus}/manifest.csv", "folds": f"results/{wc.corpus}/folds.csv"}
     if family.input == "features":
         inputs["clean"] = feature_file(wc.corpus, family)
-        inputs["conditions"] = [feature_file(wc.corpus, family, c, pool) for c in conditions]
     else:
-        # A dataset's index.csv stands for its shards: the rule writing it takes every shard as input
-        # (so it is newer than all of them, and rebuilt when one is), and the jobs open the shards the
-        # index lists. Naming only the index keeps each model job at one file per dataset instead of
-        # 1 + shards, which is most of the DAG-building time of the full design (every audio model
-        # job reads every condition's dataset).
-        inputs.update(
-            clean_index=audio_dataset(wc.corpus, None, None)[0],
-            indexes=[audio_dataset(wc.corpus, c, pool)[0] for c in conditions],
-        )
+        inputs["clean_index"] = audio_dataset(wc.corpus, None, None)[0]
+    inputs["datasets"] = dataset_list(wc.corpus, dataset_source(family), listing)
     if wc.model in PLAN.backbones:
         inputs["backbone"] = PLAN.backbones[wc.model].ready
     return inputs
@@ -315,17 +348,43 @@ def train_inputs(wc):
     regime = training_regime(wc)
     if regime.train_conditions and "train" not in PLAN.pools:
         raise WorkflowError(f"config key augment.pools: regime {regime.name} needs the train pool")
-    inputs = _examples(wc, PLAN.family(wc.model), training_conditions(wc), "train")
+    inputs = _examples(wc, PLAN.family(wc.model), f"train-{wc.regime}")
     if regime.kind not in ("clean", "all"):
         inputs["partition"] = partition_file(wc.corpus)
     return inputs
 
 
+# One prediction job per (model, regime, fold) scores the models of every (repetition, task): a job per
+# model doubled the paper-scale DAG (issue 16), and the runs share their test data.
+PREDICTION_RUNS = [(rep, task) for rep in PLAN.reps for task in PLAN.tasks]
+
+
+def prediction_outputs():
+    """Output files of predict_*_model, one per (repetition, task), in PREDICTION_RUNS' order."""
+    return [
+        PLAN.prediction_file("{corpus}", "{model}", "{regime}", "{fold}", rep, task) for rep, task in PREDICTION_RUNS
+    ]
+
+
+def prediction_runs(wc):
+    """params.runs of predict_*_model: the (repetition, task, model folder) of each output file
+    (sernoise.job_views.prediction_views)."""
+    return [
+        {"rep": rep, "task": task, "folder": PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, rep, task)}
+        for rep, task in PREDICTION_RUNS
+    ]
+
+
+def prediction_runtime(wc):
+    """Minutes of a predict_*_model job: the family's prediction runtime (one model) per run it scores."""
+    return len(PREDICTION_RUNS) * int(PLAN.family(wc.model).resource("predict", "runtime", config, 60))
+
+
 def predict_inputs(wc):
-    """Input function of predict_*_model: the trained model's files, clean and TEST-pool datasets."""
+    """Input function of predict_*_model: the trained models' files, clean and TEST-pool datasets."""
     family = PLAN.family(wc.model)
-    inputs = _examples(wc, family, PLAN.tested, "test")
-    inputs.update({Path(name).stem: f"{model_folder(wc)}/{name}" for name in family.model_files})
+    inputs = _examples(wc, family, "test")
+    inputs["models"] = [f"{run['folder']}/{name}" for run in prediction_runs(wc) for name in family.model_files]
     return inputs
 
 
@@ -334,8 +393,9 @@ def model_resource(stage, key, default):
     return lambda wc: PLAN.family(wc.model).resource(stage, key, config, default)
 
 
-def model_outputs(kind):
-    """Output files of train_*_model: the model files of its input kind's families (one set per rule)."""
+def model_output_names(kind):
+    """The files a train_*_model job writes into each model folder: those of its input kind's families
+    (one set per rule)."""
     families = [PLAN.models[m] for m in PLAN.models_by_input(kind)]
     files = families[0].outputs if families else ("model.pt", "hparams.yaml")
     differ = [f.name for f in families if f.outputs != files]
@@ -344,8 +404,30 @@ def model_outputs(kind):
             f"model families {differ} write other files than {families[0].name} ({files}); "
             f"families of input {kind!r} share one training rule"
         )
-    folder = "results/{corpus}/models/{model}/{regime}/fold{fold}/rep{rep}/{task}/"
-    return {Path(name).stem if name != "curve.png" else "curve_png": f"{folder}{name}" for name in files}
+    return files
+
+
+# One training job per (model, regime, fold, repetition) trains every task, one model folder each (a job
+# per task doubled the paper-scale DAG, issue 16; the tasks share the job's start-up and data).
+def model_outputs(kind):
+    """Output files of train_*_model: the model files of every task's folder."""
+    return [
+        f"{PLAN.model_folder('{corpus}', '{model}', '{regime}', '{fold}', '{rep}', task)}/{name}"
+        for task in PLAN.tasks
+        for name in model_output_names(kind)
+    ]
+
+
+def training_runs(wc):
+    """params.runs of train_*_model: the task and model folder of each model it trains (sernoise.job_views)."""
+    return [
+        {"task": t, "folder": PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, t)} for t in PLAN.tasks
+    ]
+
+
+def training_runtime(wc):
+    """Minutes of a train_*_model job: the family's training runtime (one model) per task it trains."""
+    return len(PLAN.tasks) * int(PLAN.family(wc.model).resource("train", "runtime", config, 480))
 
 
 # Evaluation (rules/evaluate.smk): metrics of the prediction files, Tables 3 and 4, plots, the sweep.

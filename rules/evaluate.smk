@@ -33,8 +33,6 @@ rule compute_metrics:
         "logs/{corpus}/evaluate/compute_metrics-{model}.log",
     wildcard_constraints:
         model=MODEL_WILDCARDS["model"],
-    group:
-        "metrics"
     conda:
         "../envs/stats.yaml"
     threads: 1

@@ -48,7 +48,7 @@ def test_model_regimes_narrow_one_model_only(tmp_path, ravdess_root, noise_root)
     proc = run_snakemake(tmp_path, overlay, "-n", "results/ravdess/tables/table4.csv", "results/ravdess/tables/table3.csv")
     counts = _job_counts(proc.stdout)
     # tdnn: clean + matched + mismatched-{nat,fade,reverb} = 5 regimes; tdnn_nr: clean + matched
-    per_regime = N_FOLDS * 2  # folds x tasks x 1 repetition
+    per_regime = N_FOLDS  # folds x 1 repetition: one training job trains both tasks, one prediction job scores them
     assert counts["train_model"] == (5 + 2) * per_regime
     assert counts["predict_model"] == (5 + 2) * per_regime
     assert "train_model" in proc.stdout and "mismatched-nat" in proc.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 import shutil
 
@@ -70,9 +71,13 @@ def test_training_reads_only_train_pool_features(train_run):
     proc = wf.run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "train_model")
     blocks = re.findall(r"rule train_model:\n\s+input: ([^\n]+)", proc.stdout)
     assert len(blocks) == len(REGIMES) * N_FOLDS
-    features = [p.strip() for block in blocks for p in block.split(",") if "/features/" in p]
-    assert any(p.endswith("/train.h5") for p in features)
-    assert all(p.endswith("/train.h5") or p.endswith("/clean.h5") for p in features)
+    inputs = [p.strip() for block in blocks for p in block.split(",")]
+    assert all(p.endswith("/clean.h5") for p in inputs if "/features/" in p)
+    # the condition datasets come through the regime's dataset list (rule list_datasets)
+    lists = {p for p in inputs if "/datasets/" in p}
+    assert lists == {f"results/ravdess/datasets/features/train-{regime}.json" for regime in REGIMES}
+    features = [d["file"] for path in lists for d in json.loads((workdir / path).read_text())["datasets"]]
+    assert features and all(p.endswith("/train.h5") for p in features)
 
 
 def test_rerun_does_nothing(train_run):
