@@ -84,8 +84,6 @@ MODEL_WILDCARDS = {
 ATTACK_WILDCARDS = {
     "model": _alternatives(ATTACK["models"]) if ATTACK else "(?!)",
     "task": _alternatives(ATTACK["tasks"]) if ATTACK else "(?!)",
-    "noise_set": _alternatives(ATTACK["noise_sets"]) if ATTACK else "(?!)",
-    "knowledge": _alternatives(ATTACK["knowledge"]) if ATTACK else "(?!)",
 }
 
 
@@ -463,9 +461,8 @@ def attack_mem_mb(wc):
 
 
 def attack_inputs(wc):
-    """Input function of run_attack / attack_knowledge: the attacked model's files (attack.regime), the
-    fold's data, the clean audio, the noise banks, the model's backbone when it has one and, for
-    knowledge 'degradation', the measured order."""
+    """Input function of run_attack: the attacked model's files (attack.regime), the fold's data, the
+    clean audio, the noise banks and the model's backbone when it has one."""
     if ATTACK is None:
         raise WorkflowError("config key attack: the attack needs an `attack:` section that fits this config")
     folder = PLAN.model_folder(wc.corpus, wc.model, ATTACK["regime"], wc.fold, wc.rep, wc.task)
@@ -482,9 +479,25 @@ def attack_inputs(wc):
     if any(_condition_needs(cid, "fillers") for cid in attack_conditions()):
         inputs["fillers"] = f"results/{wc.corpus}/fillers.h5"
     inputs["partition"] = partition_file(wc.corpus)  # which categories a `retaining` noise set holds
-    if getattr(wc, "knowledge", None) == "degradation":
-        inputs["knowledge"] = f"results/{wc.corpus}/attack/{wc.model}/fold{wc.fold}/rep{wc.rep}/{wc.task}/knowledge.csv"
     return inputs
+
+
+def attack_runs():
+    """(noise set, knowledge) of every attack of a run_attack job, in the order it runs them (config order)."""
+    return [(s, k) for s in ATTACK["noise_sets"] for k in ATTACK["knowledge"]] if ATTACK else []
+
+
+def attack_outputs():
+    """Outputs of run_attack (wildcards corpus, model, fold, rep, task): `knowledge`, the measured
+    degradation order, when a knowledge setting is 'degradation', and `results`, one
+    {noise_set}-{knowledge}.csv per attack_runs() (PLAN.attack_results() lists them for all jobs)."""
+    folder = "results/{corpus}/attack/{model}/fold{fold}/rep{rep}/{task}"
+    if not ATTACK:  # the rule's wildcard constraints match nothing then (ATTACK_WILDCARDS)
+        return {"results": [f"{folder}/unconfigured.csv"]}
+    outputs = {"results": [f"{folder}/{s}-{k}.csv" for s, k in attack_runs()]}
+    if "degradation" in ATTACK["knowledge"]:
+        outputs = {"knowledge": f"{folder}/knowledge.csv", **outputs}
+    return outputs
 
 
 def attack_conditions():

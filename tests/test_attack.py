@@ -549,6 +549,52 @@ def test_usable_categories_leave_out_what_the_pool_lacks():
     assert list(usable) == ["nat", "fade"] and any("laugh" in n for n in notes)
 
 
+def test_attack_inputs_are_loaded_once_and_selected_per_step():
+    """An attack job's steps share the predictor (their counts each start from zero), the pools and the
+    conditions; each step takes its role's labelled utterances, its pool and what that pool can draw."""
+    from sernoise.attack.inputs import AttackInputs
+    from sernoise.attack.models import CountingPredictor
+
+    class Constant(CountingPredictor):
+        def features(self, audio):
+            return np.zeros((1, 1), dtype=np.float32)
+
+        def model_scores(self, features):
+            return np.tile([1.0, 0.0, 0.0], (len(features), 1))
+
+    utts = [f"u{i:02d}" for i in range(12)]
+    manifest = pd.DataFrame({"utt_id": utts, "speaker": [f"s{i % 3}" for i in range(12)],
+                             "group": [f"g{i % 3}" for i in range(12)]})
+    folds = pd.DataFrame({"fold": [1, 1, 1], "role": ["train", "val", "test"], "group": ["g0", "g1", "g2"]})
+    warnings = []
+    built = conditions("env-nat-cont", "fade-in", "laugh")
+    inputs = AttackInputs(
+        fold="1", seed=3, manifest=manifest, folds=folds, labels={u: 0 for u in utts if u != "u01"},
+        predictor=Constant(), store=None, conditions={c.id: c for c in built},
+        category_conditions={"nat": ["env-nat-cont"], "fade": ["fade-in"], "laugh": ["laugh"]},
+        log=type("Log", (), {"warning": staticmethod(warnings.append)})(),
+        speakers=dict(zip(utts, manifest["speaker"])),
+        pools={"train": FakePool(categories=("nat",)), "test": FakePool()})
+    inputs.predictor([np.zeros(10)])
+
+    val = inputs.step(role="val", limit=2, noise_pool="train", categories=["nat", "laugh"])
+    assert val.candidates == ["u04", "u07", "u10"]  # group g1; u01 has no label for the task
+    assert val.utts == select_utterances(val.candidates, 2, 3, "val", "1") and len(val.utts) == 2
+    assert val.pool is inputs.pools["train"] and list(val.categories) == ["nat"]
+    assert any("laugh" in w for w in warnings)  # no laugh in the train pool
+    assert (val.predictor.calls, val.predictor.samples) == (0, 0)
+    assert val.predictor.seconds == {"features": 0.0, "model": 0.0}
+    val.predictor([np.zeros(10)] * 3)
+
+    test = inputs.step(role="test", limit=None, noise_pool="test", categories=["laugh", "fade"])
+    assert test.predictor is val.predictor and test.predictor.calls == 0
+    assert test.candidates == test.utts == ["u02", "u05", "u08", "u11"]
+    assert list(test.categories) == ["laugh", "fade"] and test.categories["laugh"][0] is built[2]
+    assert test.pool is inputs.pools["test"] and test.context("u02", "s2").noise is test.pool
+    inputs.release_pool("train")
+    assert list(inputs.pools) == ["test"]
+
+
 def test_measure_degradation_on_validation_utterances():
     pool = FakePool()
     utts = [(f"v{i}", speech(seconds=1.5, seed=i), "s") for i in range(6)]

@@ -1,6 +1,6 @@
-"""Black-box noise attack end to end (train clean T-DNNs -> knowledge -> attacks -> Table 5 + plot),
-at tiny scale on RAVDESS actors 01-06 of ../shared/data (the tiny training setup of
-workflow_helpers.tiny_training_overlay, as in test_workflow_train)."""
+"""Black-box noise attack end to end (train clean T-DNNs -> one job per fold: knowledge, then every
+attack -> Table 5 + plot), at tiny scale on RAVDESS actors 01-06 of ../shared/data (the tiny training
+setup of workflow_helpers.tiny_training_overlay, as in test_workflow_train)."""
 
 from __future__ import annotations
 
@@ -35,16 +35,29 @@ def _result(fold, noise_set, knowledge) -> str:
     return f"results/ravdess/attack/tdnn/fold{fold}/rep1/activation/{noise_set}-{knowledge}.csv"
 
 
-# a generous limit: 30 attack jobs (5 noise sets x 2 knowledge x 3 folds) on a loaded 2-core machine
+# a generous limit: 30 attacks (5 noise sets x 2 knowledge x 3 folds) on a loaded 2-core machine
 attack_run = module_run("attack_run", _attack_overlay, *TARGETS, timeout=1800)
 
 
 def test_dry_run_job_counts(attack_run):
     workdir, overlay = attack_run
-    proc = run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "run_attack", "attack_knowledge")
+    proc = run_snakemake(workdir, overlay, "-n", *TARGETS, "--forcerun", "run_attack")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
-    assert counts["run_attack"] == str(N_FOLDS * len(SETS) * len(KNOWLEDGE))
-    assert counts["attack_knowledge"] == str(N_FOLDS) and counts["make_table5"] == "1"
+    # one job per fold: its degradation order and its 5 x 2 attacks
+    assert counts["run_attack"] == str(N_FOLDS) and counts["make_table5"] == "1"
+    assert "attack_knowledge" not in counts
+
+
+def test_one_job_logs_its_knowledge_then_each_attack(attack_run):
+    workdir, _ = attack_run
+    log = (workdir / "logs/ravdess/attack/tdnn/fold1/rep1/activation.log").read_text()
+    headers = re.findall(r"== (knowledge|attack \d+/\d+: noise set (\w+), knowledge (\w+)).* ==", log)
+    assert headers[0][0].startswith("knowledge")
+    assert [(s, k) for _, s, k in headers[1:]] == [(s, k) for s in SETS for k in KNOWLEDGE]
+    # each step's model calls are its own (the predictor's counts start from zero at every step)
+    calls = [int(n) for n in re.findall(r"done: (?:\d+ counted queries in )?(\d+) model calls", log)]
+    assert len(calls) == 1 + len(SETS) * len(KNOWLEDGE) and all(n > 0 for n in calls)
+    assert f"{sum(calls)} model calls in all" in log
 
 
 def test_attack_results_one_row_per_utterance_run_and_budget(attack_run):
@@ -120,7 +133,7 @@ def test_rerun_does_nothing_and_attack_is_deterministic(attack_run, tmp_path):
     files = [_result(1, "all", "none"), _result(1, "all", "degradation"),
              "results/ravdess/attack/tdnn/fold1/rep1/activation/knowledge.csv"]
     before = [(workdir / f).read_bytes() for f in files]
-    run_snakemake(workdir, overlay, *files, "--forcerun", "run_attack", "attack_knowledge")
+    run_snakemake(workdir, overlay, *files, "--forcerun", "run_attack")
     assert [(workdir / f).read_bytes() for f in files] == before
     # batched and unbatched queries give the same outcomes and counts
     unbatched = dict(overlay, attack=dict(overlay["attack"], batch=False))

@@ -7,7 +7,7 @@
 * :mod:`.knowledge`: degradation per category on the validation role (the optional knowledge);
 * :mod:`.models`: black-box predictors of trained models (registry: T-DNN, T-DNN-NR, E-DNN, E-DNN-NR);
 * :mod:`.runner`: one job (utterances × runs × budgets) and its result rows;
-* :mod:`.inputs`: what the two attack rules load alike (utterances, noise pool, categories, predictor);
+* :mod:`.inputs`: what an attack job loads once (predictor, manifest, audio, noise pools) and each step selects;
 * :mod:`.settings`: the ``attack:`` config section checked against the rest of the config;
 * :mod:`.table5`: Table 5 (success rates, paired t-tests with Bonferroni) and the budget plot.
 

@@ -4,10 +4,10 @@ The attack only sees predicted labels (paper §7.5).  A predictor is built from 
 (``results/{corpus}/models/{model}/{regime}/fold{k}/rep{r}/{task}/``) by the ``attack`` entry
 point of the model family's registry entry (:mod:`sernoise.model_registry`): a callable
 ``(folder, device) -> predictor``; the entry's ``model_files`` are the files of the folder that
-the predictor reads (the attack rules' inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
+the predictor reads (the attack rule's inputs).  Registered: the T-DNN (``tdnn``), the T-DNN on
 RNNoise-denoised audio (``tdnn_nr``) and on DeepFilterNet3-denoised audio (``tdnn_dfn3``), the E-DNN on wav2vec2-base (``ednn``) and on
 wav2vec2-large-robust (``ednn_nr``); an E-DNN also reads the pre-trained backbone folder that its
-hparams.yaml names (the attack rules take that folder's completion marker as an input too).
+hparams.yaml names (the attack rule takes that folder's completion marker as an input too).
 
 Every predictor counts its calls and samples and times its parts (``seconds``: ``features``, what
 is done to each sample before the model, and ``model``), so that the benchmark can say how much of
@@ -31,6 +31,10 @@ class CountingPredictor:
     and samples and adds the time of each part to ``seconds``.  Subclasses define both parts."""
 
     def __init__(self):
+        self.reset_counts()
+
+    def reset_counts(self) -> None:
+        """Count from zero again (an attack job counts each of its steps on its own)."""
         self.calls = 0
         self.samples = 0
         self.seconds = {"features": 0.0, "model": 0.0}
@@ -149,7 +153,7 @@ class EdnnAttackPredictor(CountingPredictor):
 
 
 def model_files(model: str) -> tuple:
-    """Files of a model folder the attack predictor of ``model`` reads (the attack rules' inputs)."""
+    """Files of a model folder the attack predictor of ``model`` reads (the attack rule's inputs)."""
     return tuple(get_model(model).model_files)
 
 
