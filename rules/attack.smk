@@ -50,8 +50,6 @@ rule run_attack:
 rule make_table5:
     input:
         results=PLAN.attack_results(),
-        # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells
-        hparams=PLAN.attacked_model_files("hparams.yaml"),
         partition=partition_file(CORPUS),
     output:
         csv=report(
@@ -73,6 +71,9 @@ rule make_table5:
     conda:
         "../envs/stats.yaml"
     params:
+        # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells; not
+        # inputs, since each attack result stands for its model (run_attack takes the model files)
+        hparams=PLAN.attacked_model_files("hparams.yaml"),
         settings=ATTACK,
         corpus=CORPUS,
         model_labels=EVALUATION_SETTINGS["model_labels"],  # models on a stand-in backbone (sernoise.plan)

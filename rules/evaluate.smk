@@ -21,7 +21,6 @@ STATISTICS = {
 rule compute_metrics:
     input:
         predictions=lambda wc: PLAN.predictions(wc.corpus, wc.model),
-        hparams=lambda wc: PLAN.model_file(wc.corpus, wc.model, "hparams.yaml"),
         # utt_id -> speaker: the tables' speaker-level tests and confidence intervals
         manifest="results/{corpus}/manifest.csv",
     output:
@@ -39,6 +38,11 @@ rule compute_metrics:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        # the models' degenerate-model checks; not inputs: each prediction file stands for its model's
+        # hparams.yaml (predict_*_model takes every model file as input, so a prediction is newer than
+        # its hparams.yaml and rebuilt with it), which keeps this job at one input per trained model
+        hparams=lambda wc: PLAN.model_file(wc.corpus, wc.model, "hparams.yaml"),
     script:
         "../workflow/scripts/compute_metrics.py"
 

@@ -15,7 +15,7 @@ with rule_log(snakemake) as log:
     speakers = dict(zip(manifest["utt_id"].astype(str), manifest["speaker"].astype(str)))
     by_speaker = speaker_confusion(list(snakemake.input.predictions), speakers, log=log)
     by_speaker.to_csv(snakemake.output.speaker_confusion, index=False, lineterminator="\n")
-    flags = degenerate_flags(list(snakemake.input.hparams))
+    flags = degenerate_flags(list(snakemake.params.hparams))
     flags.to_csv(snakemake.output.flags, index=False, lineterminator="\n")
     for row in flags[flags["flagged"]].itertuples(index=False):
         log.warning("degenerate model %s %s fold %s rep %s %s: %s", row.model, row.regime, row.fold, row.rep, row.task,

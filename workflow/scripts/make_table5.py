@@ -13,7 +13,7 @@ with rule_log(snakemake) as log:
     p = snakemake.params
     # the retaining noise set's categories and the caption under the perception partition input
     settings = attack_settings_under_partition(p.settings, optional_partition(getattr(snakemake.input, "partition", None)))
-    flagged = flagged_models(degenerate_flags(list(snakemake.input.hparams)))  # the attacked models' checks
+    flagged = flagged_models(degenerate_flags(list(snakemake.params.hparams)))  # the attacked models' checks
     table = build_table5(results, settings, corpus=p.corpus, model_labels=p.model_labels, model_notes=p.model_notes,
                          flagged=flagged)
     table.context_notes.append(settings["partition_note"])

@@ -255,8 +255,12 @@ class Plan:
         return [self.table("table5", ext) for ext in ("csv", "md", "tex")] + [self.plot("attack_budget")]
 
     def all_targets(self) -> list[str]:
+        """Everything ``all`` builds. Every prediction file is built, as an input of its model's metrics: the
+        metrics stand for them here, so that ``all`` has a few inputs instead of one per trained model
+        (each input is a lookup while Snakemake builds the DAG)."""
         return (self.corpus_targets() + self.noise_targets() + self.augment_targets() + self.perception_targets()
-                + self.prediction_targets() + self.evaluation_targets() + self.sweep_targets() + self.attack_targets())
+                + self.metrics("metrics", self.models) + self.evaluation_targets() + self.sweep_targets()
+                + self.attack_targets())
 
 
 # ------------------------------------------------------------------------------------- building
