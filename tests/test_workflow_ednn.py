@@ -96,6 +96,11 @@ def test_training_reads_train_pool_audio_and_rerun_does_nothing(ednn_run):
     inputs = re.findall(r"rule train_audio_model:\n\s+input: ([^\n]+)", proc.stdout)
     assert len(inputs) == 1
     paths = [p.strip() for p in inputs[0].split(",")]
-    augmented = [p for p in paths if "/augmented/" in p]
-    assert augmented and all("/train/" in p for p in augmented)
+    # the regime's audio datasets come through its dataset list (rule list_datasets)
+    assert "results/ravdess/datasets/waveform/train-matched.json" in paths
+    listed = json.loads((workdir / "results/ravdess/datasets/waveform/train-matched.json").read_text())
+    assert listed["input"] == "indexes"
+    augmented = [d["file"] for d in listed["datasets"]]
+    assert augmented and all(p.startswith("results/ravdess/augmented/") and "/train/" in p for p in augmented)
+    assert not any("/augmented/" in p for p in paths)
     assert f"{TINY}/{READY}" in paths
