@@ -245,15 +245,15 @@ def training_regime(wc):
         raise WorkflowError(str(error)) from None
 
 
-def model_folder(wc):
-    return PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
+def feature_root(corpus, audio):
+    """Folder of the feature archives of ``audio`` (raw, or a denoised variant: T-DNN-NR's RNNoise-denoised
+    audio in features/denoised, tdnn_dfn3's in features/denoised_dfn3)."""
+    return f"results/{corpus}/features" if audio == "raw" else f"results/{corpus}/features/{audio}"
 
 
-def feature_file(corpus, family, condition=None, pool=None):
-    """Feature archive of the clean corpus (condition None) or of a (condition, pool) dataset, for the
-    audio the family reads (T-DNN-NR: RNNoise-denoised, features/denoised; tdnn_dfn3: features/denoised_dfn3)."""
-    root = f"results/{corpus}/features" if family.audio == "raw" else f"results/{corpus}/features/{family.audio}"
-    return f"{root}/clean.h5" if condition is None else f"{root}/{condition}/{pool}.h5"
+def feature_file(corpus, family):
+    """Feature archive of the clean corpus, for the audio the family reads."""
+    return f"{feature_root(corpus, family.audio)}/clean.h5"
 
 
 def audio_dataset(corpus, condition, pool):
@@ -276,9 +276,7 @@ def dataset_file(corpus, source, condition, pool):
     audio's index.csv (which stands for its shards: the rule writing it takes every shard as input)."""
     if source == "waveform":
         return audio_dataset(corpus, condition, pool)[0]
-    audio = source.partition("-")[2]
-    root = f"results/{corpus}/features/{audio}" if audio else f"results/{corpus}/features"
-    return f"{root}/{condition}/{pool}.h5"
+    return f"{feature_root(corpus, source.partition('-')[2] or 'raw')}/{condition}/{pool}.h5"
 
 
 def dataset_list(corpus, source, listing):
