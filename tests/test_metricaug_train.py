@@ -125,7 +125,7 @@ def test_strategy_hook_uniform_first_then_algorithm1_and_history(registered):
         hook(ctx)
     levels = np.repeat([1, 2, 3, 4, 5], 10)
     clean_and_levels = (0.80, [0.80, 0.79, 0.78, 0.73, 0.70])  # gaps 0, .01, .02, .07, .10
-    hook.bind(n_clean=4, item_levels=levels, evaluate=lambda model: clean_and_levels)
+    hook.bind(n_clean=4, item_levels=levels, evaluate=lambda model, clean_wf1=None: clean_and_levels)
     first = hook(ctx)
     assert first[:4].tolist() == [0, 1, 2, 3] and first.size == 4 + 4  # N = n_per_epoch * 4 clean
     assert hook.history[0]["weight_level1"] == pytest.approx(0.2) and math.isnan(hook.history[0]["gap_level1"])
@@ -213,7 +213,7 @@ def test_head_family_plans_trains_and_reloads(head_family, tmp_path):
 def test_a_level_without_validation_items_counts_as_the_floor(registered):
     hook = registered.metricaug(metric="pesq", levels="gmm").items
     levels = np.repeat([1, 2, 3, 4, 5], 4)
-    hook.bind(n_clean=10, item_levels=levels, evaluate=lambda model: (0.8, [0.8, 0.7, math.nan, 0.6, 0.7]))
+    hook.bind(n_clean=10, item_levels=levels, evaluate=lambda model, clean_wf1=None: (0.8, [0.8, 0.7, math.nan, 0.6, 0.7]))
     hook(EpochContext(1, 30, model=None, curve=[], rng=rng_for(0, "e", 1)))
     hook(EpochContext(2, 30, model=None, curve=[], rng=rng_for(0, "e", 2)))
     row = hook.history[1]
@@ -273,6 +273,12 @@ def test_a_registered_model_trains_under_the_metricaug_strategy(family):
                                        strategy=strategy, bind=bind)
     assert len(rows) == 1 and rows[0]["selected"] and best.epochs_run == 3
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    # the gaps' clean side is the loop's own validation WF1 of the previous epoch, and it is the value
+    # a separate pass over the clean validation set gives (the one the hook no longer makes)
+    assert [h["val_wf1_clean"] for h in history[1:]] == [row["val_f1_weighted"] for row in best.curve[:2]]
+    selected = entry.build(best.config)
+    selected.load_state_dict(best.state_dict)
+    assert evaluate(selected)[0] == best.curve[best.best_epoch - 1]["val_f1_weighted"]
     assert all(h["drawn_level1"] + h["drawn_level2"] == 24 for h in history)
     model = entry.build(best.config)
     model.load_state_dict(best.state_dict)

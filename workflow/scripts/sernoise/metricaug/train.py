@@ -32,12 +32,14 @@ def weighted_f1(model, arrays: list[np.ndarray], labels: np.ndarray, batch_size:
 
 
 def level_evaluator(clean: SequenceData, levels: list[SequenceData], batch_size: int, device) -> Callable:
-    """``evaluate(model)`` -> (WF1 on clean validation, [WF1 on each level's validation items]):
-    the gaps of Algorithm 1 (Eq. 5)."""
+    """``evaluate(model, clean_wf1=None)`` -> (WF1 on clean validation, [WF1 on each level's validation items]):
+    the gaps of Algorithm 1 (Eq. 5).  ``clean_wf1``: the clean validation WF1 of this model when the caller
+    has it already (the training loop measures it after every epoch), so it is not computed twice."""
 
-    def evaluate(model):
-        return (weighted_f1(model, clean.arrays, clean.labels, batch_size, device),
-                [weighted_f1(model, level.arrays, level.labels, batch_size, device) for level in levels])
+    def evaluate(model, clean_wf1=None):
+        if clean_wf1 is None:
+            clean_wf1 = weighted_f1(model, clean.arrays, clean.labels, batch_size, device)
+        return clean_wf1, [weighted_f1(model, level.arrays, level.labels, batch_size, device) for level in levels]
 
     return evaluate
 
