@@ -540,6 +540,7 @@ def make_table(smk) -> None:
             handle.write("**MetricAug levels.** Normalised WF1 drop (WF1 clean - WF1 level) / WF1 clean of the model "
                          "trained on clean speech (None), per GMM level (1: least distorted) of each metric, on the "
                          "superset's validation items; mean over folds and repetitions.\n\n")
-            handle.write(table3.to_markdown(index=False, floatfmt=".3f") + "\n")
+            # the level column is an integer; the drops get three decimals
+            handle.write(table3.to_markdown(index=False, floatfmt=[".0f"] + [".3f"] * (table3.shape[1] - 1)) + "\n")
         log.info("%d predictions, %d runs -> %s", len(predictions), per_run[["method", "fold", "rep"]].drop_duplicates()
                  .shape[0], smk.output.csv)
