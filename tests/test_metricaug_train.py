@@ -125,7 +125,7 @@ def test_strategy_hook_uniform_first_then_algorithm1_and_history(registered):
         hook(ctx)
     levels = np.repeat([1, 2, 3, 4, 5], 10)
     clean_and_levels = (0.80, [0.80, 0.79, 0.78, 0.73, 0.70])  # gaps 0, .01, .02, .07, .10
-    hook.bind(n_clean=4, item_levels=levels, evaluate=lambda model: clean_and_levels)
+    hook.bind(n_clean=4, item_levels=levels, evaluate=lambda model, clean_wf1=None: clean_and_levels)
     first = hook(ctx)
     assert first[:4].tolist() == [0, 1, 2, 3] and first.size == 4 + 4  # N = n_per_epoch * 4 clean
     assert hook.history[0]["weight_level1"] == pytest.approx(0.2) and math.isnan(hook.history[0]["gap_level1"])
@@ -213,10 +213,77 @@ def test_head_family_plans_trains_and_reloads(head_family, tmp_path):
 def test_a_level_without_validation_items_counts_as_the_floor(registered):
     hook = registered.metricaug(metric="pesq", levels="gmm").items
     levels = np.repeat([1, 2, 3, 4, 5], 4)
-    hook.bind(n_clean=10, item_levels=levels, evaluate=lambda model: (0.8, [0.8, 0.7, math.nan, 0.6, 0.7]))
+    hook.bind(n_clean=10, item_levels=levels, evaluate=lambda model, clean_wf1=None: (0.8, [0.8, 0.7, math.nan, 0.6, 0.7]))
     hook(EpochContext(1, 30, model=None, curve=[], rng=rng_for(0, "e", 1)))
     hook(EpochContext(2, 30, model=None, curve=[], rng=rng_for(0, "e", 2)))
     row = hook.history[1]
     assert math.isnan(row["gap_level3"])
     # gaps 0, .1, (none), .2, .1: levels 1 and 3 floored, .9 shared as .1 : .2 : .1
     assert [row[f"weight_level{k}"] for k in range(1, 6)] == pytest.approx([0.05, 0.225, 0.05, 0.45, 0.225])
+
+
+def test_metricaug_model_is_checked_against_the_registries():
+    section = {"categories": ["nat"], "unseen_category": "int", "superset": {"snr_db": [0, 30, 2]}, "hidden": [8]}
+    known = ("nat", "int")
+    assert config_problems({**section, "model": "tdnn"}, known) == []
+    assert config_problems({**section, "model": "metricaug_head"}, known) == []
+    (problem,) = config_problems({**section, "model": "ednn"}, known)
+    assert "metricaug.model: 'ednn' has no MetricAug entry" in problem
+    from sernoise.metricaug.models import MetricAugModel, register_metricaug_model, unregister_metricaug_model
+
+    # an entry for a family that reads the waveform is refused: the superset holds filterbank features
+    register_metricaug_model(MetricAugModel("ednn", "E-DNN", None, None, None, "Adam", None, None))
+    try:
+        (problem,) = config_problems({**section, "model": "ednn"}, known)
+        assert "reads waveform" in problem
+    finally:
+        unregister_metricaug_model("ednn")
+
+
+@pytest.mark.parametrize("family", ["tdnn", "metricaug_head"])
+def test_a_registered_model_trains_under_the_metricaug_strategy(family):
+    """metricaug.model: the job's search trains the chosen family with Algorithm 1's per-epoch draw
+    (a history row per epoch), and the selected point rebuilds into a network that loads its state."""
+    from sernoise.metricaug.models import get_metricaug_model
+    from sernoise.metricaug.strategy import metricaug
+    from sernoise.metricaug.train import level_evaluator, search_model
+    from sernoise.tasks import get_task
+    from sernoise.training.loop import SequenceData, TrainSettings
+
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        return SequenceData([rng.standard_normal((int(t), 40)).astype(np.float32) for t in rng.integers(30, 60, n)],
+                            rng.integers(0, 4, n))
+
+    task = get_task("emotion4", {"tasks": {"emotion4": {"kind": "categorical",
+                                                        "classes": ["angry", "happy", "neutral", "sad"]}}})
+    clean, items, val = data(24), data(40), data(12)
+    train = SequenceData(clean.arrays + items.arrays, np.concatenate([clean.labels, items.labels]))
+    strategy = metricaug(metric="stoi", levels="gmm", k=2)
+    evaluate = level_evaluator(val, [data(6), data(6)], 16, "cpu")
+
+    def bind():
+        strategy.items.bind(n_clean=24, item_levels=np.repeat([1, 2], 20), evaluate=evaluate)
+
+    config = {"tdnn": {"grid": {"conv_channels": [4], "conv_layers": [1], "pool_width": [2], "gru_units": [4]}}}
+    entry = get_metricaug_model(family)
+    settings = TrainSettings(max_epochs=3, patience=None, batch_size=16, learning_rate=1e-3)
+    best, rows, history = search_model(entry, config, {"hidden": [8]}, train, val, settings, seed=3, task=task,
+                                       strategy=strategy, bind=bind)
+    assert len(rows) == 1 and rows[0]["selected"] and best.epochs_run == 3
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    # the gaps' clean side is the loop's own validation WF1 of the previous epoch, and it is the value
+    # a separate pass over the clean validation set gives (the one the hook no longer makes)
+    assert [h["val_wf1_clean"] for h in history[1:]] == [row["val_f1_weighted"] for row in best.curve[:2]]
+    selected = entry.build(best.config)
+    selected.load_state_dict(best.state_dict)
+    assert evaluate(selected)[0] == best.curve[best.best_epoch - 1]["val_f1_weighted"]
+    assert all(h["drawn_level1"] + h["drawn_level2"] == 24 for h in history)
+    model = entry.build(best.config)
+    model.load_state_dict(best.state_dict)
+    assert type(model).__name__ == {"tdnn": "TDNN", "metricaug_head": "MetricAugHead"}[family]
+    # same seed, same points: the search is deterministic
+    again = search_model(entry, config, {"hidden": [8]}, train, val, settings, seed=3, task=task, strategy=strategy,
+                         bind=bind)[0]
+    assert all(torch.equal(best.state_dict[k], again.state_dict[k]) for k in best.state_dict)

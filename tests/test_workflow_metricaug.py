@@ -146,3 +146,27 @@ def test_a_metricaug_training_is_rebuilt_byte_for_byte(metricaug_run):
     run_snakemake(workdir, overlay, f"{folder}/predictions.csv", "--force", "--cores", "1",
                   "--allowed-rules", "metricaug_train_metricaug")
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
+
+
+def test_metricaug_model_trains_another_registered_family(metricaug_run, tmp_path):
+    """metricaug.model: tdnn: one MetricAug method's training job, on the same superset and levels,
+    trains the T-DNN (its grid from tdnn.grid) under Algorithm 1 and tests it like the head."""
+    import shutil
+
+    import yaml
+
+    workdir, overlay = metricaug_run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir / "results", copy / "results")
+    overlay = {**overlay, "metricaug": {**overlay["metricaug"], "model": "tdnn"},
+               "tdnn": {"grid": {"conv_channels": [8], "conv_layers": [1], "pool_width": [4], "gru_units": [8]}}}
+    folder = f"{RESULTS}/metricaug/models/metricaug-stoi-gmm/fold1/rep1"
+    run_snakemake(copy, overlay, f"{folder}/predictions.csv", "--force", "--cores", "1", "--rerun-triggers", "mtime",
+                  "--allowed-rules", "metricaug_train_metricaug")
+    hparams = yaml.safe_load((copy / folder / "hparams.yaml").read_text())
+    assert hparams["model"] == "tdnn" and hparams["optimizer"] == "RMSprop"
+    assert hparams["hparams"]["conv_channels"] == 8 and hparams["strategy"]["name"] == "metricaug"
+    weights = pd.read_csv(copy / folder / "weights.csv")
+    assert len(weights) == hparams["epochs_run"] and np.allclose(weights.filter(like="weight_level").sum(axis=1), 1)
+    predictions = pd.read_csv(copy / folder / "predictions.csv")
+    assert set(predictions["test_set"]) == set(pd.read_csv(workdir / folder / "predictions.csv")["test_set"])

@@ -257,7 +257,8 @@ def train_method(smk) -> None:
 
     from sernoise.corpora.manifest import read_manifest
     from sernoise.metricaug.strategy import metricaug
-    from sernoise.metricaug.train import level_evaluator, search_hidden, weighted_f1
+    from sernoise.metricaug.models import get_metricaug_model
+    from sernoise.metricaug.train import level_evaluator, search_model, weighted_f1
     from sernoise.training.artifacts import versions_record, write_curve, write_selection, write_yaml
     from sernoise.training.data import norm_stats, normalise, read_archive, role_utterances, save_norm
     from sernoise.training.loop import SequenceData, TrainSettings, predict_proba, resolve_device
@@ -341,19 +342,18 @@ def train_method(smk) -> None:
                                  batch_size=section["batch_size"], learning_rate=section["learning_rate"],
                                  class_weighting=section["class_weighting"], device=device,
                                  max_frames=section["max_frames"], min_epochs=section["min_epochs"])
-        best, selection, history = search_hidden(section["hidden"], train, val, settings, seed, task=task,
-                                                 strategy=strategy, bind=bind, progress=log.info)
-        log.info("selected H=%d: best epoch %d, validation WF1 %.3f", best.config.hidden, best.best_epoch,
-                 best.best_val_score)
+        entry = get_metricaug_model(section["model"])
+        best, selection, history = search_model(entry, smk.config, section, train, val, settings, seed, task=task,
+                                                strategy=strategy, bind=bind, progress=log.info)
+        log.info("selected %s %s: best epoch %d, validation WF1 %.3f", entry.label, best.config.as_dict(),
+                 best.best_epoch, best.best_val_score)
 
-        from sernoise.models.metricaug_head import MetricAugHead
-
-        model = MetricAugHead(best.config)
+        model = entry.build(best.config)
         model.load_state_dict(best.state_dict)
         model.to(device).eval()
         save_state(best.state_dict, out.model)
         save_norm(out.norm, mean, std)
-        write_curve(best, out.curve, out.curve_png, f"MetricAug head, {method}, fold {fold}, rep {rep}")
+        write_curve(best, out.curve, out.curve_png, f"{entry.label}, {method}, fold {fold}, rep {rep}")
         write_selection(selection, out.selection)
         if hasattr(out, "weights"):
             write_weights(history, out.weights, out.weights_png, f"{method}, fold {fold}, rep {rep}")
@@ -395,11 +395,11 @@ def train_method(smk) -> None:
                 out.level_drops, index=False, lineterminator="\n", float_format="%.6f")
 
         write_yaml({"method": method, "fold": fold, "rep": rep, "task": section["task"], "seed": seed,
-                    "model": "metricaug_head", "input": "fbank40 (vq-wav2vec weights unavailable)",
+                    "model": entry.family, "input": "fbank40 (vq-wav2vec weights unavailable)",
                     "hparams": best.config.as_dict(), "best_epoch": best.best_epoch,
                     "best_val_f1_weighted": float(best.best_val_score), "epochs_run": best.epochs_run,
                     "training_examples": len(train), "clean_training_examples": n_clean,
-                    "optimizer": "Adam", "learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
+                    "optimizer": entry.optimiser, "learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
                     "patience": settings.patience, "strategy": {"name": strategy.name, **dict(strategy.options)}},
                    out.hparams)
         write_yaml(versions_record(device, threads), out.versions)
@@ -415,10 +415,14 @@ def wf1_of(frame: pd.DataFrame) -> float:
 
 # ------------------------------------------------------------------------------ tables
 
-CAPTION = ("MetricAug (Wu & Lee) and its baselines: weighted F1 per training method (rows) and test set "
-           "(columns), mean over folds and repetitions. The head (linear reduction, GRU, 2-head transformer "
-           "encoder, mean pooling) runs on 40-d log Mel filterbanks, not on vq-wav2vec codes as in the paper, "
-           "because vq-wav2vec weights are unavailable here.")
+def caption(model: str = "metricaug_head") -> str:
+    """The table's caption for the trained model (config ``metricaug.model``)."""
+    what = ("The head (linear reduction, GRU, 2-head transformer encoder, mean pooling) runs"
+            if model == "metricaug_head" else
+            f"The model is the workflow's {model} (config metricaug.model), not the paper's head; it runs")
+    return ("MetricAug (Wu & Lee) and its baselines: weighted F1 per training method (rows) and test set "
+            f"(columns), mean over folds and repetitions. {what} on 40-d log Mel filterbanks, not on "
+            "vq-wav2vec codes as in the paper, because vq-wav2vec weights are unavailable here.")
 
 
 def method_label(method: str) -> str:
@@ -481,7 +485,7 @@ def _cell_text(row) -> str:
     return text
 
 
-def render_tables(cells: pd.DataFrame, set_order, method_order) -> tuple[str, str]:
+def render_tables(cells: pd.DataFrame, set_order, method_order, model: str = "metricaug_head") -> tuple[str, str]:
     from sernoise.evaluation.render import EMPTY, latex_close, latex_open, markdown_notes, tex_escape
 
     notes = [f"* significantly different from None, † from the best baseline of the column (paired t-test over "
@@ -493,11 +497,11 @@ def render_tables(cells: pd.DataFrame, set_order, method_order) -> tuple[str, st
     header = ["Method"] + list(set_order)
     body = [[method_label(m)] + [_cell_text(lookup[(m, t)]) if (m, t) in lookup else EMPTY for t in set_order]
             for m in method_order]
-    md = [f"**MetricAug.** {CAPTION}", "", "| " + " | ".join(header) + " |",
+    md = [f"**MetricAug.** {caption(model)}", "", "| " + " | ".join(header) + " |",
           "|" + "|".join(["---"] + ["---:"] * len(set_order)) + "|"]
     md += ["| " + " | ".join(r) + " |" for r in body]
     md += markdown_notes(notes)
-    tex = latex_open("MetricAug", CAPTION, "l" + "r" * len(set_order))
+    tex = latex_open("MetricAug", caption(model), "l" + "r" * len(set_order))
     tex += [" & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
     tex += [" & ".join(tex_escape(c) for c in r) + r" \\" for r in body]
     tex += latex_close(notes)
@@ -524,7 +528,7 @@ def make_table(smk) -> None:
         order, sets = methods(section), table_columns(section)
         cells = table_cells(per_run, order, sets)
         cells.to_csv(smk.output.csv, index=False, lineterminator="\n", float_format="%.6f")
-        md, tex = render_tables(cells, sets, order)
+        md, tex = render_tables(cells, sets, order, section["model"])
         with open(smk.output.md, "w", encoding="utf-8") as handle:
             handle.write(md)
         with open(smk.output.tex, "w", encoding="utf-8") as handle:
@@ -536,6 +540,7 @@ def make_table(smk) -> None:
             handle.write("**MetricAug levels.** Normalised WF1 drop (WF1 clean - WF1 level) / WF1 clean of the model "
                          "trained on clean speech (None), per GMM level (1: least distorted) of each metric, on the "
                          "superset's validation items; mean over folds and repetitions.\n\n")
-            handle.write(table3.to_markdown(index=False, floatfmt=".3f") + "\n")
+            # the level column is an integer; the drops get three decimals
+            handle.write(table3.to_markdown(index=False, floatfmt=[".0f"] + [".3f"] * (table3.shape[1] - 1)) + "\n")
         log.info("%d predictions, %d runs -> %s", len(predictions), per_run[["method", "fold", "rep"]].drop_duplicates()
                  .shape[0], smk.output.csv)

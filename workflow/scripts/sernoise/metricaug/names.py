@@ -34,4 +34,7 @@ def config_problems(section: dict, bank_categories) -> list[str]:
                         f"got {section['superset']['snr_db']}")
     if any(h % 2 for h in section["hidden"]):
         problems.append(f"metricaug.hidden: every H must be even (two attention heads), got {section['hidden']}")
+    from sernoise.metricaug.models import model_problems  # standard library only at import
+
+    problems += model_problems(section.get("model", "metricaug_head"))
     return problems

@@ -43,7 +43,9 @@ class MetricAugItems:
 
     def bind(self, *, n_clean: int, item_levels, evaluate: Callable) -> "MetricAugItems":
         """``item_levels``: level (1..K, 0 never drawn) of each superset training item, in training-set
-        order after the ``n_clean`` clean examples; ``evaluate(model)`` -> (clean WF1, [WF1 of level k])."""
+        order after the ``n_clean`` clean examples; ``evaluate(model, clean_wf1=None)`` -> (clean WF1, [WF1 of
+        level k]), given the clean WF1 when the loop measured it already
+        (:func:`sernoise.metricaug.train.level_evaluator`)."""
         self.n_clean, self.item_levels, self.evaluate = int(n_clean), np.asarray(item_levels), evaluate
         self.history = []
         return self
@@ -61,7 +63,11 @@ class MetricAugItems:
         if ctx.epoch == 1:
             weights, gaps, clean, per_level = uniform_weights(self.k), [math.nan] * self.k, math.nan, [math.nan] * self.k
         else:
-            clean, per_level = self.evaluate(ctx.model)
+            # The loop scored the clean validation set with this very model after the previous epoch
+            # (when it selects by weighted F1, as MetricAug does): the gap's clean side is that number,
+            # not a second pass over the same utterances.
+            measured = ctx.curve[-1].get("val_f1_weighted") if ctx.curve else None
+            clean, per_level = self.evaluate(ctx.model, clean_wf1=measured)
             gaps = [clean - v for v in per_level]
             # A level without validation items (a small GMM level can have none) gives no evidence
             # that it is hard: it counts as the floor, like a negative gap (its gap stays NaN in the history).

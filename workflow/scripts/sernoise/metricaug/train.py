@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from sernoise.models.metricaug_head import HPARAM_KEYS, HeadConfig, MetricAugHead
+from sernoise.models.metricaug_head import HeadConfig, MetricAugHead
 from sernoise.tasks import Task
 from sernoise.training.loop import SequenceData, TrainResult, TrainSettings, predict_proba, search_grid, train_one
 from sernoise.training.strategies import Strategy
@@ -32,12 +32,14 @@ def weighted_f1(model, arrays: list[np.ndarray], labels: np.ndarray, batch_size:
 
 
 def level_evaluator(clean: SequenceData, levels: list[SequenceData], batch_size: int, device) -> Callable:
-    """``evaluate(model)`` -> (WF1 on clean validation, [WF1 on each level's validation items]):
-    the gaps of Algorithm 1 (Eq. 5)."""
+    """``evaluate(model, clean_wf1=None)`` -> (WF1 on clean validation, [WF1 on each level's validation items]):
+    the gaps of Algorithm 1 (Eq. 5).  ``clean_wf1``: the clean validation WF1 of this model when the caller
+    has it already (the training loop measures it after every epoch), so it is not computed twice."""
 
-    def evaluate(model):
-        return (weighted_f1(model, clean.arrays, clean.labels, batch_size, device),
-                [weighted_f1(model, level.arrays, level.labels, batch_size, device) for level in levels])
+    def evaluate(model, clean_wf1=None):
+        if clean_wf1 is None:
+            clean_wf1 = weighted_f1(model, clean.arrays, clean.labels, batch_size, device)
+        return clean_wf1, [weighted_f1(model, level.arrays, level.labels, batch_size, device) for level in levels]
 
     return evaluate
 
@@ -49,21 +51,31 @@ def train_head(config: HeadConfig, train: SequenceData, val: SequenceData, setti
                      model_class=MetricAugHead, optimiser_class=torch.optim.Adam)
 
 
-def search_hidden(hidden_sizes, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
-                  task: Task, strategy: Strategy, bind: Callable | None = None, progress=None):
-    """Every H of ``hidden_sizes`` trained with the same seed; (best result, selection rows, the best
-    point's strategy history).  ``bind()`` (re)binds the strategy's data before each point."""
-    points = [HeadConfig(hidden=int(h), n_features=train.arrays[0].shape[1], n_classes=task.output_size)
-              for h in hidden_sizes]
+def search_model(entry, config: dict, section: dict, train: SequenceData, val: SequenceData, settings: TrainSettings,
+                 seed: int, *, task: Task, strategy: Strategy, bind: Callable | None = None, progress=None):
+    """Every hyper-parameter point of the MetricAug model ``entry`` (:mod:`sernoise.metricaug.models`) trained
+    with the same seed; (best result, selection rows, the best point's strategy history).  ``bind()``
+    (re)binds the strategy's data before each point, so each point starts from uniform weights."""
+    points = entry.points(config, section, train.arrays[0].shape[1], task.output_size)
     histories = {}
 
-    def train_point(config, tag):
+    def train_point(point, tag):
         if bind is not None:
             bind()
-        result = train_head(config, train, val, settings, seed, task=task, strategy=strategy, progress=progress,
-                            tag=tag)
-        histories[config.hidden] = list(getattr(strategy.items, "history", []))
+        result = train_one(point, train, val, settings, seed, progress=progress, tag=tag, task=task,
+                           strategy=strategy, model_class=entry.model_class,
+                           optimiser_class=entry.optimiser_class() if entry.optimiser_class else None)
+        histories[point] = list(getattr(strategy.items, "history", []))
         return result
 
-    best, rows = search_grid(points, HPARAM_KEYS, train_point, progress=progress, select=strategy.selection_metric)
-    return best, rows, histories[best.config.hidden]
+    best, rows = search_grid(points, entry.keys(), train_point, progress=progress, select=strategy.selection_metric)
+    return best, rows, histories[best.config]
+
+
+def search_hidden(hidden_sizes, train: SequenceData, val: SequenceData, settings: TrainSettings, seed: int, *,
+                  task: Task, strategy: Strategy, bind: Callable | None = None, progress=None):
+    """The head (:func:`search_model` with ``metricaug_head``) for every H of ``hidden_sizes``."""
+    from sernoise.metricaug.models import get_metricaug_model
+
+    return search_model(get_metricaug_model("metricaug_head"), {}, {"hidden": list(hidden_sizes)}, train, val,
+                        settings, seed, task=task, strategy=strategy, bind=bind, progress=progress)
