@@ -70,11 +70,13 @@ def _dataset_inputs(smk) -> dict:
     return shared
 
 
-def _folder_files(run: dict, names, declared, rule: str, what: str) -> dict:
+def _folder_files(run: dict, names, declared, rule: str, kind: str) -> dict:
+    """The run's model folder files ``names`` by attribute; each must be one of the job's ``kind``
+    (inputs, outputs) ``declared``."""
     files = {file_key(name): f"{run['folder']}/{name}" for name in names}
     missing = sorted(path for path in files.values() if path not in declared)
     if missing:
-        raise ValueError(f"rule {rule}: {what} {missing} are not {what.split()[-1]}s of this job")
+        raise ValueError(f"rule {rule}: model {kind[:-1]}s {missing} are not {kind} of this job")
     return files
 
 
@@ -90,7 +92,7 @@ def training_views(smk, model_outputs) -> list[tuple[dict, SimpleNamespace]]:
     files ``model_outputs`` (the family's file names), which must be outputs of the job."""
     declared = set(smk.output)
     shared = Files(**_dataset_inputs(smk))
-    return [(run, _view(smk, run, shared, Files(**_folder_files(run, model_outputs, declared, smk.rule, "model output"))))
+    return [(run, _view(smk, run, shared, Files(**_folder_files(run, model_outputs, declared, smk.rule, "outputs"))))
             for run in smk.params.runs]
 
 
@@ -104,7 +106,7 @@ def prediction_views(smk, model_files) -> list[tuple[dict, SimpleNamespace]]:
         raise ValueError(f"rule {smk.rule}: {len(runs)} runs in params.runs but {len(smk.output)} output files")
     shared = {key: value for key, value in _dataset_inputs(smk).items() if key != "models"}
     declared = set(getattr(smk.input, "models", []))
-    return [(run, _view(smk, run, Files(**shared, **_folder_files(run, model_files, declared, smk.rule, "model input")),
+    return [(run, _view(smk, run, Files(**shared, **_folder_files(run, model_files, declared, smk.rule, "inputs")),
                         Files([output])))
             for run, output in zip(runs, smk.output)]
 
