@@ -49,7 +49,8 @@ rule run_attack:
 
 rule make_table5:
     input:
-        results=PLAN.attack_results(),
+        # one result per run_attack job stands for its outputs (params.results: all of them)
+        results=attack_job_files(),
         partition=partition_file(CORPUS),
     output:
         csv=report(
@@ -74,6 +75,7 @@ rule make_table5:
         # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells; not
         # inputs, since each attack result stands for its model (run_attack takes the model files)
         hparams=PLAN.attacked_model_files("hparams.yaml"),
+        results=PLAN.attack_results(),
         settings=ATTACK,
         corpus=CORPUS,
         model_labels=EVALUATION_SETTINGS["model_labels"],  # models on a stand-in backbone (sernoise.plan)

@@ -363,11 +363,37 @@ def prediction_outputs():
 
 
 def prediction_runs(wc):
-    """params.runs of predict_*_model: the (repetition, task, model folder) of each output file
-    (sernoise.job_views.prediction_views)."""
+    """params.runs of predict_*_model: the (repetition, task, model folder) of each output file, and the
+    file of its training job that the prediction waits on (sernoise.job_views.prediction_views)."""
     return [
-        {"rep": rep, "task": task, "folder": PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, rep, task)}
+        {
+            "rep": rep,
+            "task": task,
+            "folder": PLAN.model_folder(wc.corpus, wc.model, wc.regime, wc.fold, rep, task),
+            "trained": trained_model_file(wc.corpus, wc.model, wc.regime, wc.fold, rep),
+        }
         for rep, task in PREDICTION_RUNS
+    ]
+
+
+def trained_model_file(corpus, model, regime, fold, rep):
+    """The file that stands for a train_*_model job (model, regime, fold, rep) in its consumers' inputs:
+    the family's first model file of the first task. The job writes every task's files, so waiting on
+    one waits on all (and a rerun of the job renews it); one input per training job instead of one per
+    model file keeps the paper-scale DAG ~4,000 edges smaller (issue 16)."""
+    folder = PLAN.model_folder(corpus, model, regime, fold, rep, PLAN.tasks[0])
+    return f"{folder}/{PLAN.family(model).model_files[0]}"
+
+
+def prediction_job_files(wc):
+    """One prediction file per predict_*_model job of wc.model (its first output): what compute_metrics
+    waits on. A job writes every (repetition, task) file it scores, so waiting on one waits on all, and
+    a rerun renews it; compute_metrics reads the full list (PLAN.predictions) from its params."""
+    first = prediction_outputs()[0]
+    return [
+        first.format(corpus=wc.corpus, model=wc.model, regime=regime, fold=fold)
+        for regime in PLAN.model_regimes[wc.model]
+        for fold in PLAN.folds
     ]
 
 
@@ -380,7 +406,7 @@ def predict_inputs(wc):
     """Input function of predict_*_model: the trained models' files, clean and TEST-pool datasets."""
     family = PLAN.family(wc.model)
     inputs = _examples(wc, family, "test")
-    inputs["models"] = [f"{run['folder']}/{name}" for run in prediction_runs(wc) for name in family.model_files]
+    inputs["models"] = [trained_model_file(wc.corpus, wc.model, wc.regime, wc.fold, rep) for rep in PLAN.reps]
     return inputs
 
 
@@ -465,7 +491,8 @@ def attack_inputs(wc):
         raise WorkflowError("config key attack: the attack needs an `attack:` section that fits this config")
     folder = PLAN.model_folder(wc.corpus, wc.model, ATTACK["regime"], wc.fold, wc.rep, wc.task)
     inputs = {
-        "model": [f"{folder}/{name}" for name in PLAN.family(wc.model).model_files],
+        # one file stands for the model's training job (see trained_model_file); the job loads the folder
+        "model": [f"{folder}/{PLAN.family(wc.model).model_files[0]}"],
         "manifest": f"results/{wc.corpus}/manifest.csv",
         "folds": f"results/{wc.corpus}/folds.csv",
         "index": f"results/{wc.corpus}/audio/index.csv",  # stands for its shards (see _examples)
@@ -496,6 +523,21 @@ def attack_outputs():
     if "degradation" in ATTACK["knowledge"]:
         outputs = {"knowledge": f"{folder}/knowledge.csv", **outputs}
     return outputs
+
+
+def attack_job_files():
+    """One result file per run_attack job (its first attack's), what make_table5 waits on; like
+    prediction_job_files, the table reads every result (PLAN.attack_results) from its params."""
+    if not ATTACK or not ATTACK["models"]:
+        return []
+    first = attack_outputs()["results"][0]
+    return [
+        first.format(corpus=CORPUS, model=m, fold=f, rep=k, task=t)
+        for m in ATTACK["models"]
+        for f in PLAN.folds
+        for k in PLAN.reps
+        for t in ATTACK["tasks"]
+    ]
 
 
 def attack_conditions():

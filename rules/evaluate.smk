@@ -20,7 +20,8 @@ STATISTICS = {
 
 rule compute_metrics:
     input:
-        predictions=lambda wc: PLAN.predictions(wc.corpus, wc.model),
+        # one file per prediction job stands for its outputs (params.predictions: all of them)
+        predictions=prediction_job_files,
         # utt_id -> speaker: the tables' speaker-level tests and confidence intervals
         manifest="results/{corpus}/manifest.csv",
     output:
@@ -39,9 +40,10 @@ rule compute_metrics:
         mem_mb=2000,
         runtime=30,
     params:
-        # the models' degenerate-model checks; not inputs: each prediction file stands for its model's
-        # hparams.yaml (predict_*_model takes every model file as input, so a prediction is newer than
-        # its hparams.yaml and rebuilt with it), which keeps this job at one input per trained model
+        predictions=lambda wc: PLAN.predictions(wc.corpus, wc.model),
+        # the models' degenerate-model checks; not inputs: a prediction job waits on each model's training
+        # job, so its predictions are newer than the model's hparams.yaml and rebuilt with it; this keeps
+        # the job at one input per prediction job (issue 16: the paper-scale DAG's edges)
         hparams=lambda wc: PLAN.model_file(wc.corpus, wc.model, "hparams.yaml"),
     script:
         "../workflow/scripts/compute_metrics.py"

@@ -27,9 +27,15 @@ def _listing(tmp_path, conditions=("c1", "c2"), key="conditions"):
     return str(path)
 
 
+def _trained(rep):
+    """The file of repetition ``rep``'s training job that a prediction job waits on."""
+    return f"{FOLDER.format(rep=rep, task='a')}/model.pt"
+
+
 def test_prediction_views_give_each_run_its_model_files_output_and_the_listed_datasets(tmp_path):
-    runs = [{"rep": r, "task": t, "folder": FOLDER.format(rep=r, task=t)} for r in (1, 2) for t in ("a", "v")]
-    models = [f"{run['folder']}/{name}" for run in runs for name in ("model.pt", "hparams.yaml")]
+    runs = [{"rep": r, "task": t, "folder": FOLDER.format(rep=r, task=t), "trained": _trained(r)}
+            for r in (1, 2) for t in ("a", "v")]
+    models = [_trained(1), _trained(2)]  # one file per training job, not every model file
     outputs = [f"pred/rep{run['rep']}/{run['task']}.csv" for run in runs]
     job = _job(tmp_path, input=Files(manifest="m.csv", clean="clean.h5", datasets=_listing(tmp_path), models=models),
                output=Files(outputs), runs=runs)
@@ -41,15 +47,18 @@ def test_prediction_views_give_each_run_its_model_files_output_and_the_listed_da
     assert view.input.hparams == f"{FOLDER.format(rep=2, task='v')}/hparams.yaml"
     assert view.input.conditions == ["f/c1.h5", "f/c2.h5"] and view.input.clean == "clean.h5"
     assert not hasattr(view.input, "datasets") and not hasattr(view.input, "models") and len(view.log) == 0
+    assert not hasattr(view.wildcards, "trained") and not hasattr(view.wildcards, "folder")
 
 
-def test_a_model_file_the_job_does_not_declare_is_an_error_naming_it(tmp_path):
-    runs = [{"rep": 1, "task": "a", "folder": "m/a"}]
-    job = _job(tmp_path, input=Files(manifest="m.csv", models=["m/a/model.pt"]), output=Files(["p.csv"]), runs=runs)
-    with pytest.raises(ValueError, match=r"m/a/norm.npz"):
+def test_a_run_whose_training_job_is_not_an_input_is_an_error_naming_it(tmp_path):
+    runs = [{"rep": 1, "task": "a", "folder": "m/r1/a", "trained": "m/r1/a/model.pt"},
+            {"rep": 2, "task": "a", "folder": "m/r2/a", "trained": "m/r2/a/model.pt"}]
+    job = _job(tmp_path, input=Files(manifest="m.csv", models=["m/r1/a/model.pt"]), output=Files(["p.csv"] * 2),
+               runs=runs)
+    with pytest.raises(ValueError, match=r"m/r2/a/model.pt"):
         prediction_views(job, ("model.pt", "norm.npz"))
     with pytest.raises(ValueError, match="2 runs in params.runs but 1 output"):
-        prediction_views(_job(tmp_path, input=Files(models=[]), output=Files(["p.csv"]), runs=runs * 2), ("model.pt",))
+        prediction_views(_job(tmp_path, input=Files(models=[]), output=Files(["p.csv"]), runs=runs), ("model.pt",))
 
 
 def test_training_views_write_each_task_into_its_own_folder(tmp_path):

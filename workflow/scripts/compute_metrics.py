@@ -7,13 +7,13 @@ from sernoise.evaluation.metrics import compute_metrics, degenerate_flags, speak
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
-    metrics, confusion = compute_metrics(list(snakemake.input.predictions), log=log)
+    metrics, confusion = compute_metrics(list(snakemake.params.predictions), log=log)
     metrics.to_csv(snakemake.output.metrics, index=False, lineterminator="\n")
     confusion.to_csv(snakemake.output.confusion, index=False, lineterminator="\n")
-    log.info("%d prediction files, %d (file, condition) groups", len(snakemake.input.predictions), len(metrics))
+    log.info("%d prediction files, %d (file, condition) groups", len(snakemake.params.predictions), len(metrics))
     manifest = read_manifest(snakemake.input.manifest)
     speakers = dict(zip(manifest["utt_id"].astype(str), manifest["speaker"].astype(str)))
-    by_speaker = speaker_confusion(list(snakemake.input.predictions), speakers, log=log)
+    by_speaker = speaker_confusion(list(snakemake.params.predictions), speakers, log=log)
     by_speaker.to_csv(snakemake.output.speaker_confusion, index=False, lineterminator="\n")
     flags = degenerate_flags(list(snakemake.params.hparams))
     flags.to_csv(snakemake.output.flags, index=False, lineterminator="\n")

@@ -9,7 +9,7 @@ from sernoise.perception.partition import attack_settings_under_partition, optio
 from sernoise.runlog import rule_log
 
 with rule_log(snakemake) as log:
-    results = pd.concat([read_results(path) for path in snakemake.input.results], ignore_index=True)
+    results = pd.concat([read_results(path) for path in snakemake.params.results], ignore_index=True)
     p = snakemake.params
     # the retaining noise set's categories and the caption under the perception partition input
     settings = attack_settings_under_partition(p.settings, optional_partition(getattr(snakemake.input, "partition", None)))
