@@ -95,6 +95,15 @@ def shard_ids(corpus):
     return [f"{i:03d}" for i in range(corpus_config(corpus)["shards"])]
 
 
+def official_fold_params():
+    """Rule make_folds's parameters beyond n_folds: the tested partitions under folds.scheme official, so that
+    changing them reruns the rule; none for the other schemes (a new parameter would rerun the rule, and all
+    after it, in every existing workspace)."""
+    if config["folds"].get("scheme") != "official":
+        return {}
+    return {"test_partitions": config["folds"].get("test_partitions")}  # absent: the default (sernoise.folds)
+
+
 def _ready_marker(kind, name, entry, key):
     """Input function body: the download marker, nothing when the data was already there, or a clear error.
 
