@@ -361,7 +361,8 @@ def train_inputs(wc):
 
 # One prediction job per (model, regime, fold) scores the models of every (repetition, task): a job per
 # model doubled the paper-scale DAG (issue 16), and the runs share their test data.
-PREDICTION_RUNS = [(rep, task) for rep in PLAN.reps for task in PLAN.tasks]
+# Dimensional tasks are trained but not scored (PLAN.scored_tasks).
+PREDICTION_RUNS = [(rep, task) for rep in PLAN.reps for task in PLAN.scored_tasks]
 
 
 def prediction_outputs():
