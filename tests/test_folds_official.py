@@ -27,9 +27,11 @@ def manifest(tmp_path_factory):
 
 def test_one_fold_train_development_test1(manifest, tmp_path):
     folds = folds_from_config(manifest, OFFICIAL)
-    assert folds.to_dict("records") == [{"fold": 1, "group": "Train", "role": "train"},
-                                        {"fold": 1, "group": "Development", "role": "val"},
-                                        {"fold": 1, "group": "Test1", "role": "test"}]
+    assert folds.to_dict("records") == [
+        {"fold": 1, "group": "Train", "role": "train"},
+        {"fold": 1, "group": "Development", "role": "val"},
+        {"fold": 1, "group": "Test1", "role": "test"},
+    ]
     path = tmp_path / "folds.csv"
     folds.to_csv(path, index=False)
     folds = pd.read_csv(path, dtype={"group": str})  # as the jobs read it
@@ -49,17 +51,22 @@ def test_test_partitions_are_configurable(manifest):
 
 
 def test_errors_name_the_key(manifest):
-    with pytest.raises(FoldError, match="folds.scheme official makes one fixed fold but folds.n_folds is 5; "
-                                        "set folds.n_folds: 1"):
+    with pytest.raises(
+        FoldError, match="folds.scheme official makes one fixed fold but folds.n_folds is 5; set folds.n_folds: 1"
+    ):
         folds_from_config(manifest, {"scheme": "official", "n_folds": 5})
-    with pytest.raises(FoldError, match=r"folds.test_partitions: the corpus has no utterance in the partition "
-                                        r"'Test3' \(the manifest's groups: \['Development', 'Test1', 'Test2', 'Train'\]"):
+    with pytest.raises(
+        FoldError,
+        match=r"folds.test_partitions: the corpus has no utterance in the partition "
+        r"'Test3' \(the manifest's groups: \['Development', 'Test1', 'Test2', 'Train'\]",
+    ):
         folds_from_config(manifest, {**OFFICIAL, "test_partitions": ["Test3"]})
     with pytest.raises(FoldError, match=r"folds.test_partitions: \['Development'\] cannot be tested"):
         folds_from_config(manifest, {**OFFICIAL, "test_partitions": ["Development"]})
     no_dev = manifest[manifest["group"] != "Development"]  # e.g. every Development file rejected
-    with pytest.raises(FoldError, match="folds.scheme official: the corpus has no utterance in the partition "
-                                        "'Development'"):
+    with pytest.raises(
+        FoldError, match="folds.scheme official: the corpus has no utterance in the partition 'Development'"
+    ):
         folds_from_config(no_dev, OFFICIAL)
     ravdess_like = manifest.assign(group=manifest["group"].map(lambda g: f"pair{len(g)}"))
     with pytest.raises(FoldError, match="no utterance in the partition 'Train'"):
@@ -71,8 +78,11 @@ def test_a_speaker_in_two_partitions_is_a_leak(manifest):
     first_test = leaky.index[leaky["group"] == "Test1"][0]
     leaky.loc[first_test, "speaker"] = "101"  # a Train speaker
     folds = make_official_folds(leaky)
-    with pytest.raises(FoldError, match=r"official split check failed .*\n  1 speaker\(s\) in two roles, "
-                                        r"e.g. \['101 \(test and train\)'\]"):
+    with pytest.raises(
+        FoldError,
+        match=r"official split check failed .*\n  1 speaker\(s\) in two roles, "
+        r"e.g. \['101 \(test and train\)'\]",
+    ):
         check_official_folds(leaky, folds)
     folds_from_config(manifest, OFFICIAL)  # the fixture's partitions share no speaker
 
@@ -84,8 +94,9 @@ def test_config_schema_and_cross_checks():
     config["folds"] = {"scheme": "official", "n_folds": 1, "test_partitions": ["Test1", "Test2"]}
     validate_config(config, SCHEMA)
     config["folds"] = {"scheme": "official"}  # n_folds defaults to 5
-    with pytest.raises(ConfigError, match="config key folds.n_folds: folds.scheme official makes one fixed fold; "
-                                          "set folds.n_folds: 1"):
+    with pytest.raises(
+        ConfigError, match="config key folds.n_folds: folds.scheme official makes one fixed fold; set folds.n_folds: 1"
+    ):
         validate_config(config, SCHEMA)
     config["folds"] = {"n_folds": 2}
     with pytest.raises(ConfigError, match="config key folds.n_folds: 2 is less than the minimum of 3"):
@@ -105,6 +116,8 @@ def test_plan_and_ctsl_plan_have_the_one_fold():
     assert plan.folds == [1]
     assert {f.split("/fold")[1][0] for f in plan.prediction_targets()} == {"1"}
     ctsl = build_ctsl_plan(config, plan)
-    assert ctsl.run_files("msp_podcast", "scores.csv")[0] == \
-        "results/msp_podcast/ctsl/tdnn/original/fold1/rep1/activation/scores.csv"
+    assert (
+        ctsl.run_files("msp_podcast", "scores.csv")[0]
+        == "results/msp_podcast/ctsl/tdnn/original/fold1/rep1/activation/scores.csv"
+    )
     assert all("/fold1/" in f for f in ctsl.run_files("msp_podcast", "scores.csv"))
