@@ -95,6 +95,15 @@ def shard_ids(corpus):
     return [f"{i:03d}" for i in range(corpus_config(corpus)["shards"])]
 
 
+def official_fold_params():
+    """Rule make_folds's parameters beyond n_folds: the tested partitions under folds.scheme official, so that
+    changing them reruns the rule; none for the other schemes (a new parameter would rerun the rule, and all
+    after it, in every existing workspace)."""
+    if config["folds"].get("scheme") != "official":
+        return {}
+    return {"test_partitions": config["folds"].get("test_partitions")}  # absent: the default (sernoise.folds)
+
+
 def _ready_marker(kind, name, entry, key):
     """Input function body: the download marker, nothing when the data was already there, or a clear error.
 
@@ -352,7 +361,8 @@ def train_inputs(wc):
 
 # One prediction job per (model, regime, fold) scores the models of every (repetition, task): a job per
 # model doubled the paper-scale DAG (issue 16), and the runs share their test data.
-PREDICTION_RUNS = [(rep, task) for rep in PLAN.reps for task in PLAN.tasks]
+# Dimensional tasks are trained but not scored (PLAN.scored_tasks).
+PREDICTION_RUNS = [(rep, task) for rep in PLAN.reps for task in PLAN.scored_tasks]
 
 
 def prediction_outputs():

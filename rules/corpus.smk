@@ -94,6 +94,7 @@ rule make_folds:
     conda:
         "../envs/audio.yaml"
     params:
+        **official_fold_params(),
         n_folds=config["folds"]["n_folds"],
     script:
         "../workflow/scripts/make_folds.py"

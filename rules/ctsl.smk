@@ -77,14 +77,12 @@ rule ctsl_table:
         snr_db=config["ctsl"]["target"]["snr_db"],
         model_labels=PLAN.model_labels(),
         title="CTSL (Leem et al.)",
+        # after the note on the values (CCC or UAR), which the table writes from the scores
         notes=lambda wc: [
             f"Target noise: {config['ctsl']['target']['category']} noise of the noise banks ({', '.join(NOISE_BANKS)}), "
             f"at most {config['ctsl']['target']['max_minutes']:g} min of the TRAIN pool, mixed at "
             f"{config['ctsl']['target']['snr_db']:g} dB SNR afresh every epoch; test sets: the TEST pool of that "
             f"category at {', '.join(f'{s:g}' for s in config['ctsl']['test_snrs'])} dB, and clean.",
-            "Values: UAR (classification tasks, cross-entropy task loss) or CCC (dimensional tasks, summed CCC "
-            "loss) of each test group, for the best non-consecutive development epochs; mean over folds, "
-            "repetitions, epochs and groups.",
             "Marks: * better than Original, † than RH, ‡ than RM (one-tailed Welch t-test, p <= 0.05, no "
             "correction for multiple comparisons, as in the paper). Bold: best of a column per model.",
             # the stand-in sentence of each adapted model on a stand-in backbone (not of the others)

@@ -248,6 +248,30 @@ def test_welch_one_tailed_and_marks():
     assert cells.loc["rm_tl_cl", "mean"] == pytest.approx(np.mean(better)) and cells.loc["rm_tl_cl", "n"] == 5
 
 
+def test_ccc_and_uar_cells_are_kept_apart_and_named(tmp_path):
+    """ctsl.tasks [activation, avd]: the bins task activation (UAR) and avd's attribute activation (CCC)."""
+    from sernoise.ctsl.table import write_ctsl_table
+
+    rows = [{"model": "tdnn", "strategy": strategy, "fold": 1, "rep": 1, "epoch": 1, "condition": "snr0", "group": g,
+             "attribute": attribute, "metric": metric, "value": value + 0.01 * g}
+            for strategy in ("original", "rm") for g in range(3)
+            for attribute, metric, value in (("activation", "uar", 0.5), ("activation", "ccc", 0.2),
+                                             ("valence", "ccc", 0.1), ("dominance", "ccc", 0.3))]
+    cells = write_ctsl_table(pd.DataFrame(rows), strategies=["original", "rm"], matched="snr0",
+                             model_labels={"tdnn": "T-DNN"}, notes=["a note"], csv=tmp_path / "t.csv",
+                             md=tmp_path / "t.md", tex=tmp_path / "t.tex")
+    assert len(cells) == 2 * 4 and (cells["n"] == 3).all()
+    original = cells[cells["strategy"] == "original"]
+    assert list(zip(original["attribute"], original["metric"])) == [
+        ("activation", "uar"), ("activation", "ccc"), ("valence", "ccc"), ("dominance", "ccc")]
+    assert original["mean"].tolist() == pytest.approx([0.51, 0.21, 0.11, 0.31])
+    md = (tmp_path / "t.md").read_text()
+    assert "| snr0 activation UAR | snr0 activation CCC | snr0 valence CCC | snr0 dominance CCC |" in md
+    assert "- Values: UAR (unweighted average recall) of the classification task" in md
+    assert "; CCC (concordance correlation coefficient) of each attribute" in md and "- a note" in md
+    assert "snr0 dominance CCC" in (tmp_path / "t.tex").read_text()
+
+
 def test_conditions_in_the_papers_order():
     assert condition_order(["clean", "snr10", "snr2.5", "snr5", "snr0"], "snr0") == ["snr0", "snr2.5", "snr5", "snr10",
                                                                                      "clean"]

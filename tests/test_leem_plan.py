@@ -81,3 +81,25 @@ def test_a_ctsl_strategy_is_not_a_training_strategy():
     with pytest.raises(PlanError, match=r"training\.strategy\.name: 'ctsl_rm' runs in the 'ctsl' stage only .*"
                                         r"takes \[.*'mixup', 'standard'\]"):
         build_plan(_config({"training": {"strategy": {"name": "ctsl_rm"}}}))
+
+
+def test_a_dimensional_task_trains_the_teachers_but_is_not_scored():
+    """avd (CCC) beside activation: the T-DNN trains both, only activation gets predictions, metrics, the attack."""
+    overlay = {"training": {"models": ["tdnn"], "tasks": ["activation", "avd"], "sweep": {"fractions": []},
+                            "strategy": {"name": "standard", "options": {"selection_metric": "loss"}}},
+               "ctsl": {"tasks": ["avd"]}}
+    config = _config(overlay)
+    plan = build_plan(config)
+    assert plan.tasks == ["activation", "avd"] and plan.scored_tasks == ["activation"]
+    assert not [f for f in plan.prediction_targets() if f.endswith("/avd.csv")]
+    assert plan.attack["tasks"] == ["activation"]
+    assert build_ctsl_plan(config, plan).run_files("ravdess", "scores.csv")[0].endswith("/fold1/rep1/avd/scores.csv")
+    only = _config({"training": {"models": ["tdnn"], "tasks": ["avd"], "sweep": {"fractions": []},
+                                 "strategy": {"name": "standard", "options": {"selection_metric": "ccc"}}},
+                    "attack": {"models": []}, "ctsl": {"tasks": ["avd"], "enabled": True}})
+    plan = build_plan(only)
+    assert plan.scored_tasks == [] and not [t for t in plan.all_targets() if "/metrics/" in t or "/tables/" in t]
+    with pytest.raises(PlanError, match=r"attack.tasks\[0\]: task 'avd' is dimensional"):
+        build_plan(_config(overlay, {"attack": {"tasks": ["avd"]}}))
+    with pytest.raises(PlanError, match="ednn cannot learn task 'avd'"):
+        build_plan(_config(overlay, {"training": {"models": ["ednn"]}}))

@@ -149,7 +149,8 @@ def test_plan_of_the_default_config_and_its_sweep():
      "config key training.strategy.options.selection_metric: 'ccc' does not apply to the task(s) ['activation', "
      "'valence'] of training.tasks; choose uar, f1_weighted or loss"),
     ({"training": {"regimes": ["clean", "noisy"]}}, "config key training.regimes: unknown regime 'noisy'"),
-    ({"training": {"tasks": ["avd"]}}, "config key training.models[0]: tdnn cannot learn task 'avd'"),
+    # the T-DNN learns dimensional tasks (CTSL's teachers), the E-DNN does not
+    ({"training": {"tasks": ["avd"]}}, "config key training.models[1]: ednn cannot learn task 'avd'"),
 ])
 def test_bad_configs_fail_naming_the_key(overlay, fragment):
     with pytest.raises(PlanError) as error:

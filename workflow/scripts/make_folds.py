@@ -3,7 +3,8 @@
 ``folds.scheme`` (absent: ``groups``) is read from the config here rather than passed as a rule
 parameter: a new parameter would make Snakemake rerun this rule, and everything after it, in every
 existing workspace although the table's bytes do not change.  Switching to ``loso`` changes
-``n_folds`` (it must equal the number of speakers), which does rerun the rule.
+``n_folds`` (it must equal the number of speakers), and switching to ``official`` sets it to 1 and
+adds the rule parameter ``test_partitions``: both rerun the rule.
 """
 
 from sernoise.corpora.manifest import read_manifest

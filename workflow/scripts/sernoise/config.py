@@ -114,8 +114,23 @@ def _cross_checks(config: dict) -> list[str]:
         if condition not in (config.get("conditions") or {}):
             problems.append(f"config key denoise.conditions[{i}]: unknown condition {condition!r}; "
                             f"defined under conditions: {sorted(config.get('conditions') or {})}")
+    problems += _fold_problems(config.get("folds") or {})
     problems += task_problems(config)  # e.g. a mapping onto a class the task does not list
     return problems
+
+
+def _fold_problems(folds: dict) -> list[str]:
+    """folds.n_folds against folds.scheme, before any job: the workflow enumerates folds 1..n_folds up front."""
+    scheme, n_folds = folds.get("scheme") or "groups", folds.get("n_folds")
+    if not isinstance(n_folds, int):
+        return []  # the schema error says what is wrong
+    if scheme == "official" and n_folds != 1:
+        return [f"config key folds.n_folds: folds.scheme official makes one fixed fold; set folds.n_folds: 1 "
+                f"(got {n_folds})"]
+    if scheme != "official" and n_folds < 3:  # the schema's minimum is 1 for the official split's sake
+        return [f"config key folds.n_folds: {n_folds} is less than the minimum of 3 (folds.scheme {scheme}: "
+                f"train, validation and test blocks)"]
+    return []
 
 
 def validate_config(config: dict, schema_path) -> dict:

@@ -16,6 +16,11 @@ Two more ways of dividing a corpus (Latif et al., issue 15):
   column where the group table has ``group``; :func:`check_folds` and :func:`split_of` accept both.
 * the cross-corpus split (:func:`cross_corpus_split`): a seeded, label-stratified share of the
   target corpus for parameter selection (``val``) and the rest for ``test``.
+
+And a corpus's own split (Leem et al. on MSP-Podcast): :func:`make_official_folds` (config
+``folds.scheme: official``) makes one fixed fold of the partitions the corpus adapter put into
+``group`` (MSP-Podcast's ``Split_Set``): train = ``Train``, validation = ``Development``, test =
+``folds.test_partitions`` (default ``[Test1]``); the other partitions (Test2, ...) play no role.
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ from sernoise.seeds import derive_seed
 FOLD_COLUMNS = ["fold", "group", "role"]
 LOSO_COLUMNS = ["fold", "speaker", "role"]
 ROLES = ("train", "val", "test")
-SCHEMES = ("groups", "loso")
+SCHEMES = ("groups", "loso", "official")
+# The official split's partitions (MSP-Podcast's Split_Set names); the test partitions are configurable
+# (folds.test_partitions): MSP-Podcast has more than one test set (Test1, Test2, ...) and papers differ in which they use.
+OFFICIAL_TRAIN = "Train"
+OFFICIAL_VAL = "Development"
+OFFICIAL_TEST = ("Test1",)
 CROSS_CORPUS_ROLES = ("val", "test")
 
 
@@ -216,14 +226,73 @@ def check_loso_folds(manifest: pd.DataFrame, folds: pd.DataFrame) -> None:
         raise FoldError("leave-one-speaker-out fold check failed:\n  " + "\n  ".join(problems))
 
 
+# --------------------------------------------------------------------------- the official split
+
+
+def make_official_folds(manifest: pd.DataFrame, test_partitions=OFFICIAL_TEST) -> pd.DataFrame:
+    """One fixed fold (``fold, group, role``) from the corpus's official partitions (the manifest's ``group``).
+
+    Fold 1 trains on ``Train``, validates on ``Development`` and tests ``test_partitions``; partitions not
+    named (e.g. Test2 when only Test1 is tested) are left out of the table, so they play no role.  A
+    partition that is not in the manifest, or that has no utterance (every file rejected), is an error
+    naming the config key; so is a test partition that is also Train or Development.
+    """
+    test_partitions = [str(p) for p in test_partitions]
+    if not test_partitions:
+        raise FoldError("folds.test_partitions: folds.scheme official needs at least one test partition")
+    overlap = sorted(set(test_partitions) & {OFFICIAL_TRAIN, OFFICIAL_VAL})
+    if overlap:
+        raise FoldError(f"folds.test_partitions: {overlap} cannot be tested, the official split trains on "
+                        f"{OFFICIAL_TRAIN} and validates on {OFFICIAL_VAL}")
+    sizes = manifest["group"].astype(str).value_counts()
+    present = sorted(sizes.index, key=_natural_key)
+    roles = {OFFICIAL_TRAIN: "train", OFFICIAL_VAL: "val", **{p: "test" for p in test_partitions}}
+    for partition in roles:
+        if int(sizes.get(partition, 0)) == 0:
+            key = "folds.test_partitions" if partition in test_partitions else "folds.scheme official"
+            raise FoldError(f"{key}: the corpus has no utterance in the partition {partition!r} (the manifest's "
+                            f"groups: {present[:10]}); the official split needs "
+                            f"{OFFICIAL_TRAIN}, {OFFICIAL_VAL} and the test partitions (folds.test_partitions)")
+    rows = [{"fold": 1, "group": group, "role": role} for group, role in roles.items()]
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS)
+
+
+def check_official_folds(manifest: pd.DataFrame, folds: pd.DataFrame) -> None:
+    """Raise :class:`FoldError` unless the official fold is one leak-free fold whose roles all hold utterances.
+
+    Unlike :func:`check_folds`, partitions may be left untested (Test2 when only Test1 is tested).  The
+    official partitions are meant to be speaker independent; that is checked, not assumed: a speaker in
+    two roles is an error (MSP-Podcast's unknown speakers are one per file, see the adapter).
+    """
+    problems = []
+    folds = folds.assign(group=folds["group"].astype(str))
+    if set(folds["fold"]) != {1}:
+        problems.append(f"the official split is one fold (fold 1), got folds {sorted(set(folds['fold']))}")
+    dup = folds["group"][folds["group"].duplicated()].tolist()
+    if dup:
+        problems.append(f"partition(s) {dup} have more than one role")
+    members = manifest.assign(group=manifest["group"].astype(str)).merge(folds[["group", "role"]], on="group")
+    for role in ROLES:
+        if not (members["role"] == role).any():
+            problems.append(f"no {role} utterance")
+    roles_of = members.groupby(members["speaker"].astype(str))["role"].agg(lambda r: sorted(set(r)))
+    leaks = [f"{speaker} ({' and '.join(roles)})" for speaker, roles in roles_of.items() if len(roles) > 1]
+    if leaks:
+        problems.append(f"{len(leaks)} speaker(s) in two roles, e.g. {leaks[:5]}")
+    if problems:
+        raise FoldError("official split check failed (folds.scheme official):\n  " + "\n  ".join(problems))
+
+
 def folds_from_config(manifest: pd.DataFrame, folds_config: Mapping) -> pd.DataFrame:
     """The checked fold table of the config's ``folds:`` section (rule make_folds).
 
     ``scheme`` ``groups`` (the default, also when absent: today's tables, byte for byte) deals the
     manifest's groups into ``n_folds`` blocks; ``loso`` makes one fold per speaker (``speaker_groups``
-    overrides the pairing).  The workflow enumerates folds 1..``n_folds`` before any manifest exists, so
-    with ``loso`` ``n_folds`` must equal the number of speakers; a mismatch is an error saying the value
-    to set, rather than folds that are silently never trained or missing.
+    overrides the pairing); ``official`` makes the one fold of the corpus's official split
+    (``test_partitions``, default ``[Test1]``).  The workflow enumerates folds 1..``n_folds`` before any
+    manifest exists, so with ``loso`` ``n_folds`` must equal the number of speakers, and with ``official``
+    it must be 1; a mismatch is an error saying the value to set, rather than folds that are silently
+    never trained or missing.
     """
     scheme = folds_config.get("scheme") or "groups"
     n_folds = int(folds_config.get("n_folds", 5))
@@ -235,6 +304,13 @@ def folds_from_config(manifest: pd.DataFrame, folds_config: Mapping) -> pd.DataF
         if n_speakers != n_folds:
             raise FoldError(f"folds.scheme loso makes one fold per speaker: the corpus has {n_speakers} speakers but "
                             f"folds.n_folds is {n_folds}; set folds.n_folds: {n_speakers}")
+    elif scheme == "official":
+        if n_folds != 1:
+            raise FoldError(f"folds.scheme official makes one fixed fold but folds.n_folds is {n_folds}; "
+                            "set folds.n_folds: 1")
+        folds = make_official_folds(manifest, folds_config.get("test_partitions") or OFFICIAL_TEST)
+        check_official_folds(manifest, folds)
+        return folds
     else:
         raise FoldError(f"folds.scheme must be one of {list(SCHEMES)}, got {scheme!r}")
     check_folds(manifest, folds)

@@ -127,8 +127,11 @@ def registered_models() -> dict[str, ModelFamily]:
     return dict(_MODELS)
 
 
+# The T-DNN learns dimensional tasks too (1 - CCC, selected by CCC): the teachers of CTSL on a rated corpus
+# (Leem et al.).  Their models are trained only; predictions and tables cover classification tasks
+# (sernoise.plan.Plan.scored_tasks).
 _TDNN = dict(
-    input="features", feature="fbank40", settings="tdnn", tasks=("bins", "categorical"),
+    input="features", feature="fbank40", settings="tdnn", tasks=("bins", "categorical", "dimensional"),
     train="sernoise.training.tdnn_job:train", predict="sernoise.training.tdnn_job:predict",
     model_files=("model.pt", "hparams.yaml", "norm.npz"), embedding=True,
     resources={"train": {"mem_mb": 6000, "runtime": 480}, "predict": {"mem_mb": 3000, "runtime": 60}},

@@ -137,10 +137,16 @@ class Plan:
     def prediction_file(self, corpus, model, regime, fold, rep, task) -> str:
         return results(corpus, "predictions", model, regime, f"fold{fold}", f"rep{rep}", f"{task}.csv")
 
+    @property
+    def scored_tasks(self) -> list[str]:
+        """The tasks that get prediction files, metrics and tables: the classification tasks (UAR).  A
+        dimensional task (CCC) is trained only, for the stages that use its models (CTSL's teachers)."""
+        return [t for t in self.tasks if self.task_kinds[t] != "dimensional"]
+
     def runs(self, model: str, regimes=None) -> list[tuple]:
-        """(regime, fold, repetition, task) of every training of ``model`` (its regimes by default)."""
+        """(regime, fold, repetition, task) of every scored training of ``model`` (its regimes by default)."""
         regimes = self.model_regimes[model] if regimes is None else regimes
-        return [(r, f, k, t) for r in regimes for f in self.folds for k in self.reps for t in self.tasks]
+        return [(r, f, k, t) for r in regimes for f in self.folds for k in self.reps for t in self.scored_tasks]
 
     def predictions(self, corpus: str, model: str, regimes=None) -> list[str]:
         """One prediction file per (regime of ``model``, fold, repetition, task)."""
@@ -257,10 +263,12 @@ class Plan:
     def all_targets(self) -> list[str]:
         """Everything ``all`` builds. Every prediction file is built, as an input of its model's metrics: the
         metrics stand for them here, so that ``all`` has a few inputs instead of one per trained model
-        (each input is a lookup while Snakemake builds the DAG)."""
+        (each input is a lookup while Snakemake builds the DAG).  With dimensional tasks only (CTSL's teachers)
+        nothing is scored: no metrics, tables or plots (their models are built for the CTSL tables)."""
+        scored = (self.metrics("metrics", self.models) + self.evaluation_targets() + self.sweep_targets()
+                  if self.scored_tasks else [])
         return (self.corpus_targets() + self.noise_targets() + self.augment_targets() + self.perception_targets()
-                + self.metrics("metrics", self.models) + self.evaluation_targets() + self.sweep_targets()
-                + self.attack_targets())
+                + scored + self.attack_targets())
 
 
 # ------------------------------------------------------------------------------------- building

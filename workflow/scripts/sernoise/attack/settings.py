@@ -39,6 +39,16 @@ class AttackConfigError(ValueError):
     """The attack section refers to something that does not exist or cannot be attacked with."""
 
 
+def _task_kind(name: str, config: dict) -> str | None:
+    """The kind of task ``name`` (bins, categorical, dimensional); None when unknown (the plan says why)."""
+    from sernoise.tasks import TaskError, get_task
+
+    try:
+        return get_task(name, config).kind
+    except TaskError:
+        return None
+
+
 def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[str]) -> dict:
     """The checked attack settings (plain data for rule params); AttackConfigError lists every problem.
     ``regimes``: the regimes being trained, names or name -> regime (:class:`sernoise.regimes.Regime`,
@@ -108,10 +118,15 @@ def resolve(attack: dict, config: dict, conditions: Mapping, regimes: Iterable[s
             problems.append(f"config key attack.models[{i}]: model {model!r} is not trained in regime "
                             f"{attack['regime']!r} (training.model_regimes.{model}: {model_kinds[model]})")
     tasks = config.get("training", {}).get("tasks", [])
-    attack_tasks = tasks if attack.get("tasks") is None else attack["tasks"]
+    # the attack degrades a predicted class: dimensional tasks (trained for CTSL's teachers) have none
+    scored = [t for t in tasks if _task_kind(t, config) != "dimensional"]
+    attack_tasks = scored if attack.get("tasks") is None else attack["tasks"]
     for i, task in enumerate(attack_tasks if attack.get("tasks") is not None else []):
         if task not in tasks:
             problems.append(f"config key attack.tasks[{i}]: task {task!r} is not trained (training.tasks: {tasks})")
+        elif task not in scored:
+            problems.append(f"config key attack.tasks[{i}]: task {task!r} is dimensional; the attack needs a "
+                            "classification task")
     regimes = list(regimes)
     if attack["regime"] not in regimes:
         problems.append(f"config key attack.regime: regime {attack['regime']!r} is not trained; trained: {regimes}")

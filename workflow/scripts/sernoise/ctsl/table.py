@@ -9,7 +9,9 @@ one-tailed Welch t-test (``scipy.stats.ttest_ind(equal_var=False, alternative="g
 the strategy better?), significant at p <= 0.05 without correction for multiple comparisons, as
 in the paper.  The best mean of a column (per model) is in bold in the Markdown and LaTeX
 renderings.  A test with fewer than two values on a side, or no variance on both, is undefined
-(p NaN, no mark).
+(p NaN, no mark).  Each column header names its metric (``snr0 valence CCC``, ``clean activation
+UAR``) and the first note says what the values are (:func:`values_note`), from the scores' ``metric``
+column: the table says which metric it holds, whatever the task.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from sernoise.evaluation.render import EMPTY, latex_close, latex_open, markdown_
 
 ALPHA = 0.05
 REFERENCES = {"original": "*", "rh": "†", "rm": "‡"}
-KEYS = ["model", "strategy", "condition", "attribute"]
+# the metric is part of a cell's key: a bins task "activation" (UAR) and the attribute "activation" of a
+# dimensional task (CCC) are different cells when ctsl.tasks holds both
+KEYS = ["model", "strategy", "condition", "attribute", "metric"]
+METRIC_LABELS = {"ccc": "CCC", "uar": "UAR"}
+METRIC_NOTES = {
+    "ccc": "CCC (concordance correlation coefficient) of each attribute of the dimensional task (task loss: "
+           "the sum over the attributes of 1 - CCC)",
+    "uar": "UAR (unweighted average recall) of the classification task (task loss: cross-entropy)",
+}
 SCORE_COLUMNS = ["model", "strategy", "fold", "rep", "epoch", "condition", "group", "attribute", "metric", "value"]
 
 
@@ -57,19 +67,19 @@ def condition_order(conditions, matched: str) -> list[str]:
 
 
 def build_cells(scores: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
-    """One row per (model, strategy, condition, attribute): mean, n, Welch p against each reference, marks."""
+    """One row per (model, strategy, condition, attribute, metric): mean, n, Welch p against each reference, marks."""
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
         raise ValueError(f"CTSL scores lack the columns {missing}")
     values = {key: group["value"].to_numpy(float) for key, group in scores.groupby(KEYS, sort=False)}
     rows = []
-    for (model, strategy, condition, attribute), v in values.items():
+    for (model, strategy, condition, attribute, metric), v in values.items():
         row = {"model": model, "strategy": strategy, "label": VARIANTS[strategy][0], "condition": condition,
-               "attribute": attribute, "metric": scores.loc[scores["strategy"] == strategy, "metric"].iloc[0],
+               "attribute": attribute, "metric": metric,
                "mean": float(np.nanmean(v)) if np.isfinite(v).any() else math.nan, "n": int(np.isfinite(v).sum())}
         marks = ""
         for reference, mark in REFERENCES.items():
-            other = values.get((model, reference, condition, attribute))
+            other = values.get((model, reference, condition, attribute, metric))
             p = math.nan if other is None or reference == strategy else welch_greater(v, other)
             row[f"p_vs_{reference}"] = p
             if math.isfinite(p) and p <= ALPHA:
@@ -79,15 +89,31 @@ def build_cells(scores: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
     cells = pd.DataFrame(rows)
     rank = {s: i for i, s in enumerate(strategies)}
     cells["_order"] = cells["strategy"].map(rank)
-    return cells.sort_values(["model", "_order", "condition", "attribute"], kind="stable").drop(columns="_order") \
-        .reset_index(drop=True)
+    # attributes in the task's order (activation, valence, dominance), as the scores give them
+    order = {key: i for i, key in enumerate(dict.fromkeys(zip(scores["attribute"], scores["metric"])))}
+    cells["_attribute"] = [order[key] for key in zip(cells["attribute"], cells["metric"])]
+    return cells.sort_values(["model", "_order", "condition", "_attribute"], kind="stable") \
+        .drop(columns=["_order", "_attribute"]).reset_index(drop=True)
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def values_note(cells: pd.DataFrame) -> str:
+    """The note that says what the values are: CCC (dimensional tasks) or UAR (classification), per the scores."""
+    metrics = list(dict.fromkeys(cells["metric"]))
+    what = "; ".join(METRIC_NOTES.get(m, m) for m in metrics)
+    return (f"Values: {what}, of each test group, for the best non-consecutive development epochs; mean over "
+            "folds, repetitions, epochs and groups.")
 
 
 def _layout(cells: pd.DataFrame, conditions: list[str], strategies: list[str], model_labels: dict):
-    """Header (condition, attribute) columns and body rows (row label, [(text, bold)])."""
-    attributes = list(dict.fromkeys(cells["attribute"]))
-    columns = [(c, a) for c in conditions for a in attributes]
-    lookup = {(r.model, r.strategy, r.condition, r.attribute): r for r in cells.itertuples()}
+    """Column headers ("condition attribute METRIC") and body rows (row label, [(text, bold)])."""
+    attributes = list(dict.fromkeys(zip(cells["attribute"], cells["metric"])))
+    columns = [(c, a, m) for c in conditions for a, m in attributes]
+    lookup = {(r.model, r.strategy, r.condition, r.attribute, r.metric): r for r in cells.itertuples()}
+    headers = [f"{c} {a} {metric_label(m)}" for c, a, m in columns]
     body = []
     for model in dict.fromkeys(cells["model"]):
         best = {}
@@ -104,12 +130,12 @@ def _layout(cells: pd.DataFrame, conditions: list[str], strategies: list[str], m
                 else:
                     texts.append((f"{cell.mean:.3f}{cell.marks}", cell.mean == best[column]))
             body.append((f"{model_labels.get(model, model)} {VARIANTS[strategy][0]}", texts))
-    return columns, body
+    return headers, body
 
 
 def render_markdown(cells, conditions, strategies, model_labels, title, notes) -> str:
     columns, body = _layout(cells, conditions, strategies, model_labels)
-    lines = [f"# {title}", "", "| model / strategy | " + " | ".join(f"{c} {a}" for c, a in columns) + " |",
+    lines = [f"# {title}", "", "| model / strategy | " + " | ".join(columns) + " |",
              "|---|" + "---|" * len(columns)]
     for name, texts in body:
         lines.append(f"| {name} | " + " | ".join(f"**{t}**" if bold else t for t, bold in texts) + " |")
@@ -119,7 +145,7 @@ def render_markdown(cells, conditions, strategies, model_labels, title, notes) -
 def render_latex(cells, conditions, strategies, model_labels, title, notes) -> str:
     columns, body = _layout(cells, conditions, strategies, model_labels)
     lines = latex_open(title, title, "l" + "c" * len(columns))
-    lines.append(" & " + " & ".join(tex_escape(f"{c} {a}") for c, a in columns) + r" \\")
+    lines.append(" & " + " & ".join(tex_escape(h) for h in columns) + r" \\")
     lines.append(r"\midrule")
     for name, texts in body:
         lines.append(tex_escape(name) + " & " + " & ".join(
@@ -129,8 +155,10 @@ def render_latex(cells, conditions, strategies, model_labels, title, notes) -> s
 
 def write_ctsl_table(scores: pd.DataFrame, *, strategies: list[str], matched: str, model_labels: dict, notes,
                      csv, md, tex, title: str = "CTSL") -> pd.DataFrame:
-    """Cells (:func:`build_cells`) to ``csv``; the Table 1 layout to ``md`` and ``tex``."""
+    """Cells (:func:`build_cells`) to ``csv``; the Table 1 layout to ``md`` and ``tex``, ``notes`` after
+    :func:`values_note`."""
     cells = build_cells(scores, strategies)
+    notes = [values_note(cells), *notes]
     conditions = condition_order(list(dict.fromkeys(cells["condition"])), matched)
     write_table_files(cells, csv, cells, [
         (md, lambda c: render_markdown(c, conditions, strategies, model_labels, title, notes)),

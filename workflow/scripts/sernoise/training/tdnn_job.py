@@ -19,7 +19,7 @@ import torch
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
-from sernoise.predictions import CLEAN, LABELS, prediction_keys
+from sernoise.predictions import CLEAN, prediction_keys
 from sernoise.runlog import rule_log
 from sernoise.tasks import get_task
 from sernoise.training.artifacts import (
@@ -58,16 +58,21 @@ def train(smk, *, label: str = "T-DNN", search=None, optimizer: str = "RMSprop")
         train_x, val_x, mean, std = load_and_normalise(sets, archives)  # statistics of the training set only
         train = SequenceData(train_x, [e.label for e in sets.train])
         val = SequenceData(val_x, [e.label for e in sets.val])
-        log.info("features loaded in %.1f s; %d training frames; class counts %s",
-                 time.perf_counter() - tick, int(train.lengths.sum()),
-                 dict(zip(LABELS, np.bincount(train.labels, minlength=len(LABELS)).tolist())))
+        task = run.task_spec
+        if task.is_classification:
+            counts = f"class counts {dict(zip(task.labels, np.bincount(train.labels, minlength=len(task.labels)).tolist()))}"
+        else:  # (n, attributes) ratings of a dimensional task
+            counts = f"mean targets {dict(zip(task.labels, np.round(train.labels.mean(axis=0), 3).tolist()))}"
+        log.info("features loaded in %.1f s; %d training frames; %s",
+                 time.perf_counter() - tick, int(train.lengths.sum()), counts)
 
         settings = TrainSettings.from_config(p.settings, device=device, min_epochs=run.min_epochs)
         search = search or (lambda section, *args, **kwargs: grid_search(section["grid"], *args, **kwargs))
         best, selection = search(p.settings, train, val, settings, seed, progress=log.info,
                                  task=run.task_spec, strategy=run.strategy)
-        log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f",
-                 best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar)
+        log.info("selected %s: best epoch %d, validation loss %.4f, UAR %.3f, %s %.3f",
+                 best.config.as_dict(), best.best_epoch, best.best_val_loss, best.best_val_uar,
+                 best.selection_metric, best.best_val_score)
         degenerate = degenerate_entry(run, best, log)  # raises (on_degenerate: fail) before any output exists
 
         save_state(best.state_dict, out.model)
@@ -85,7 +90,7 @@ def train(smk, *, label: str = "T-DNN", search=None, optimizer: str = "RMSprop")
                 "conv_init": settings.conv_init,
                 "class_weighting": settings.class_weighting,
                 "optimizer": optimizer,
-                "loss": "cross-entropy",
+                "loss": "cross-entropy" if task.is_classification else "1 - CCC (mean over the attributes)",
                 "augmented_per_clean": float(p.augmented_per_clean),
             },
             **run.record(),
