@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import balanced_accuracy_score, f1_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
 from sernoise.evaluation.metrics import (
     CONFUSION_COLUMNS,
@@ -13,6 +13,7 @@ from sernoise.evaluation.metrics import (
     compute_metrics,
     condition_metrics,
     confusion,
+    f1_weighted,
     uar_from_confusion,
 )
 from sernoise.predictions import PREDICTION_COLUMNS, PredictionError, prediction_keys, uar
@@ -64,6 +65,22 @@ def test_weighted_f1_matches_sklearn():
     # a class present but never predicted: precision 0/0 counted as F1 0
     m = condition_metrics(["low", "mid", "high"], ["low", "low", "low"])
     assert m["f1_weighted"] == pytest.approx((2 * 1 * (1 / 3) / (1 + 1 / 3)) / 3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_confusion_and_weighted_f1_equal_sklearns_on_random_labels(seed):
+    """The numpy replacements of scikit-learn's confusion_matrix and weighted f1_score (kept out of the
+    jobs' imports): equal on random label sets, with classes absent from the truth or never predicted,
+    and with values outside ``labels`` (not counted)."""
+    rng = np.random.default_rng(seed)
+    labels = ["low", "mid", "high", "x"][: 2 + seed % 3]
+    values = labels + ["other"]
+    n = int(rng.integers(1, 60))
+    true = rng.choice(values[: max(1, seed % 4)] if seed % 2 else values, size=n)
+    predicted = rng.choice(values, size=n)
+    assert np.array_equal(confusion(true, predicted, labels), confusion_matrix(true, predicted, labels=labels))
+    assert f1_weighted(true, predicted, labels) == pytest.approx(
+        f1_score(true, predicted, labels=labels, average="weighted", zero_division=0), abs=1e-12)
 
 
 def test_uar_from_confusion_pools_predictions():

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
+from sernoise.evaluation.metrics import f1_weighted
 from sernoise.models.metricaug_head import HeadConfig, MetricAugHead
 from sernoise.tasks import Task
 from sernoise.training.loop import SequenceData, TrainResult, TrainSettings, predict_proba, search_grid, train_one
@@ -28,7 +28,9 @@ def weighted_f1(model, arrays: list[np.ndarray], labels: np.ndarray, batch_size:
     if not len(arrays):
         return float("nan")
     predicted = predict_proba(model, arrays, batch_size, device).argmax(axis=1)
-    return float(f1_score(np.asarray(labels), predicted, average="weighted", zero_division=0))
+    labels = np.asarray(labels)
+    # over the classes seen in either, as scikit-learn's f1_score without labels= (not imported: issue 17)
+    return f1_weighted(labels, predicted, np.union1d(labels, predicted))
 
 
 def level_evaluator(clean: SequenceData, levels: list[SequenceData], batch_size: int, device) -> Callable:

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 DIMENSIONS = ("valence", "activation")
 TABLE2_COLUMNS = ["condition", "family", "perception", "frac_valence", "frac_activation", "delta_valence",
@@ -95,6 +94,10 @@ def build_table2(judged: pd.DataFrame, pairs: pd.DataFrame, conditions: pd.DataF
 
 def annotator_kappa(judged: pd.DataFrame, dimension: str, *, min_shared: int = 10) -> dict:
     """Weighted mean Cohen's kappa over annotator pairs with >= min_shared shared items (see module doc)."""
+    # imported here: this module is imported by every job that reads the perception partition (the
+    # attack's), and scikit-learn costs ~1.3 s of each such job's start (issue 17)
+    from sklearn.metrics import cohen_kappa_score
+
     table = judged.pivot_table(index="pair_id", columns="worker", values=f"changed_{dimension}", aggfunc="first")
     values = table.to_numpy(dtype=float)  # NaN where the annotator did not judge the item
     present = ~np.isnan(values)
