@@ -195,6 +195,8 @@ def test_registry_rejects_bad_entries_and_second_registrations():
         ModelFamily("x", "X", input="features", train="m:f", predict="m:g")
     with pytest.raises(RegistryError, match="'module:function'"):
         ModelFamily("x", "X", input="waveform", train="no_colon", predict="m:g")
+    with pytest.raises(RegistryError, match="predict_runs entry point 'no_colon'"):
+        ModelFamily("x", "X", input="waveform", train="m:f", predict="m:g", predict_runs="no_colon")
     with pytest.raises(RegistryError, match="already registered"):
         register_model(ModelFamily("tdnn", "Other", input="waveform", train="m:f", predict="m:g"))
     assert get_model("tdnn").label == "T-DNN"

@@ -35,7 +35,9 @@ from sernoise.training.loop import (
     run_epochs,
     search_grid,
 )
-from sernoise.training.predict import ModelFileError, load_weights, predict_conditions, save_state
+from sernoise.training.predict import (
+    ModelFileError, ScoredRun, load_weights, predict_conditions, predict_conditions_runs, save_state,
+)
 
 REGIME = {"name": "mismatched-nat", "kind": "mismatched", "train_conditions": ("c1", "c2"), "held_out_type": "nat"}
 
@@ -131,6 +133,36 @@ def test_predict_conditions_leave_out_what_a_condition_lacks_but_clean_must_hold
     assert list(frames[0]["predicted"]) == ["high"] * 3 and list(frames[0]["true"]) == ["low", "mid", "high"]
     with pytest.raises(ValueError, match=r"c1\.h5: 2 test utterance\(s\) have no clean features"):
         predict_conditions([(CLEAN, "c1.h5")], test, labels, open_source=stored.get, score=score, what="features")
+
+
+def test_several_runs_read_each_condition_once_and_get_the_frames_each_would_get_alone():
+    """A prediction job's runs (two tasks with different labelled utterances) share one read per
+    condition, of the union of what they need, and each run's frames equal its own pass."""
+    stored = {"clean.h5": {"a", "b", "c", "d"}, "c1.h5": {"b", "c", "d"}}
+    reads = []
+
+    def read(opened, utts):
+        reads.append(list(utts))
+        return {u: float(ord(u)) for u in utts}  # stands for the utterances' features
+
+    def scorer(offset):
+        return lambda data, utts: np.array([[data[u] % 3 + offset, 1.0, 0.5] for u in utts])
+
+    runs = [ScoredRun(["a", "b", "d"], {"a": 0, "b": 1, "d": 2}, ("low", "mid", "high"), scorer(0.0)),
+            ScoredRun(["b", "c"], {"b": 1, "c": 0}, ("neg", "neu", "pos"), scorer(2.0))]
+    sources = [(CLEAN, "clean.h5"), ("c1", "c1.h5")]
+    together = predict_conditions_runs(sources, runs, open_source=stored.get, read=read, what="features")
+    assert reads == [["a", "b", "d", "c"], ["b", "d", "c"]]  # once per condition, the union in run order
+    for run, frames in zip(runs, together):
+        alone = predict_conditions(sources, run.test, run.labels, open_source=stored.get, what="features",
+                                   score=lambda opened, utts, run=run: run.score(read(opened, utts), utts),
+                                   classes=run.classes)
+        assert len(frames) == len(alone) == 2
+        for a, b in zip(frames, alone):
+            pd.testing.assert_frame_equal(a, b)
+    assert list(together[1][1]["utt_id"]) == ["b", "c"] and list(together[1][0]["true"]) == ["neu", "neg"]
+    with pytest.raises(ValueError, match=r"c1\.h5: 1 test utterance\(s\) have no clean features"):
+        predict_conditions_runs([(CLEAN, "c1.h5")], runs, open_source=stored.get, read=read, what="features")
 
 
 def test_load_weights_reads_tensors_and_names_the_file_when_they_do_not_fit(tmp_path):

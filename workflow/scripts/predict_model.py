@@ -1,9 +1,11 @@
 """Rules predict_model and predict_audio_model: the trained models of one (model, regime, fold), one per
 (repetition, task), on the fold's test utterances; one predictions file each.
 
-The code is the model family's ``predict`` entry point (sernoise.model_registry): T-DNN
-sernoise.training.tdnn_job.predict, E-DNN sernoise.training.ednn_job.predict, called once per
-(repetition, task) with that run's view of this job (sernoise.job_views.prediction_views).
+The code is the model family's ``predict`` entry point (sernoise.model_registry): E-DNN
+sernoise.training.ednn_job.predict, called once per (repetition, task) with that run's view of this
+job (sernoise.job_views.prediction_views); or its ``predict_runs`` entry point, called once with every
+view (T-DNN sernoise.training.tdnn_job.predict_runs: each condition's test features read once for
+all the runs, not once per run).
 """
 
 from sernoise.job_views import prediction_views, run_each
@@ -12,4 +14,8 @@ from sernoise.runlog import rule_log
 
 family = job_family(snakemake)
 with rule_log(snakemake) as log:
-    run_each(snakemake, prediction_views(snakemake, family.model_files), load(family.predict), log)
+    views = prediction_views(snakemake, family.model_files)
+    if family.predict_runs:
+        load(family.predict_runs)(snakemake, [view for _, view in views], log)
+    else:
+        run_each(snakemake, views, load(family.predict), log)

@@ -54,6 +54,9 @@ class ModelFamily:
     noise_robust: bool = False  # a noise-robust arm (paper §7.4): a Table 4 column
     resources: dict = field(default_factory=dict)  # train/predict -> {mem_mb, runtime}; gpu from training.device
     description: str = ""
+    # "module:function(snakemake, views, log)": every run of a prediction job at once (views: one per
+    # (repetition, task), sernoise.job_views), reading the test data once; None: ``predict`` per run
+    predict_runs: str | None = None
 
     def __post_init__(self):
         problems = []
@@ -68,7 +71,8 @@ class ModelFamily:
         unknown = [k for k in self.tasks if k not in TASK_KINDS]
         if unknown or not self.tasks:
             problems.append(f"tasks {list(self.tasks)}: each must be one of {TASK_KINDS}")
-        for key, target in (("train", self.train), ("predict", self.predict), ("attack", self.attack)):
+        for key, target in (("train", self.train), ("predict", self.predict), ("attack", self.attack),
+                            ("predict_runs", self.predict_runs)):
             if target is not None and (not isinstance(target, str) or target.count(":") != 1):
                 problems.append(f"{key} entry point {target!r} must be 'module:function'")
         if not self.model_files:
@@ -133,6 +137,7 @@ def registered_models() -> dict[str, ModelFamily]:
 _TDNN = dict(
     input="features", feature="fbank40", settings="tdnn", tasks=("bins", "categorical", "dimensional"),
     train="sernoise.training.tdnn_job:train", predict="sernoise.training.tdnn_job:predict",
+    predict_runs="sernoise.training.tdnn_job:predict_runs",
     model_files=("model.pt", "hparams.yaml", "norm.npz"), embedding=True,
     resources={"train": {"mem_mb": 6000, "runtime": 480}, "predict": {"mem_mb": 3000, "runtime": 60}},
 )

@@ -16,7 +16,9 @@ metrics and tables code).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -107,26 +109,53 @@ def labelled_test_utterances(manifest: pd.DataFrame, folds: pd.DataFrame, fold, 
     return [u for u in role_utterances(manifest, folds, int(fold), "test") if u in labels], labels
 
 
-def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open_source, score, what: str,
-                       log=None, classes=LABELS) -> list[pd.DataFrame]:
-    """Predictions frames of a model on ``test`` in each (condition, source) of ``sources`` (clean first).
+@dataclass(frozen=True)
+class ScoredRun:
+    """One model's part of a prediction pass: its labelled test utterances (``test``, ``labels``: utt_id
+    -> class index into ``classes``) and ``score(data, utt_ids)``, its (n, classes) scores of those
+    utterances from what the pass's ``read`` returned."""
 
-    ``open_source(source)`` opens the data of a condition (it answers ``utt_id in ...``) and
-    ``score(opened, utt_ids)`` gives the model's (n, classes) scores of those utterances (``classes``:
-    the task's labels).  A condition
-    holds only its utterances with status ok, so a test utterance it lacks is left out; clean
-    data (``what``: features, audio) must hold every test utterance.
+    test: list
+    labels: dict
+    classes: tuple
+    score: Callable
+
+
+def predict_conditions_runs(sources, runs, *, open_source, read, what: str, log=None) -> list[list[pd.DataFrame]]:
+    """Predictions frames of several models (``runs``, :class:`ScoredRun`) in each (condition, source) of
+    ``sources`` (clean first), one list per run: each condition is opened and read once for all of them.
+
+    ``open_source(source)`` opens the data of a condition (it answers ``utt_id in ...``);
+    ``read(opened, utt_ids)`` reads the utterances any run needs, and each run scores its own from that.
+    A condition holds only its utterances with status ok, so a test utterance it lacks is left out;
+    clean data (``what``: features, audio) must hold every test utterance.  A run's frames are the
+    same as :func:`predict_conditions` gives it alone: the same utterances in the same order.
     """
-    frames = []
+    frames = [[] for _ in runs]
     for condition, source in sources:
         tick = time.perf_counter()
         opened = open_source(source)
-        utts = [u for u in test if u in opened]
-        if condition == CLEAN and len(utts) != len(test):
-            raise ValueError(f"{source}: {len(test) - len(utts)} test utterance(s) have no clean {what}")
-        scores = score(opened, utts)
-        frames.append(predictions_frame(condition, utts, [labels[u] for u in utts], scores, classes))
+        present = [[u for u in run.test if u in opened] for run in runs]
+        for run, utts in zip(runs, present):
+            if condition == CLEAN and len(utts) != len(run.test):
+                raise ValueError(f"{source}: {len(run.test) - len(utts)} test utterance(s) have no clean {what}")
+        data = read(opened, list(dict.fromkeys(u for utts in present for u in utts)))
+        for run, utts, out in zip(runs, present, frames):
+            out.append(predictions_frame(condition, utts, [run.labels[u] for u in utts], run.score(data, utts),
+                                         run.classes))
         if log is not None:
-            log.info("%s: %d utterances in %.1f s", condition, len(utts), time.perf_counter() - tick)
+            models = f", {len(runs)} models" if len(runs) > 1 else ""
+            log.info("%s: %d utterances%s in %.1f s", condition, max(map(len, present), default=0), models,
+                     time.perf_counter() - tick)
     return frames
+
+
+def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open_source, score, what: str,
+                       log=None, classes=LABELS) -> list[pd.DataFrame]:
+    """Predictions frames of one model on ``test`` in each (condition, source) of ``sources`` (clean
+    first): :func:`predict_conditions_runs` with one run whose ``score(opened, utt_ids)`` reads the
+    opened source itself."""
+    run = ScoredRun(list(test), labels, tuple(classes), score)
+    return predict_conditions_runs(sources, [run], open_source=open_source, read=lambda opened, utts: opened,
+                                   what=what, log=log)[0]
 

@@ -11,6 +11,7 @@ rule's ``snakemake`` object (or anything with its input, output, params, wildcar
 See sernoise.training.{data,loop,predict,artifacts}.
 """
 
+import functools
 import time
 
 import numpy as np
@@ -28,7 +29,8 @@ from sernoise.training.artifacts import (
 from sernoise.training.data import archive_utterances, load_and_normalise, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
 from sernoise.training.predict import (
-    labelled_test_utterances, load_model, predict_conditions, predict_features, save_state, write_predictions,
+    ScoredRun, labelled_test_utterances, load_model, predict_conditions_runs, predict_features, save_state,
+    write_predictions,
 )
 
 
@@ -102,24 +104,49 @@ def train(smk, *, label: str = "T-DNN", search=None, optimizer: str = "RMSprop")
 
 
 def predict(smk, *, load=None) -> None:
-    """The T-DNN's prediction job; ``load(model_pt, hparams_yaml, device=)`` builds another model of
-    filterbank sequences from its folder (default: the T-DNN, :func:`sernoise.training.predict.load_model`)."""
+    """The T-DNN's prediction of one run (``smk``: a one-run job or view); ``load(model_pt, hparams_yaml,
+    device=)`` builds another model of filterbank sequences from its folder (default: the T-DNN,
+    :func:`sernoise.training.predict.load_model`)."""
     with rule_log(smk) as log:
-        wc, p, inp = smk.wildcards, smk.params, smk.input
-        torch.set_num_threads(int(smk.threads))
-        device = resolve_device(p.device)
-        model = (load or load_model)(inp.model, inp.hparams, device=device)
-        task = get_task(wc.task, smk.config)
-        test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
-                                                wc.fold, task, corpus=wc.corpus, config=smk.config)
-        log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
+        predict_views(smk, [smk], log, load=load)
 
-        def score(archive: FeatureArchive, utts: list[str]):
-            features = archive.read_many(utts)  # the archive predict_conditions opened: no second open
-            return predict_features(model, [features[u] for u in utts], inp.norm, device=device)
 
-        frames = predict_conditions([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), test, labels,
-                                    open_source=FeatureArchive, score=score, what="features", log=log, classes=task.labels)
-        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
-        table = write_predictions(frames, smk.output[0], keys, task.labels)
-        log.info("%d predictions -> %s", len(table), smk.output[0])
+def predict_runs(smk, views, log) -> None:
+    """The model registry's ``predict_runs`` entry point: every run (``views``, sernoise.job_views) of a
+    ``predict_model`` job in one pass over the test data."""
+    predict_views(smk, views, log)
+
+
+def predict_views(smk, views, log, *, load=None) -> None:
+    """Predictions of the models of ``views`` (one prediction job's runs: the same fold, conditions and
+    feature archives) with each condition's test features read once for all of them; each view's file
+    is the one :func:`predict` writes for it alone (same utterances, order and batches)."""
+    wc, p, inp = smk.wildcards, smk.params, views[0].input
+    torch.set_num_threads(int(smk.threads))
+    device = resolve_device(p.device)
+    manifest, folds = read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str})
+    runs = []
+    for view in views:
+        model = (load or load_model)(view.input.model, view.input.hparams, device=device)
+        task = get_task(view.wildcards.task, smk.config)
+        test, labels = labelled_test_utterances(manifest, folds, wc.fold, task, corpus=wc.corpus, config=smk.config)
+        score = functools.partial(_score_features, model, view.input.norm, device)
+        runs.append(ScoredRun(test, labels, tuple(task.labels), score))
+        log.info("rep %s %s: %d labelled test utterances of fold %s; device %s", view.wildcards.rep,
+                 view.wildcards.task, len(test), wc.fold, device)
+    tick = time.perf_counter()
+    frames = predict_conditions_runs([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), runs,
+                                     open_source=FeatureArchive, read=FeatureArchive.read_many, what="features",
+                                     log=log)
+    seconds = time.perf_counter() - tick
+    for view, run, run_frames in zip(views, runs, frames):
+        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, view.wildcards.rep, view.wildcards.task)
+        table = write_predictions(run_frames, view.output[0], keys, run.classes)
+        log.info("%d predictions -> %s", len(table), view.output[0])
+    scored = sum(len(f) for run_frames in frames for f in run_frames)
+    log.info("%d utterances scored (%d models) in %.1f s: %.0f utterances/s", scored, len(runs), seconds,
+             scored / max(seconds, 1e-9))
+
+
+def _score_features(model, norm_npz, device, features: dict, utts: list[str]):
+    return predict_features(model, [features[u] for u in utts], norm_npz, device=device)
