@@ -311,6 +311,38 @@ def test_the_attack_predictor_labels_waveforms_as_the_predictions_file(trained):
     assert predictor([]).shape == (0,)
 
 
+def test_the_attack_job_imports_the_plugin_before_it_loads_the_predictor(trained):
+    """A job process registers only the built-in families on import: the attack job's inputs import
+    the config's plugins (as the model jobs do) before they ask the registry for the predictor."""
+    from sernoise.attack.inputs import AttackInputs
+    from sernoise.latif.family_job import LatifAttackPredictor
+
+    for name in list(registered_models()):
+        if name.startswith("latif_"):
+            unregister_model(name)
+    sys.modules.pop(PLUGIN, None)  # as in a fresh process
+    files = [str(trained.folder / name) for name in get_model("ednn").model_files]  # the waveform families' files
+    smk = SimpleNamespace(
+        config=trained.config,
+        threads=1,
+        rule="run_attack",
+        wildcards=SimpleNamespace(corpus=CORPUS, model="latif_proposed", fold="1", rep="1", task="activation"),
+        input=SimpleNamespace(
+            manifest=trained.data["manifest"],
+            folds=trained.data["folds"],
+            model=files,
+            index=trained.data["clean_index"],
+            banks=[],
+            bank_audio=[],
+        ),
+        params=SimpleNamespace(
+            seed=1, device="cpu", snr_reference="active", conditions={}, settings={"categories": {}}, banks=[]
+        ),
+    )
+    inputs = AttackInputs.load(smk, logging.getLogger("test_latif_family"))
+    assert isinstance(inputs.predictor, LatifAttackPredictor) and "latif_proposed" in registered_models()
+
+
 def test_the_same_config_gives_the_same_bytes(families, tmp_path):
     import torch
 
