@@ -410,3 +410,20 @@ def test_a_dry_run_plans_the_latif_jobs_in_the_workflow_regimes_and_the_attack(t
     assert counts["run_attack"] == N_FOLDS and counts["make_table3"] == counts["make_table5"] == 1
     assert "train_model" not in counts and "extract_clean_features" not in counts  # the waveform is what it reads
     assert "results/ravdess/models/latif_proposed/matched/fold1/rep1/activation/model.pt" in proc.stdout
+
+
+def test_the_normalised_network_carries_its_statistics():
+    import torch
+
+    from sernoise.latif.models import Normalised, build_model
+
+    net = build_model("cnn", 3, context=16, seed=0).eval()
+    mean, std = torch.full((128,), 2.0), torch.full((128,), 4.0)
+    model = Normalised(net, mean, std).eval()
+    x = torch.randn(2, 16, 128)
+    assert torch.allclose(model(x), net((x - 2.0) / 4.0)) and model.n_classes == 3 and model.context == 16
+    assert {"mean", "std"} <= model.state_dict().keys()
+    with pytest.raises(ValueError, match="128 means and positive stds"):
+        Normalised(net, mean[:64], std[:64])
+    with pytest.raises(ValueError, match="positive stds"):
+        Normalised(net, mean, torch.zeros(128))
