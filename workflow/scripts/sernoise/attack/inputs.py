@@ -97,11 +97,13 @@ class AttackInputs:
         from sernoise.audio_store import AudioStore
         from sernoise.conditions import build_condition
         from sernoise.corpora.manifest import read_manifest
+        from sernoise.model_registry import job_family
         from sernoise.training.data import labels_of
         from sernoise.training.loop import resolve_device
 
         from .models import load_predictor
 
+        job_family(smk)  # imports the config's plugins, so that a plugin's family (sernoise.latif.family) is known here
         wc, p, inp = smk.wildcards, smk.params, smk.input
         torch.set_num_threads(int(smk.threads))
         threadpool_limits(int(smk.threads))  # NumPy's BLAS too (filterbanks): no oversubscription

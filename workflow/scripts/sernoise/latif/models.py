@@ -285,6 +285,31 @@ class CNNModel(_SegmentModel):
         return self.output(self.dropout(hidden))
 
 
+class Normalised(nn.Module):
+    """``net`` fed z-normalised segments: ``net((x - mean) / std)`` with per-bin training statistics.
+
+    The statistics are buffers, so the state dict (``model.pt`` of a main-pipeline model folder,
+    sernoise.latif.family) carries them with the weights, and a white-box or black-box attack on the
+    raw log spectrogram goes through the same normalisation as training did.  ``n_classes``,
+    ``n_bins`` and ``context`` are ``net``'s.
+    """
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        mean = torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.as_tensor(std, dtype=torch.float32)
+        if mean.dim() != 1 or std.shape != mean.shape or mean.numel() != net.n_bins or not bool((std > 0).all()):
+            raise ValueError(f"normalisation statistics must be {net.n_bins} means and positive stds, got shapes "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+        self.net = net
+        self.n_classes, self.n_bins, self.context = net.n_classes, net.n_bins, net.context
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
 def minimum_size(name: str) -> int:
     """The smallest ``context`` and ``n_bins`` model ``name`` accepts (every down-sampling must leave >= 1)."""
     factors = {"proposed": 8, "densenet": 16, "densenet_lstm": 16, "cnn_lstm": 16, "cnn": 16}

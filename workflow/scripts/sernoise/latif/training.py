@@ -11,7 +11,8 @@ Training (§4.4), :func:`train_segments`:
 * cross-entropy, Adam, initial learning rate 1e-3 (the paper's values, :class:`LatifSettings`);
 * the learning rate is halved whenever the validation score has not improved for
   ``halve_patience`` (5) consecutive epochs, and training stops when it has not improved for
-  ``stop_patience`` (20) consecutive epochs, or after ``max_epochs``.  Reading of the paper's
+  ``stop_patience`` (20) consecutive epochs (not before ``min_epochs``, 1 here; the main pipeline's
+  families pass ``training.min_epochs``), or after ``max_epochs``.  Reading of the paper's
   "halve ... if the validation accuracy does not improve for five consecutive epochs ... stop if
   it does not improve for 20": both counters count the epochs since the last improvement (the
   best epoch); the halving repeats every 5 epochs without improvement (after 5, 10 and 15, as
@@ -92,12 +93,13 @@ class LatifSettings:
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto
     eval_batch_size: int = 128  # validation batches: memory only, never results
+    min_epochs: int = 1  # no early stop before this many epochs (the main pipeline's training.min_epochs)
 
     def __post_init__(self):
         def fail(name, message):
             raise TrainingError(f"LatifSettings.{name} {message}, got {getattr(self, name)!r}")
 
-        for name in ("batch_size", "max_epochs", "halve_patience", "stop_patience", "eval_batch_size"):
+        for name in ("batch_size", "max_epochs", "halve_patience", "stop_patience", "eval_batch_size", "min_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 fail(name, "must be an integer >= 1")
@@ -390,7 +392,7 @@ def train_segments(model: nn.Module | Callable[[], nn.Module], train: SegmentDat
         model, step, evaluate, snapshot,
         lengths=np.full(len(train), train.segments.shape[1], dtype=np.int64), batch_size=settings.batch_size,
         rng=rng, max_epochs=settings.max_epochs, patience=settings.stop_patience, progress=log.info, tag=tag,
-        select=select,
+        select=select, min_epochs=settings.min_epochs,
     )
     history = [{**row, "learning_rate": rate, "selected": row["epoch"] == fitted["best_epoch"]}
                for row, rate in zip(fitted["curve"], learning_rates)]
