@@ -163,6 +163,7 @@ def _job(config, plan, root: Path, data: dict, model: str, regime: str, fold: in
             ),
         )
     predictions = [str(root / plan.prediction_file(CORPUS, model, regime, fold, 1, t)) for t in plan.tasks]
+    trained = f"{folders[plan.tasks[0]]}/{family.model_files[0]}"
     for path in predictions:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return SimpleNamespace(
@@ -170,11 +171,12 @@ def _job(config, plan, root: Path, data: dict, model: str, regime: str, fold: in
         input=Files(
             **inputs,
             datasets=str(listing),
-            models=[f"{folders[t]}/{name}" for t in plan.tasks for name in family.model_files],
+            # as rules/common.smk's predict_inputs: one file of the (one) training job stands for its models
+            models=[trained],
         ),
         output=Files(predictions),
         params=SimpleNamespace(
-            runs=[{"rep": "1", "task": t, "folder": folders[t]} for t in plan.tasks],
+            runs=[{"rep": "1", "task": t, "folder": folders[t], "trained": trained} for t in plan.tasks],
             conditions=conditions,
             device="cpu",
             settings=config["latif"],
