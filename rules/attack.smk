@@ -73,7 +73,7 @@ rule make_table5:
         "../envs/stats.yaml"
     params:
         # the attacked models' hparams.yaml: their degenerate-model checks mark Table 5's cells; not
-        # inputs, since each attack result stands for its model (run_attack takes the model files)
+        # inputs, since each attack result stands for its model (run_attack waits on its training job)
         hparams=PLAN.attacked_model_files("hparams.yaml"),
         results=PLAN.attack_results(),
         settings=ATTACK,

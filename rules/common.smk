@@ -538,16 +538,10 @@ def attack_outputs():
 def attack_job_files():
     """One result file per run_attack job (its first attack's), what make_table5 waits on; like
     prediction_job_files, the table reads every result (PLAN.attack_results) from its params."""
-    if not ATTACK or not ATTACK["models"]:
+    if not PLAN.attacked_runs():
         return []
     first = attack_outputs()["results"][0]
-    return [
-        first.format(corpus=CORPUS, model=m, fold=f, rep=k, task=t)
-        for m in ATTACK["models"]
-        for f in PLAN.folds
-        for k in PLAN.reps
-        for t in ATTACK["tasks"]
-    ]
+    return [first.format(corpus=CORPUS, model=m, fold=f, rep=k, task=t) for m, f, k, t in PLAN.attacked_runs()]
 
 
 def attack_conditions():

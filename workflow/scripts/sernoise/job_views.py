@@ -73,13 +73,17 @@ def _dataset_inputs(smk) -> dict:
     return shared
 
 
-def _folder_files(run: dict, names, declared, rule: str, kind: str) -> dict:
-    """The run's model folder files ``names`` by attribute; each must be one of the job's ``kind``
-    (inputs, outputs) ``declared``."""
-    files = {file_key(name): f"{run['folder']}/{name}" for name in names}
+def _folder_files(run: dict, names) -> dict:
+    """The run's model folder files ``names`` by attribute."""
+    return {file_key(name): f"{run['folder']}/{name}" for name in names}
+
+
+def _output_files(run: dict, names, declared, rule: str) -> dict:
+    """The run's model folder files ``names``, each of which must be one of the job's outputs ``declared``."""
+    files = _folder_files(run, names)
     missing = sorted(path for path in files.values() if path not in declared)
     if missing:
-        raise ValueError(f"rule {rule}: model {kind[:-1]}s {missing} are not {kind} of this job")
+        raise ValueError(f"rule {rule}: model outputs {missing} are not outputs of this job")
     return files
 
 
@@ -99,7 +103,7 @@ def training_views(smk, model_outputs) -> list[tuple[dict, SimpleNamespace]]:
     files ``model_outputs`` (the family's file names), which must be outputs of the job."""
     declared = set(smk.output)
     shared = Files(**_dataset_inputs(smk))
-    return [(run, _view(smk, run, shared, Files(**_folder_files(run, model_outputs, declared, smk.rule, "outputs"))))
+    return [(run, _view(smk, run, shared, Files(**_output_files(run, model_outputs, declared, smk.rule))))
             for run in smk.params.runs]
 
 
@@ -118,7 +122,7 @@ def prediction_views(smk, model_files) -> list[tuple[dict, SimpleNamespace]]:
     if unwaited:
         raise ValueError(f"rule {smk.rule}: the models of {unwaited} are read but no file of their training job "
                          "is an input (params.runs' 'trained' must be among input 'models')")
-    return [(run, _view(smk, run, Files(**shared, **{file_key(name): f"{run['folder']}/{name}" for name in model_files}),
+    return [(run, _view(smk, run, Files(**shared, **_folder_files(run, model_files)),
                         Files([output])))
             for run, output in zip(runs, smk.output)]
 

@@ -238,22 +238,23 @@ class Plan:
             return []
         return [self.table("sweep", "csv"), self.table("sweep", "md"), self.plot("sweep")]
 
+    def attacked_runs(self) -> list[tuple]:
+        """(model, fold, repetition, task) of every attacked model (one run_attack job each), attack.regime."""
+        attack = self.attack
+        if not attack or not attack["models"]:
+            return []
+        return [(m, f, k, t) for m in attack["models"] for f in self.folds for k in self.reps for t in attack["tasks"]]
+
     def attack_results(self, corpus: str | None = None) -> list[str]:
         """One attack result per (model, fold, repetition, task, noise set, knowledge)."""
         attack = self.attack
-        if not attack or not attack["models"]:
-            return []
         return [results(corpus or self.corpus, "attack", m, f"fold{f}", f"rep{k}", t, f"{s}-{kn}.csv")
-                for m in attack["models"] for f in self.folds for k in self.reps for t in attack["tasks"]
-                for s in attack["noise_sets"] for kn in attack["knowledge"]]
+                for m, f, k, t in self.attacked_runs() for s in attack["noise_sets"] for kn in attack["knowledge"]]
 
     def attacked_model_files(self, name: str, corpus: str | None = None) -> list[str]:
         """File ``name`` of the model folder of every attacked (model, fold, repetition, task), attack.regime."""
-        attack = self.attack
-        if not attack or not attack["models"]:
-            return []
-        return [f"{self.model_folder(corpus or self.corpus, m, attack['regime'], f, k, t)}/{name}"
-                for m in attack["models"] for f in self.folds for k in self.reps for t in attack["tasks"]]
+        return [f"{self.model_folder(corpus or self.corpus, m, self.attack['regime'], f, k, t)}/{name}"
+                for m, f, k, t in self.attacked_runs()]
 
     def attack_targets(self) -> list[str]:
         if not (self.attack_configured and self.attack_results()):

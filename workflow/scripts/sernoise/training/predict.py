@@ -81,9 +81,10 @@ def predictions_frame(condition: str, utt_ids, true, scores: np.ndarray, labels=
     }, columns=row_columns(labels))
 
 
-def predict_features(model: TDNN, features: list[np.ndarray], norm_npz, *, batch_size: int = 64, device="cpu") -> np.ndarray:
-    """Softmax scores (n, 3) for raw (un-normalised) feature sequences, normalised with the model's statistics."""
-    mean, std = load_norm(norm_npz)
+def predict_features(model: TDNN, features: list[np.ndarray], norm, *, batch_size: int = 64, device="cpu") -> np.ndarray:
+    """Softmax scores (n, 3) for raw (un-normalised) feature sequences, normalised with the model's statistics
+    (``norm``: its norm.npz, or the (mean, std) already read from it)."""
+    mean, std = norm if isinstance(norm, tuple) else load_norm(norm)
     return predict_proba(model, normalise(features, mean, std), batch_size=batch_size, device=device)
 
 

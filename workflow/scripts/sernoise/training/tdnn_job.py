@@ -26,7 +26,7 @@ from sernoise.tasks import get_task
 from sernoise.training.artifacts import (
     TrainingRun, degenerate_entry, log_sets, outcome_fields, selection_fields, versions_record, write_curve, write_selection, write_yaml,
 )
-from sernoise.training.data import archive_utterances, load_and_normalise, save_norm
+from sernoise.training.data import archive_utterances, load_and_normalise, load_norm, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
 from sernoise.training.predict import (
     ScoredRun, labelled_test_utterances, load_model, predict_conditions_runs, predict_features, save_state,
@@ -130,7 +130,8 @@ def predict_views(smk, views, log, *, load=None) -> None:
         model = (load or load_model)(view.input.model, view.input.hparams, device=device)
         task = get_task(view.wildcards.task, smk.config)
         test, labels = labelled_test_utterances(manifest, folds, wc.fold, task, corpus=wc.corpus, config=smk.config)
-        score = functools.partial(_score_features, model, view.input.norm, device)
+        # the statistics read once per model, not once per condition
+        score = functools.partial(_score_features, model, tuple(load_norm(view.input.norm)), device)
         runs.append(ScoredRun(test, labels, tuple(task.labels), score))
         log.info("rep %s %s: %d labelled test utterances of fold %s; device %s", view.wildcards.rep,
                  view.wildcards.task, len(test), wc.fold, device)
@@ -148,5 +149,5 @@ def predict_views(smk, views, log, *, load=None) -> None:
              scored / max(seconds, 1e-9))
 
 
-def _score_features(model, norm_npz, device, features: dict, utts: list[str]):
-    return predict_features(model, [features[u] for u in utts], norm_npz, device=device)
+def _score_features(model, norm: tuple, device, features: dict, utts: list[str]):
+    return predict_features(model, [features[u] for u in utts], norm, device=device)
