@@ -6,8 +6,11 @@ Usage (from the repository root)::
 
 Cases, on the shared RAVDESS utterances (actors 01-10, 16 kHz):
   (a) ``log_mel_fbank`` alone on audio already in memory;
-  (b) the whole job of rule extract_clean_features: ``extract_store`` reading a prepared audio
-      shard (written untimed beforehand) and writing the feature archive (float16, gzip).
+  (b) the work of rule extract_clean_features: ``extract_store`` reading a prepared audio
+      shard (written untimed beforehand) and writing the feature archive (float16, gzip);
+  (c) the same in a fresh process, start-up included: the interpreter, the job's imports, the
+      Mel matrix and (b) (median of ``--repeat`` processes; Snakemake's script preamble not
+      included, see benchmarks/startup.py).
 "x RT" = seconds of audio per wall second; the best of ``--repeat`` passes is reported
 (one untimed warm-up pass first: librosa import, Mel matrix, FFT plans).
 """
@@ -20,7 +23,11 @@ import os
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_var] = "1"
 
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -31,6 +38,22 @@ from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
 from sernoise.features import extract_store, log_mel_fbank  # noqa: E402
 from sernoise.prepare import prepare_shard  # noqa: E402
+
+
+FRESH_JOB = """
+from sernoise.audio_store import AudioStore
+from sernoise.features import extract_store
+extract_store(AudioStore([{shard!r}]), {out!r})
+"""
+
+
+def fresh_process(tmp: Path) -> float:
+    """Wall seconds of one new Python process doing what an extract_features job does."""
+    code = FRESH_JOB.format(shard=str(tmp / "shard.h5"), out=str(tmp / "fresh.h5"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -50,10 +73,12 @@ def main() -> None:
         store = AudioStore([tmp / "shard.h5"])
         job = best_of(args.repeat, lambda: extract_store(store, tmp / "features.h5"), warmup=True)
         size = (tmp / "features.h5").stat().st_size / 1e6
+        fresh = statistics.median(fresh_process(tmp) for _ in range(args.repeat))
 
     print(f"\n{'case':<44}{'s':>8}{'utt/s':>10}{'x RT':>9}")
     for name, t in (("(a) log_mel_fbank (audio in memory)", fbank),
-                    ("(b) extract_store: shard -> archive", job)):
+                    ("(b) extract_store: shard -> archive", job),
+                    ("(c) (b) in a fresh process, start-up included", fresh)):
         print(f"{name:<44}{t:>8.2f}{len(paths) / t:>10.0f}{seconds / t:>9.0f}")
     print(f"archive: {size:.1f} MB ({size * 1e6 / len(paths) / 1e3:.0f} kB per utterance)")
 

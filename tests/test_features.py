@@ -6,12 +6,16 @@ import h5py
 import numpy as np
 import pytest
 
+from sernoise import features
+from sernoise.audio_store import AudioStore, ShardWriter
 from sernoise.features import (
     HOP_LENGTH,
+    N_FFT,
     N_MELS,
     WIN_LENGTH,
     FeatureArchive,
     FeatureError,
+    extract_store,
     log_mel_fbank,
     n_frames,
     write_feature_archive,
@@ -48,6 +52,49 @@ def test_scaling_the_signal_shifts_log_energies():
     diff = log_mel_fbank(10 * x) - log_mel_fbank(x)
     strong = log_mel_fbank(x) > -5
     assert np.allclose(diff[strong], np.log(100.0), atol=1e-3)
+
+
+def test_mel_matrix_is_librosas_bit_for_bit():
+    librosa = pytest.importorskip("librosa")
+    expected = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, htk=True, norm=None).astype(np.float32)
+    assert np.array_equal(features._mel_matrix(), expected)
+
+
+def test_filterbanks_match_a_numpy_fft_reference():
+    # the same recipe with NumPy's FFT: SciPy's single-precision FFT differs by float32 rounding only
+    x = (np.random.default_rng(3).standard_normal(SR) * 0.1).astype(np.float32)
+    emphasised = np.concatenate([x[:1], x[1:] - np.float32(0.97) * x[:-1]])
+    padded = np.zeros((n_frames(x.size) - 1) * HOP_LENGTH + WIN_LENGTH, dtype=np.float32)
+    padded[: x.size] = emphasised
+    frames = np.lib.stride_tricks.sliding_window_view(padded, WIN_LENGTH)[::HOP_LENGTH]
+    spectrum = np.fft.rfft(frames * np.hamming(WIN_LENGTH).astype(np.float32), n=N_FFT, axis=1)
+    power = (np.abs(spectrum) ** 2).astype(np.float32) / N_FFT
+    reference = np.log(np.maximum(power @ features._mel_matrix().T, 1e-10))
+    np.testing.assert_allclose(log_mel_fbank(x), reference, rtol=0, atol=1e-4)
+
+
+def test_extract_store_reads_shards_in_blocks_and_keeps_the_asked_order(tmp_path):
+    audio = {f"u{i}": _tone(0.3 + 0.05 * i, 200 + 150 * i) for i in range(7)}
+    paths = []
+    for k, names in enumerate((["u4", "u1", "u6"], ["u0", "u5", "u2", "u3"])):  # stored out of order
+        paths.append(tmp_path / f"shard-{k}.h5")
+        with ShardWriter(paths[-1]) as writer:
+            for name in names:
+                writer.add(name, audio[name])
+    store = AudioStore(paths)
+    wanted = ["u6", "u0", "u3", "u1"]
+    assert extract_store(store, tmp_path / "subset.h5", utt_ids=wanted) == 4
+    archive = FeatureArchive(tmp_path / "subset.h5")
+    assert archive.utt_ids == wanted
+    for name in wanted:  # the same values as one read and one filterbank per utterance
+        expected = log_mel_fbank(store.read(name)).astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(archive.read(name), expected)
+    extract_store(AudioStore(paths[::-1]), tmp_path / "again.h5", utt_ids=wanted)  # shard order does not matter
+    assert filecmp.cmp(tmp_path / "subset.h5", tmp_path / "again.h5", shallow=False)
+    extract_store(store, tmp_path / "all.h5")
+    assert FeatureArchive(tmp_path / "all.h5").utt_ids == sorted(audio)
+    with pytest.raises(FeatureError, match="not in the audio store.*nope"):
+        extract_store(store, tmp_path / "bad.h5", utt_ids=["u0", "nope"])
 
 
 def test_bad_input_is_named():
