@@ -118,3 +118,28 @@ def test_an_unpadded_batch_trains_as_the_padded_computation_does():
     grads_slow = torch.autograd.grad(slow.logsumexp(1).sum(), list(model.parameters()))
     assert torch.allclose(fast, slow, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads_fast, grads_slow))
+
+
+@pytest.mark.parametrize("conv_width", [1, 2, 3, 4])
+def test_padding_inside_the_convolution_is_the_explicit_same_padding_bit_for_bit(conv_width):
+    # embed pads inside conv1d (symmetric, then the window of the (left, right) pad): the same
+    # outputs and gradients as an explicit F.pad of model._pad before each convolution
+    torch.manual_seed(1)
+    model = _model(conv_width=conv_width, conv_channels=16, pool_width=1)
+    x = torch.randn(3, 37, 40)
+
+    def explicit():
+        h = x.transpose(1, 2)
+        for conv in model.convs:
+            h = torch.relu(conv(torch.nn.functional.pad(h, model._pad)))
+        return h.transpose(1, 2)
+
+    def conv_grads(out):
+        model.zero_grad()
+        out.pow(2).sum().backward()
+        return [p.grad.clone() for p in model.convs.parameters()]
+
+    reference = explicit()
+    ours = model.conv_stack(x.transpose(1, 2)).transpose(1, 2)
+    assert torch.equal(ours, reference)
+    assert all(torch.equal(a, b) for a, b in zip(conv_grads(ours), conv_grads(explicit())))
