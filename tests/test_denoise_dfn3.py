@@ -132,6 +132,20 @@ def test_forked_copy_of_a_fresh_state_gives_the_created_states_bytes(speech):
         denoise.dfn3_48k(x48, isolation="thread")
 
 
+def test_a_refused_fork_falls_back_to_a_created_state(monkeypatch, caplog):
+    x48 = (np.random.default_rng(5).standard_normal(9600) * 0.1).astype(np.float32)
+    expected = denoise.dfn3_48k(x48, isolation="create")
+
+    def refuse():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(denoise.os, "fork", refuse)
+    with caplog.at_level("WARNING", logger="sernoise.denoise"):
+        got = denoise.dfn3_48k(x48, isolation="fork")
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert "cannot fork" in caplog.text
+
+
 def test_a_failing_child_is_an_error_in_the_parent(monkeypatch):
     def crash(*args):
         raise RuntimeError("simulated failure inside the child")

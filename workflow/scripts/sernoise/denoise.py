@@ -308,7 +308,9 @@ def dfn3_48k(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"
     buf_in[: x48.size] = x48
     isolation = isolation or DFN3_ISOLATION
     if isolation == "fork" and _can_fork():
-        return _dfn3_forked(buf_in, float(atten_lim_db))
+        result = _dfn3_forked(buf_in, float(atten_lim_db))
+        if result is not None:
+            return result
     if isolation not in ("fork", "create"):
         raise DenoiseError(f"unknown DFN3 state isolation {isolation!r} (expected 'fork' or 'create')")
     lib, model = _dfn3()
@@ -360,12 +362,13 @@ def _dfn3_template(atten_lim_db: float) -> int:
     return _dfn3_state(lib, model, atten_lim_db)
 
 
-def _dfn3_forked(buf_in: np.ndarray, atten_lim_db: float) -> tuple[np.ndarray, np.ndarray]:
+def _dfn3_forked(buf_in: np.ndarray, atten_lim_db: float) -> tuple[np.ndarray, np.ndarray] | None:
     """DFN3 over ``buf_in`` in a forked child on its copy of the template state (fresh by construction).
 
     The child writes the output and the local SNRs into an anonymous shared mapping and leaves
     with ``os._exit`` (no Python clean-up, no flushing of the parent's buffers); the parent
-    copies them out.  A child that fails or dies gives a DenoiseError here.
+    copies them out.  A child that fails or dies gives a DenoiseError here.  None when the OS
+    refuses the fork (no memory, process limit): the caller then creates a state (same bytes).
     """
     lib, _ = _dfn3()
     state = _dfn3_template(atten_lim_db)
@@ -373,7 +376,11 @@ def _dfn3_forked(buf_in: np.ndarray, atten_lim_db: float) -> tuple[np.ndarray, n
     shared = mmap.mmap(-1, (buf_in.size + n_frames) * 4)
     both = np.frombuffer(shared, dtype=np.float32)
     try:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:
+            log.warning("cannot fork for DeepFilterNet3 (%s): creating a state for this utterance instead", error)
+            return None
         if pid == 0:  # the child: never returns into the caller
             code = 1
             try:
