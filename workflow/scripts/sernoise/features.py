@@ -219,9 +219,9 @@ def extract_store(store, path, *, utt_ids=None, progress=None) -> int:
     (sorted by default), so its bytes do not depend on how the audio was sharded.
     """
     wanted = list(utt_ids) if utt_ids is not None else sorted(store.utt_ids)
-    missing = set(wanted) - set(store.utt_ids)
+    missing = sorted({utt_id for utt_id in wanted if utt_id not in store})
     if missing:
-        raise FeatureError(f"{len(missing)} utterance(s) not in the audio store, e.g. {sorted(missing)[:3]}")
+        raise FeatureError(f"{len(missing)} utterance(s) not in the audio store, e.g. {missing[:3]}")
     remaining = set(wanted)
     feats: dict[str, np.ndarray] = {}
     for shard in store.iter_shards():
