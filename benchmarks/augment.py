@@ -57,7 +57,7 @@ from sernoise.alignments import Segment, normalise_token  # noqa: E402
 from sernoise.conditions import Context, SkipUtterance, build_condition  # noqa: E402
 from sernoise.conditions.filler import FillerBank  # noqa: E402
 from sernoise.conditions.pool import NoisePool  # noqa: E402
-from sernoise.conditions.tools import run_rubberband, run_sox  # noqa: E402
+from sernoise.conditions.tools import fit_length, run_rubberband, run_sox  # noqa: E402
 from sernoise.noise.bank import assign_splits, build_bank, scan_folder  # noqa: E402
 from sernoise.seeds import rng_for  # noqa: E402
 
@@ -76,6 +76,9 @@ BENCHMARKED = (
     "speed-utt-0.75", "pitch-up", "pitch-down", "reverb", "drop-word", "drop-letters", "filler-short", "filler-long",
 )
 CONDITIONS = {cid: _CONFIG["conditions"][cid] for cid in BENCHMARKED}
+# The demo's pitch shifts (tests/configs/shared_data.yaml): Rubber Band's R2 engine ("fast")
+_DEMO = yaml.safe_load((REPO / "tests" / "configs" / "shared_data.yaml").read_text())["conditions"]
+CONDITIONS.update({f"{cid} R2": _DEMO[cid] for cid in ("pitch-up", "pitch-down")})
 ALIGNMENT_CONDITIONS = ("drop-word", "drop-letters", "filler-short", "filler-long")
 
 # Fake words for the synthetic alignment: (word, ARPAbet phones).  Together they contain the
@@ -282,6 +285,71 @@ def tool_start_cost(repeat: int = 20) -> dict[str, float]:
     return out
 
 
+# --------------------------------------------------------------------------- pitch quality
+
+PITCH_HOP = 256  # 16 ms frames for F0 and the cepstra
+
+
+def _f0(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pYIN F0 (Hz) and voiced flags of ``y``, 60-800 Hz (covers a 1.25x shift of a high voice)."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(y.astype(np.float64), fmin=60.0, fmax=800.0, sr=SR, frame_length=1024,
+                                 hop_length=PITCH_HOP)
+    return f0, voiced
+
+
+def _cepstra(y: np.ndarray) -> np.ndarray:
+    """MFCC 1-12 (librosa: dB-scaled 40-band mel, orthonormal DCT), frames x 12, on the F0 frames."""
+    import librosa
+
+    mfcc = librosa.feature.mfcc(y=y.astype(np.float64), sr=SR, n_mfcc=13, n_fft=1024, hop_length=PITCH_HOP,
+                                n_mels=40)
+    return mfcc[1:].T
+
+
+def _log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Log-spectral distance (dB) between two equal-length signals: RMS over frequency of the
+    difference of their 512-point power spectra in dB, averaged over the frames of ``b`` (the
+    reference) within 60 dB of its loudest frame."""
+    from scipy.signal import stft
+
+    _, _, sa = stft(a, nperseg=512, noverlap=384)
+    _, _, sb = stft(b, nperseg=512, noverlap=384)
+    pa, pb = np.abs(sa) ** 2 + 1e-12, np.abs(sb) ** 2 + 1e-12
+    energy = pb.sum(axis=0)
+    keep = energy > energy.max() * 1e-6
+    diff = 10 * np.log10(pa[:, keep]) - 10 * np.log10(pb[:, keep])
+    return float(np.mean(np.sqrt(np.mean(diff**2, axis=0))))
+
+
+def pitch_quality(clips: list[Clip], shifters: dict[str, tuple[float, Callable]], reference: dict[float, str]):
+    """Per shifter (name -> (factor, fn(x) -> y)): median F0 error in cents against factor x the
+    input's F0, the cepstral (spectral envelope) distance to the input, and the log-spectral distance
+    to the ``reference`` shifter of the same factor; means over ``clips``."""
+    outputs = {name: [fit_length(np.asarray(fn(c.audio), dtype=np.float32), c.audio.size) for c in clips]
+               for name, (_, fn) in shifters.items()}
+    inputs = [(_f0(c.audio), _cepstra(c.audio)) for c in clips]
+    rows = []
+    for name, (factor, _) in shifters.items():
+        cents, envelope, lsd = [], [], []
+        for k in range(len(clips)):
+            y = outputs[name][k]
+            (f0_in, voiced_in), cep_in = inputs[k]
+            f0_out, voiced_out = _f0(y)
+            both = voiced_in & voiced_out & np.isfinite(f0_in) & np.isfinite(f0_out)
+            if both.any():
+                cents.append(float(np.median(np.abs(1200 * np.log2(f0_out[both] / (factor * f0_in[both]))))))
+                cep_out = _cepstra(y)
+                n = min(len(cep_in), len(cep_out), both.size)
+                sel = both[:n]
+                envelope.append(float(np.mean(np.sqrt(np.mean((cep_out[:n][sel] - cep_in[:n][sel]) ** 2, axis=1)))))
+            lsd.append(_log_spectral_distance(y, outputs[reference[factor]][k]))
+        rows.append((name, factor, float(np.mean(cents)) if cents else math.nan,
+                     float(np.mean(envelope)) if envelope else math.nan, float(np.mean(lsd))))
+    return rows
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -293,6 +361,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60, help="number of RAVDESS clips, spread over actors (default 60)")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes per case; the best is reported (default 3)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process (and its tools) to one CPU")
+    parser.add_argument("--pitch-quality", type=int, default=10, metavar="N",
+                        help="clips for the pitch-shift quality table (default 10; 0: skip it)")
     args = parser.parse_args()
     if args.limit < 1 or args.repeat < 1:
         parser.error("--limit and --repeat must be >= 1")
@@ -325,12 +395,12 @@ def main() -> None:
     amt: dict[str, Timing] = {}
     with tempfile.TemporaryDirectory(prefix="sernoise_bench_aug_") as tmp:
         pool, folders = build_noise(noise_root, Path(tmp))
-        conds = {cid: build_condition(cid, spec) for cid, spec in CONDITIONS.items()}
+        conds = {cid: build_condition(cid.split()[0], spec) for cid, spec in CONDITIONS.items()}
 
         for cid, cond in conds.items():
             print(f"timing sernoise {cid} ...", file=sys.stderr, flush=True)
             sern[cid] = time_sernoise(cond, clips, pool, fillers, args.repeat)
-        for cid in ("reverb", "pitch-up", "speed-utt-1.25", "speed-utt-0.75"):
+        for cid in ("reverb", "pitch-up", "pitch-up R2", "speed-utt-1.25", "speed-utt-0.75"):
             print(f"timing sernoise {cid} batched ...", file=sys.stderr, flush=True)
             sern[cid + " batched"] = time_sernoise_batch(conds[cid], clips, args.repeat)
 
@@ -357,6 +427,33 @@ def main() -> None:
     print("timing tool start cost ...", file=sys.stderr, flush=True)
     start_cost = tool_start_cost()
 
+    quality_rows = []
+    if args.pitch_quality > 0:
+        print(f"pitch-shift quality on {min(args.pitch_quality, len(clips))} clips ...", file=sys.stderr, flush=True)
+
+        def sernoise_shift(cid):
+            cond = conds[cid]
+            return lambda x: cond(x, SR, rng_for(SEED, cond.id, "quality"), Context(utt_id="quality")).audio
+
+        def am_shift(semitones, method="signalsmith_stretch"):
+            transform = am.PitchShift(min_semitones=semitones, max_semitones=semitones, method=method, p=1.0)
+            return lambda x: transform(samples=x, sample_rate=SR)
+
+        shifters = {}
+        for direction, factor, st in (("up", 1.25, st_up), ("down", 0.75, st_down)):
+            shifters[f"pitch-{direction}: Rubber Band R3 + formant (config.yaml)"] = (factor, sernoise_shift(
+                f"pitch-{direction}"))
+            shifters[f"pitch-{direction}: Rubber Band R2 + formant (demo)"] = (factor, sernoise_shift(
+                f"pitch-{direction} R2"))
+            shifters[f"pitch-{direction}: audiomentations PitchShift (signalsmith)"] = (factor, am_shift(st))
+            shifters[f"pitch-{direction}: audiomentations PitchShift (librosa PV)"] = (
+                factor, am_shift(st, "librosa_phase_vocoder"))
+        reference = {1.25: "pitch-up: Rubber Band R3 + formant (config.yaml)",
+                     0.75: "pitch-down: Rubber Band R3 + formant (config.yaml)"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quality_rows = pitch_quality(clips[: args.pitch_quality], shifters, reference)
+
     up, down = f"PitchShift {st_up:+.2f} st", f"PitchShift {st_down:+.2f} st"
     # (sernoise case, audiomentations case or None, note)
     rows = [
@@ -380,6 +477,9 @@ def main() -> None:
         ("pitch-up", up + " librosa_pv", "rubberband R3 + formant vs librosa PV"),
         ("pitch-up batched", up, "one rubberband process"),
         ("pitch-down", down, "rubberband R3 + formant vs signalsmith"),
+        ("pitch-up R2", up, "rubberband R2 + formant (the demo's) vs signalsmith"),
+        ("pitch-up R2 batched", up, "one rubberband process"),
+        ("pitch-down R2", down, "rubberband R2 + formant (the demo's) vs signalsmith"),
         ("reverb", "ApplyImpulseResponse (6 RIRs)", "sox reverb vs RIR convolution"),
         ("reverb batched", "ApplyImpulseResponse (6 RIRs)", "one sox process"),
         ("drop-word", None, "synthetic alignment"),
@@ -421,6 +521,16 @@ def main() -> None:
     print()
     print("tool start cost (10 ms of audio, median of 20): "
           + "; ".join(f"{k} {v * 1000:.1f} ms" for k, v in start_cost.items()))
+    if quality_rows:
+        print()
+        print(f"pitch-shift quality, {min(args.pitch_quality, len(clips))} clips (means over clips): F0 error = "
+              "median |cents| of the output's pYIN F0 against factor x the input's, frames voiced in both; "
+              "envelope = RMS difference of MFCC 1-12 (dB-scaled mel) to the input, voiced frames "
+              "(small: formants kept); LSD = log-spectral distance (dB) to the R3 output of the same factor")
+        width = max(len(r[0]) for r in quality_rows)
+        print(f"{'shifter'.ljust(width)}  {'F0 error, cents':>15}  {'envelope, dB':>12}  {'LSD to R3, dB':>13}")
+        for name, _, cents, envelope, lsd in quality_rows:
+            print(f"{name.ljust(width)}  {cents:>15.1f}  {envelope:>12.2f}  {lsd:>13.2f}")
     print(f"total wall time: {time.perf_counter() - wall0:.1f} s")
 
 
