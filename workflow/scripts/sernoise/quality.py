@@ -92,13 +92,13 @@ def as_stored(y: np.ndarray) -> np.ndarray:
 
 
 def measure_stoi(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
-    from pystoi import stoi
+    from sernoise.stoi import TooFewFramesWarning, stoi
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value = float(stoi(x.astype(np.float64), y.astype(np.float64), SAMPLE_RATE, extended=False))
-    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    if notes:  # pystoi returns a placeholder (1e-5) when the signal is too short
+        value = float(stoi(x.astype(np.float64), y.astype(np.float64), SAMPLE_RATE))
+    notes = [str(w.message) for w in caught if issubclass(w.category, (UserWarning, TooFewFramesWarning))]
+    if notes:  # stoi returns pystoi's placeholder (1e-5) when the signal is too short
         return math.nan, "stoi: " + notes[0]
     return value, ""
 
