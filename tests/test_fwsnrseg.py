@@ -176,7 +176,7 @@ def test_non_finite_samples_give_nan_and_the_note(pysepm_fwsnrseg):
             warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf, 0 * inf
             assert math.isnan(fwsnrseg(x, z)) and not math.isfinite(pysepm_fwsnrseg(x, z))
         value, note = measure_fwsnrseg(x, z)
-        assert math.isnan(value) and note == "fwsnrseg: undefined (silent frames)"
+        assert math.isnan(value) and note == "fwsnrseg: undefined (non-finite samples)"
 
 
 # ------------------------------------------------------------------------------ contract

@@ -188,7 +188,7 @@ def measure_fwsnrseg(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
         warnings.simplefilter("ignore", RuntimeWarning)  # non-finite samples (inf - inf, 0 * inf -> NaN, reported below)
         value = fwsnrseg(x, y, SAMPLE_RATE)
     if not math.isfinite(value):
-        return math.nan, "fwsnrseg: undefined (silent frames)"
+        return math.nan, "fwsnrseg: undefined (non-finite samples)"
     return value, ""
 
 
