@@ -169,13 +169,13 @@ def main() -> None:
           f"demo = the demo's augment.quality (STOI, fwSNRseg, DNSMOS on {fraction:.0%}, test pool: here "
           f"{sampled} of the {len(rows)} utterances)")
     print()
-    header = "condition".ljust(22) + "".join(f"{m + ' s':>10}{m + ' xRT':>12}" for m in modes)
+    header = "condition".ljust(22) + "".join(f"{m + ' s':>12}{m + ' xRT':>14}" for m in modes)
     print(header)
     print("-" * len(header))
     for cid in ids:
-        print(cid.ljust(22) + "".join(f"{table[cid][m]:>10.2f}{pooled / table[cid][m]:>12,.0f}" for m in modes))
+        print(cid.ljust(22) + "".join(f"{table[cid][m]:>12.2f}{pooled / table[cid][m]:>14,.0f}" for m in modes))
     print("-" * len(header))
-    print("whole set".ljust(22) + "".join(f"{totals[m]:>10.2f}{pooled * len(ids) / totals[m]:>12,.0f}"
+    print("whole set".ljust(22) + "".join(f"{totals[m]:>12.2f}{pooled * len(ids) / totals[m]:>14,.0f}"
                                           for m in modes))
     print(f"\npeak resident memory of the process: {peak_mb:.0f} MB")
 
