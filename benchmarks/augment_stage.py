@@ -36,29 +36,27 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import yaml  # noqa: E402
 from _common import REPO  # noqa: E402
 
 from sernoise.audio_store import AudioStore  # noqa: E402
 from sernoise.augment import augment_shard  # noqa: E402
 from sernoise.conditions import build_condition  # noqa: E402
-from sernoise.config import deep_update  # noqa: E402
+from sernoise.config import load_config  # noqa: E402
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
 
 QUALITY_MODES = ("none", "stoi", "fwsnrseg", "demo")
 
 
 def demo_config() -> dict:
-    """config.yaml with the demo's overlay (the conditions and quality keys are what is used)."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    overlay = yaml.safe_load((REPO / "tests" / "configs" / "shared_data.yaml").read_text())
-    return deep_update(copy.deepcopy(config), overlay)
+    """config.yaml with the demo's overlay, validated as the workflow does (the conditions and
+    quality keys are what is used)."""
+    return load_config([REPO / "config.yaml", REPO / "tests" / "configs" / "shared_data.yaml"],
+                       REPO / "schemas" / "config.schema.yaml")
 
 
 def quality_of(mode: str, demo: dict) -> dict:
