@@ -179,6 +179,14 @@ def _jobs(text: str) -> dict[tuple[str, str], list[str]]:
     return jobs
 
 
+def _without_shown_logs(output: str) -> str:
+    """``output`` of a submitting Snakemake without the log files it printed for failed jobs
+    (show-failed-logs: a "Logfile X:" line, a rule of "=", the file, the same rule). A failed SLURM
+    job's log is among them, and the jobstep Snakemake inside it announces its job as "localrule":
+    that is the job's own output shown on the host, not a job that ran there."""
+    return re.sub(r"^Logfile .+:\n(=+)\n.*?^\1\n?", "", output, flags=re.M | re.S)
+
+
 def _slurm_jobs(output: str) -> dict[str, tuple[dict, bool]]:
     """SLURM job id -> (the jobs that ran inside it, whether it finished), from the SLURM log of each
     submission that ``output`` (the submitting Snakemake's) reports."""
@@ -200,7 +208,8 @@ def test_every_job_ran_in_a_slurm_job(slurm_runs):
     # every job of the local run finished inside a SLURM job (its SLURM log shows it), none on the submit host
     finished = set().union(*(set(jobs) for jobs, done in submitted.values() if done))
     assert finished == local_jobs
-    on_host = set(re.findall(r"^localrule (\w+):", runs.interrupted.stdout + runs.rerun.stdout + runs.rerun.stderr, flags=re.M))
+    host_output = _without_shown_logs(runs.interrupted.stdout + runs.rerun.stdout + runs.rerun.stderr)
+    on_host = set(re.findall(r"^localrule (\w+):", host_output, flags=re.M))
     assert on_host <= LOCAL_RULES
     print("SLURM job ids:", ", ".join(sorted(submitted, key=int)))
 
@@ -226,7 +235,7 @@ def test_a_cancelled_job_is_redone_and_nothing_else(slurm_runs):
     for jobs, done in before.values():
         if done:
             finished.update(jobs)
-    rerun_jobs = set(_jobs(runs.rerun.stdout + runs.rerun.stderr))
+    rerun_jobs = set(_jobs(_without_shown_logs(runs.rerun.stdout + runs.rerun.stderr)))
     assert (rule, wildcards) in rerun_jobs
     assert finished and not (rerun_jobs & set(finished))
     assert {job for job in rerun_jobs | set(finished) if job[0] not in LOCAL_RULES} == \
@@ -249,3 +258,18 @@ def test_outputs_equal_those_of_the_local_run(slurm_runs):
     assert "results/ravdess/manifest.csv" in local and wf.predictions_path("tdnn", "clean", 1) in local
     differ = sorted(n for n in local if (runs.local / n).read_bytes() != (runs.cluster / n).read_bytes())
     assert set(differ) <= set(NOT_BYTE_IDENTICAL), f"files that differ between the local and the SLURM run: {differ}"
+
+
+def test_logs_shown_for_failed_jobs_are_not_taken_for_host_jobs(tmp_path):
+    # the format is Snakemake's own (snakemake.logging.show_logs, as show-failed-logs prints it)
+    from snakemake.logging import show_logs
+
+    slurm_log = tmp_path / "7.log"
+    slurm_log.write_text("Building DAG of jobs...\nlocalrule train_model:\n    wildcards: fold=1\n"
+                         "Select jobs to execute...\n")
+    shown = "\n".join(show_logs([str(slurm_log)]))
+    output = f"rule train_model:\n    jobid: 3\n{shown}\nlocalrule list_datasets:\n    jobid: 9\n"
+    kept = _without_shown_logs(output)
+    assert re.findall(r"^localrule (\w+):", output, flags=re.M) == ["train_model", "list_datasets"]
+    assert re.findall(r"^localrule (\w+):", kept, flags=re.M) == ["list_datasets"]
+    assert kept.startswith("rule train_model:\n    jobid: 3\n") and "Building DAG" not in kept
