@@ -48,8 +48,12 @@ The runtime, for hop ``t`` (``x_t``: its 480 input samples):
   which :func:`dfn3_48k_onnx` checks.
 
 A full-sequence run is fresh by construction (no state outlives a call), so no fork or state
-template is needed.  The sessions are made once per process (:func:`sessions`), single-threaded
-(the workflow runs one job per core).  Agreement with the runtime and speed: README
+template is needed.  The sessions are made once per process (:func:`sessions`, ~0.13 s of CPU),
+single-threaded (the workflow runs one job per core).  Unlike the streaming runtime, memory
+grows with the utterance (the graphs' intermediate tensors span all its frames): peak RSS
+~0.2 GB for a 4 s RAVDESS utterance, ~0.7 GB at 30 s, ~1.3 GB at 60 s (ONNX Runtime's arena
+keeps its peak for the process), and the CPU per audio second rises from ~0.018 to ~0.025 at
+10-30 s and ~0.03 at 60 s (still 4x less than tract's ~0.11).  Agreement with the runtime and speed: README
 (DeepFilterNet3 section), ``benchmarks/denoise.py``, ``tests/test_dfn3_onnx.py``.
 """
 
