@@ -155,6 +155,15 @@ def test_odd_lengths(dfn3, n):
     assert dfn3_denoise(np.zeros(0, dtype=np.float32), engine="onnxruntime").shape == (0,)
 
 
+@pytest.mark.parametrize("n", [0, 1, 480, 481, 960, 1439])
+def test_a_few_hops_at_48k(dfn3, n):
+    # shorter than the look-ahead: the runtime's first hops come from its zero-filled buffers
+    x48 = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    (y_tract, lsnr_tract), (y_ort, lsnr_ort) = both_engines(x48)
+    assert y_ort.shape == y_tract.shape == (max(1, -(-n // 480)) * 480,) and lsnr_ort.shape == lsnr_tract.shape
+    assert np.abs(y_ort - y_tract).max() < 1e-6 and np.abs(lsnr_ort - lsnr_tract).max() < MAX_LSNR_DIFF_DB
+
+
 def test_engine_option_is_checked():
     assert DFN3_DEFAULTS["engine"] == "onnxruntime" and set(denoise.DFN3_ENGINES) == {"onnxruntime", "tract"}
     with pytest.raises(DenoiseError, match=r"config key denoise\.dfn3\.engine: unknown engine 'gpu'"):

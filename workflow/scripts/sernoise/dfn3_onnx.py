@@ -366,7 +366,7 @@ def enhance(hops: np.ndarray, model: Dfn3Model, atten_lim_db: float) -> tuple[np
     _check_no_skip(hops, apply_gains | gain_zeros)
 
     la = cfg.conv_lookahead  # step t enhances frame t - la
-    noisy = np.concatenate([np.zeros((la, cfg.n_freqs), dtype=np.complex64), spec[: n - la]])  # X_{t-la}
+    noisy = np.concatenate([np.zeros((la, cfg.n_freqs), dtype=np.complex64), spec])[:n]  # X_{t-la}
     band_gain = np.where(gain_zeros[:, None], np.float32(0), gains)
     band_gain = np.where((apply_gains | gain_zeros)[:, None], band_gain, np.float32(1))
     enh = noisy * band_gain[:, model.erb_index()]
