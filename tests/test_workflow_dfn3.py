@@ -47,7 +47,7 @@ def test_dfn3_datasets_and_features(dfn3_run):
         assert denoised_clean.read(u).shape == clean.read(u).shape
     status = json.loads((results / "denoised_dfn3/clean/status.json").read_text())
     assert "DeepFilterNet3" in status["denoiser"] and status["denoise"]["delay_compensated"] == 1440
-    assert status["denoise"]["options"] == {"atten_lim_db": 100} and status["n_ok"] == len(manifest)
+    assert status["denoise"]["options"] == {"atten_lim_db": 100, "engine": "onnxruntime"} and status["n_ok"] == len(manifest)
     params = pd.read_csv(results / "denoised_dfn3/clean/params.csv")
     assert (params["status"] == "ok").all() and params["vad_mean"].isna().all()
     skipped = json.loads((results / f"denoised_dfn3/{NOISY}/test/status.json").read_text())

@@ -25,7 +25,7 @@ with rule_log(snakemake) as log:
     options = denoiser.options(p.options)
     chosen = {"denoiser": denoiser.name, "options": options}
     log.info("denoising %s%s, shard %s with %s, %s (options %s)", condition, f" ({pool} pool)" if pool else "",
-             wc.shard, denoiser.label, denoiser.version(), options)
+             wc.shard, denoiser.label, denoiser.version_of(options), options)
     if condition == CLEAN:
         source = AudioShard(inp.shard)
         counts = denoise_shard(source, out_shard=out.shard, out_params=out.params, quality=p.quality,

