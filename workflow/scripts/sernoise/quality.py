@@ -18,8 +18,8 @@ a :class:`QualityMeter`:
   ``"fast"``) the P.835 model runs split in three (:mod:`sernoise.dnsmos_fast`): its four
   full-resolution convolutions, ~90 % of its cost, run once over the frames of all of a clip's
   overlapping windows instead of once per window.  The scores are bit-for-bit speechmos's
-  (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.45 s of CPU per RAVDESS
-  utterance instead of 1.2 s (``benchmarks/quality.py``).
+  (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.46 s of CPU per RAVDESS
+  utterance instead of 1.16 s (``benchmarks/quality.py``).
 * fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
   clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
   weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
@@ -250,7 +250,7 @@ class QualityMeter:
     ``columns(suffix)`` lists the params.csv columns; ``empty(suffix)`` is a row of NaN for them;
     ``measure(clean, y, suffix, utt_id)`` measures one utterance (``clean`` None or of another
     length: only the non-intrusive DNSMOS).  The DNSMOS ONNX sessions open on first use, once per
-    process.  ``dnsmos_fraction`` < 1 scores DNSMOS (about 0.45 s of CPU per RAVDESS utterance; 1.2 s
+    process.  ``dnsmos_fraction`` < 1 scores DNSMOS (about 0.46 s of CPU per RAVDESS utterance; 1.16 s
     with ``dnsmos_method="speechmos"``) only on the utterances :func:`in_dnsmos_sample` picks; the
     others keep NaN.  ``dnsmos_method``: see :func:`measure_dnsmos` (None: :data:`DNSMOS_METHOD`).
     """
