@@ -6,18 +6,24 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/quality.py [--data ../shared/data] [--limit 40] [--repeat 1]
 
+DNSMOS is timed twice, side by side: speechmos's own scorer (``measure_dnsmos(y,
+method="speechmos")``: the P.835 model run whole on every window) and the default fast path
+(``method="fast"``, :mod:`sernoise.dnsmos_fast`: its full-resolution convolutions run once over the
+clip's windows); the last lines give the ratio and check that both gave the same scores.
+
 What is timed: one call of each sernoise.quality measure per clip (``measure_stoi(x, y)``, ...),
 summed over the clips; the best of ``--repeat`` passes is reported, as wall time and as this
 process's CPU time (``time.process_time``; on a shared, loaded machine the CPU time is the figure
 to trust, the wall time then includes waiting for a core).  Clip loading and the noise
 mixing are outside the timer.  Every measure runs once untimed on the first clip first (imports,
-numba/FFT caches, and for DNSMOS opening its two ONNX sessions, whose time is printed apart: a
-job pays it once).  BLAS/OpenMP pools and ONNX Runtime run one thread, as in a job (threads: 1).
+numba/FFT caches, and for DNSMOS opening its two ONNX sessions and building the split P.835 model,
+whose times are printed apart: a job pays them once).  BLAS/OpenMP pools and ONNX Runtime run one thread, as in a job (threads: 1).
 
 DNSMOS scores 9.01 s windows at a 1 s hop, and repeats a shorter clip until it reaches 9.01 s
 (speechmos, as the DNS Challenge's reference script): a 3.3 s RAVDESS clip becomes 13.2 s and 4
-windows, a 4.6 s one 18.4 s and 10 windows, so its cost depends on the clip length; the windows
-column gives the mean per clip.
+windows, a 4.6 s one 18.4 s and 9 hops, of which speechmos scores 7 (its window 7 .. 23 come out
+a sample short in float arithmetic and are skipped), so its cost depends on the clip length; the
+windows line gives the mean per clip.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import soundfile as sf  # noqa: E402
 from _common import corpus_parser, ravdess_files  # noqa: E402
 
 from sernoise.quality import (  # noqa: E402
+    METER_COLUMNS,
+    dnsmos_fast_scorer,
     dnsmos_scorer,
     measure_dnsmos,
     measure_fwsnrseg,
@@ -47,11 +55,13 @@ WINDOW = 9.01  # speechmos.dnsmos.INPUT_LENGTH
 
 
 def dnsmos_windows(n_samples: int) -> int:
-    """How many 9.01 s windows speechmos scores for a clip of ``n_samples`` (its repetition and hop)."""
+    """How many 9.01 s windows speechmos scores for a clip of ``n_samples`` (its repetition and hop;
+    it skips a window whose float end ``int((idx + 9.01) * 16000)`` makes it a sample short)."""
     length = n_samples
     while length < int(WINDOW * SR):
         length *= 2
-    return int(np.floor(length / SR) - WINDOW) + 1
+    hops = int(np.floor(length / SR) - WINDOW) + 1
+    return sum(int((idx + WINDOW) * SR) - idx * SR >= int(WINDOW * SR) for idx in range(hops))
 
 
 def main() -> None:
@@ -68,32 +78,44 @@ def main() -> None:
         pairs.append((x, (y / max(1.0, np.max(np.abs(y)))).astype(np.float32)))
     seconds = sum(x.size for x, _ in pairs) / SR
 
-    tick = time.perf_counter()
+    tick = time.process_time()
     dnsmos_scorer()
-    load = time.perf_counter() - tick
+    load = time.process_time() - tick
+    tick = time.process_time()
+    dnsmos_fast_scorer()
+    split = time.process_time() - tick
+    speechmos, fast = "DNSMOS speechmos", "DNSMOS fast"
     measures = {
         "STOI": lambda x, y: measure_stoi(x, y),
         "PESQ (wide band)": lambda x, y: measure_pesq(x, y),
-        "DNSMOS (P.835 + P.808)": lambda x, y: measure_dnsmos(y),
+        speechmos: lambda x, y: measure_dnsmos(y, method="speechmos"),
+        fast: lambda x, y: measure_dnsmos(y, method="fast"),
         "fwSNRseg": lambda x, y: measure_fwsnrseg(x, y),
     }
     windows = np.mean([dnsmos_windows(x.size) for x, _ in pairs])
     print(f"{len(pairs)} RAVDESS clips, {seconds:.1f} s of audio (mean {seconds / len(pairs):.2f} s), white noise at "
           f"10 dB; one thread; best of {args.repeat}")
-    print(f"DNSMOS: opening the two ONNX sessions took {load * 1000:.0f} ms (once per job); "
-          f"{windows:.1f} windows of 9.01 s per clip on average")
+    print(f"DNSMOS (P.835 + P.808): opening the two ONNX sessions took {load * 1000:.0f} ms of CPU, building the "
+          f"split P.835 model of the fast path {split * 1000:.0f} ms (mostly importing onnx; once per job); {windows:.1f} windows of 9.01 s "
+          f"per clip on average")
     print(f"{'measure':<24} {'CPU ms / utt':>13} {'wall ms / utt':>14} {'CPU ms / s audio':>17} {'x real time (CPU)':>18}")
+    cpu_per_utt, results = {}, {}
     for name, fn in measures.items():
         fn(*pairs[0])  # untimed: imports, caches
         best_wall = best_cpu = math.inf
         for _ in range(args.repeat):
             wall, cpu = time.perf_counter(), time.process_time()
-            for x, y in pairs:
-                fn(x, y)
+            results[name] = [fn(x, y) for x, y in pairs]
             best_wall = min(best_wall, time.perf_counter() - wall)
             best_cpu = min(best_cpu, time.process_time() - cpu)
+        cpu_per_utt[name] = best_cpu / len(pairs)
         print(f"{name:<24} {best_cpu / len(pairs) * 1000:>13.1f} {best_wall / len(pairs) * 1000:>14.1f} "
               f"{best_cpu / seconds * 1000:>17.1f} {seconds / best_cpu:>18.1f}")
+    diff = max(abs(a[0][c] - b[0][c]) for a, b in zip(results[speechmos], results[fast]) for c in METER_COLUMNS["dnsmos"])
+    same = sum(a == b for a, b in zip(results[speechmos], results[fast]))
+    print(f"DNSMOS fast path: {cpu_per_utt[fast] * 1000:.0f} ms of CPU per utterance against speechmos's "
+          f"{cpu_per_utt[speechmos] * 1000:.0f} ms, {cpu_per_utt[speechmos] / cpu_per_utt[fast]:.2f}x less; "
+          f"scores identical on {same} of {len(pairs)} clips (max |difference| {diff:.3g})")
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     print(f"(1-min load average at the end: {load_avg:.2f} on {os.cpu_count()} cores: other work inflates the figures)")
 

@@ -14,7 +14,12 @@ a :class:`QualityMeter`:
   outputs whose length changed too.  The ONNX models and the scoring (9.01 s windows, hop 1 s,
   shorter clips repeated to 9.01 s, polynomial mapping of the raw outputs) are the ``speechmos``
   package's; we only open its two ONNX sessions ourselves, once per job and with one intra-op
-  thread (speechmos's own ``run`` opens them with every core).
+  thread (speechmos's own ``run`` opens them with every core).  By default (:data:`DNSMOS_METHOD`
+  ``"fast"``) the P.835 model runs split in three (:mod:`sernoise.dnsmos_fast`): its four
+  full-resolution convolutions, ~90 % of its cost, run once over the frames of all of a clip's
+  overlapping windows instead of once per window.  The scores are bit-for-bit speechmos's
+  (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.46 s of CPU per RAVDESS
+  utterance instead of 1.16 s (``benchmarks/quality.py``).
 * fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
   clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
   weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
@@ -46,6 +51,10 @@ METER_COLUMNS = {
     "fwsnrseg": ("fwsnrseg",),
 }
 DNSMOS_THREADS = 1  # ONNX Runtime intra-op threads per job: a job is given one core (rules' threads: 1)
+# How DNSMOS is computed: "fast" (the split P.835 model of sernoise.dnsmos_fast, the same scores) or
+# "speechmos" (its own scorer, one full P.835 run per 9.01 s window).
+DNSMOS_METHODS = ("fast", "speechmos")
+DNSMOS_METHOD = "fast"
 
 
 def quality_for(quality: dict | None, pool: str | None, default: dict = DEFAULT_QUALITY) -> tuple[bool, bool]:
@@ -123,10 +132,26 @@ class QualityError(RuntimeError):
     """A quality measure cannot run (package missing); the message says what to install."""
 
 
-@functools.lru_cache(maxsize=None)
+def _ort_options(threads: int):
+    """ONNX Runtime session options of ``threads`` intra-op threads, one inter-op, sequential."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
 def dnsmos_scorer(threads: int = DNSMOS_THREADS):
     """speechmos's DNSMOS scorer on its shipped ONNX models (P.835 ``sig_bak_ovr.onnx`` and P.808
-    ``model_v8.onnx``), with ONNX sessions of ``threads`` intra-op threads; built once per process."""
+    ``model_v8.onnx``), with ONNX sessions of ``threads`` intra-op threads; built once per process
+    (and per thread count: ``dnsmos_scorer()`` and ``dnsmos_scorer(1)`` are one object)."""
+    return _dnsmos_scorer(int(threads))
+
+
+@functools.lru_cache(maxsize=None)
+def _dnsmos_scorer(threads: int):
     try:
         import onnxruntime as ort
         from speechmos import dnsmos
@@ -134,10 +159,7 @@ def dnsmos_scorer(threads: int = DNSMOS_THREADS):
         raise QualityError(f"DNSMOS needs the packages speechmos and onnxruntime ({error}); "
                            "pip install -r requirements.txt") from None
     folder = Path(dnsmos.__file__).parent / "dnsmos_models"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options = _ort_options(threads)
 
     def session(name):
         return ort.InferenceSession(str(folder / name), sess_options=options, providers=["CPUExecutionProvider"])
@@ -151,12 +173,41 @@ def dnsmos_scorer(threads: int = DNSMOS_THREADS):
     return scorer
 
 
-def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS) -> tuple[dict, str]:
+def dnsmos_fast_scorer(threads: int = DNSMOS_THREADS):
+    """:func:`dnsmos_scorer` with its P.835 model run split (:class:`sernoise.dnsmos_fast.FastDNSMOS`):
+    called the same way, the same scores; the three sub-models are cut from speechmos's
+    ``sig_bak_ovr.onnx`` in memory and opened with the same session options, once per process."""
+    return _dnsmos_fast_scorer(int(threads))
+
+
+@functools.lru_cache(maxsize=None)
+def _dnsmos_fast_scorer(threads: int):
+    scorer = dnsmos_scorer(threads)
+    try:
+        import onnx  # noqa: F401  (the graph surgery)
+    except ImportError as error:
+        raise QualityError(f"the fast DNSMOS needs the package onnx ({error}); pip install -r requirements.txt "
+                           "(or DNSMOS_METHOD = 'speechmos')") from None
+    from sernoise.dnsmos_fast import FastDNSMOS, GraphMismatch, SplitP835
+
+    try:
+        split = SplitP835(scorer.primary_model_path, _ort_options(threads))
+    except GraphMismatch as error:
+        raise QualityError(f"the fast DNSMOS cannot split {scorer.primary_model_path}: {error} "
+                           "(use DNSMOS_METHOD = 'speechmos')") from None
+    return FastDNSMOS(scorer, split)
+
+
+def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS, method: str | None = None) -> tuple[dict, str]:
     """DNSMOS of one 16 kHz utterance: {dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808} and a note.
 
     speechmos accepts samples in [-1, 1] only; stored audio can peak above full scale (the shards
     keep a per-utterance scale), so such an utterance is scaled to peak 1 and the note says so.
-    Empty or silent audio gets NaN and a note."""
+    Empty or silent audio gets NaN and a note.  ``method`` (default :data:`DNSMOS_METHOD`): "fast"
+    or "speechmos", the same scores."""
+    method = DNSMOS_METHOD if method is None else method
+    if method not in DNSMOS_METHODS:
+        raise ValueError(f"unknown DNSMOS method {method!r}; known: {list(DNSMOS_METHODS)}")
     columns = METER_COLUMNS["dnsmos"]
     y = np.asarray(y, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
@@ -166,7 +217,8 @@ def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS) -> tuple[dict, 
     if peak > 1.0:
         y = y / peak
         note = f"dnsmos: peak {peak:.3f} above full scale, scaled to 1"
-    scores = dnsmos_scorer(threads)(y, SAMPLE_RATE, False)
+    scorer = dnsmos_fast_scorer(threads) if method == "fast" else dnsmos_scorer(threads)
+    scores = scorer(y, SAMPLE_RATE, False)
     values = {"dnsmos_ovrl": scores["ovrl_mos"], "dnsmos_sig": scores["sig_mos"], "dnsmos_bak": scores["bak_mos"],
               "dnsmos_p808": scores["p808_mos"]}
     values = {k: float(v) for k, v in values.items()}
@@ -198,20 +250,25 @@ class QualityMeter:
     ``columns(suffix)`` lists the params.csv columns; ``empty(suffix)`` is a row of NaN for them;
     ``measure(clean, y, suffix, utt_id)`` measures one utterance (``clean`` None or of another
     length: only the non-intrusive DNSMOS).  The DNSMOS ONNX sessions open on first use, once per
-    process.  ``dnsmos_fraction`` < 1 scores DNSMOS (about 2 s of CPU per utterance) only on the
-    utterances :func:`in_dnsmos_sample` picks; the others keep NaN.
+    process.  ``dnsmos_fraction`` < 1 scores DNSMOS (about 0.46 s of CPU per RAVDESS utterance; 1.16 s
+    with ``dnsmos_method="speechmos"``) only on the utterances :func:`in_dnsmos_sample` picks; the
+    others keep NaN.  ``dnsmos_method``: see :func:`measure_dnsmos` (None: :data:`DNSMOS_METHOD`).
     """
 
-    def __init__(self, measures: Iterable[str] = (), threads: int = DNSMOS_THREADS, dnsmos_fraction: float = 1.0):
+    def __init__(self, measures: Iterable[str] = (), threads: int = DNSMOS_THREADS, dnsmos_fraction: float = 1.0,
+                 dnsmos_method: str | None = None):
         measures = tuple(measures)
         unknown = [m for m in measures if m not in METER_COLUMNS]
         if unknown:
             raise ValueError(f"unknown quality measure(s) {unknown}; known: {list(METER_COLUMNS)}")
         if not 0 < dnsmos_fraction <= 1:
             raise ValueError(f"dnsmos_fraction must be in (0, 1], got {dnsmos_fraction!r}")
+        if dnsmos_method is not None and dnsmos_method not in DNSMOS_METHODS:
+            raise ValueError(f"unknown DNSMOS method {dnsmos_method!r}; known: {list(DNSMOS_METHODS)}")
         self.measures = measures
         self.threads = threads
         self.dnsmos_fraction = dnsmos_fraction
+        self.dnsmos_method = dnsmos_method
 
     def __bool__(self) -> bool:
         return bool(self.measures)
@@ -234,7 +291,7 @@ class QualityMeter:
                 utt_id: str | None = None) -> tuple[dict, list[str]]:
         row, notes = self.empty(suffix), []
         if self.scores_dnsmos(utt_id):
-            values, note = measure_dnsmos(y, self.threads)
+            values, note = measure_dnsmos(y, self.threads, self.dnsmos_method)
             row.update({f"{k}{suffix}": v for k, v in values.items()})
             notes.append(note)
         if "fwsnrseg" in self.measures and clean is not None and clean.shape == y.shape:

@@ -1,0 +1,294 @@
+"""DNSMOS as speechmos scores it, with the P.835 model's expensive convolutions run once per clip.
+
+speechmos (``speechmos.dnsmos.DNSMOS.__call__``) repeats a clip shorter than 9.01 s until it is at
+least that long, then runs both models on 9.01 s windows (144160 samples) at a 1 s hop and averages
+the per-window scores.  A 3.7 s RAVDESS clip becomes 14.8 s and 5 windows that overlap by 8 s, and
+almost all of the P.835 model's time (``sig_bak_ovr.onnx``, ~0.21 s of CPU per window) goes into
+four full-resolution 3x3 convolutions (``conv2d`` .. ``conv2d_3``, 1 -> 128 -> 64 -> 64 -> 32
+channels, ReLU each) over the window's log-power spectrogram, [1, 1, 900 frames, 161 bins].
+
+The model frames a window with frame 320 and hop 160 samples, so window ``k`` (which starts
+``k`` seconds, i.e. 100 frames, into the repeated signal) sees frames ``100k .. 100k + 899`` of the
+repeated signal's frame sequence.  Four 3x3 'same' convolutions see 4 frames either side, so a
+window's conv2d_3 output at its frames 4 .. 895 is the output over the whole repeated signal at
+frames ``100k + 4 .. 100k + 895``; only its first and last 4 frames see the zero padding at the
+window's edges.  So we split the ONNX graph into three parts (built in memory from the file that
+speechmos ships, once per process):
+
+* (A) ``spectrogram``: input_1 [N, 144160] -> the log-power spectrogram that feeds ``conv2d``,
+  [N, 1, 900, 161]; per window, as in the full model (cheap: one small matrix product);
+* (B) ``features``: spectrogram [N, 1, T, 161] -> conv2d_3's ReLU output [N, 32, T, 161] (time
+  axis symbolic); run once over the frames of all windows (in chunks, for memory), and per window
+  only on its first and last 8 frames (keeping the 4 outputs that do not see the cut);
+* (C) ``head``: a window's conv2d_3 ReLU output [N, 32, 900, 161] -> the three raw outputs
+  (sig, bak, ovr): max-pool, three more convolutions at lower resolution, dense layers; per window.
+
+ONNX Runtime (1.32, its CPU kernels) computes each output element the same way wherever it lies
+in the tensor and whatever the tensor's length, so the assembled per-window conv2d_3 outputs, and
+hence the scores, are bit-for-bit speechmos's: checked on 131 clips of 0.05 to 50 s (RAVDESS
+clean, in noise and concatenated, noise alone, exactly 9.01 s; on an AVX-512 x86-64 CPU), and by
+``tests/test_dnsmos_fast.py`` on the machine that runs it.  Everything else is speechmos's own
+code, called as it calls it: the repetition, the windows (including the ones it skips: windows
+7 .. 23 come out one sample short in its float arithmetic, ``int((7 + 9.01) * 16000) - 7 * 16000
+== 144159``, and are not scored), the P.808 model on each window's mel spectrogram, the polynomial
+mappings and the means.  On RAVDESS clips this is about 2.5 times faster (``benchmarks/quality.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SR = 16000
+FRAME_HOP = 160  # the model's STFT hop (its input is cut into 160-sample halves of 320-sample frames)
+WINDOW_FRAMES = 900  # STFT frames of one 9.01 s window
+N_FEATURE_CONVS = 4  # conv2d .. conv2d_3, before the first max-pool
+HALO = N_FEATURE_CONVS  # frames either side that one output frame of these 'same' 3x3 convolutions sees
+EDGE = 2 * HALO  # frames of a window's edge run: its first HALO outputs do not see the cut
+# output frames per run of (B) over the shared span (plus 2 x HALO of context): on RAVDESS clips a
+# job peaks at the memory of speechmos's scorer (550 MB; 720 with 900 frames), no slower
+CHUNK_FRAMES = 200
+# windows whose convolutions share one run: memory stays bounded on long clips (16 windows: a span of
+# 2400 frames, 50 MB of conv2d_3 output) at 1.5 times the ideal cost per window (150 frames, not 100)
+MAX_SHARED_WINDOWS = 16
+
+
+class GraphMismatch(RuntimeError):
+    """sig_bak_ovr.onnx is not laid out as this module expects (another speechmos version?)."""
+
+
+@dataclass(frozen=True)
+class _Split:
+    spectrogram: str  # the tensor that feeds conv2d
+    features: str  # conv2d_3's ReLU output, which feeds the first max-pool
+    nodes: tuple  # (A nodes, B nodes, C nodes)
+
+
+def split_p835(model) -> _Split:
+    """Where to cut the P.835 graph (an ``onnx.ModelProto``), checked against what the split assumes."""
+    nodes = list(model.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv" and _attr(n, "kernel_shape") == [3, 3]]
+    if len(convs) < N_FEATURE_CONVS:
+        raise GraphMismatch(f"expected at least {N_FEATURE_CONVS} 3x3 convolutions, found {len(convs)}")
+    first, last = convs[0], convs[N_FEATURE_CONVS - 1]
+    spectrogram = nodes[first].input[0]
+    chain = nodes[first:last + 2]  # conv, relu, conv, relu, ..., conv2d_3, relu
+    if [n.op_type for n in chain] != ["Conv", "Relu"] * N_FEATURE_CONVS:
+        raise GraphMismatch(f"expected Conv, Relu x{N_FEATURE_CONVS}, found {[n.op_type for n in chain]}")
+    for conv, relu in zip(chain[::2], chain[1::2]):
+        shape = (_attr(conv, "pads"), _attr(conv, "strides"), _attr(conv, "dilations"), _attr(conv, "group"))
+        if shape != ([1, 1, 1, 1], [1, 1], [1, 1], 1) or _attr(conv, "auto_pad") not in (None, "NOTSET"):
+            raise GraphMismatch(f"{conv.name}: expected a 'same' 3x3 convolution (pads 1, stride 1), got {shape}")
+        if list(relu.input) != [conv.output[0]]:
+            raise GraphMismatch(f"{relu.name} does not take {conv.name}'s output")
+    features = chain[-1].output[0]
+    a, b, c = nodes[:first], chain, nodes[last + 2:]
+    if not c or c[0].op_type != "MaxPool" or list(c[0].input) != [features]:
+        raise GraphMismatch(f"expected a MaxPool on {features}")
+    inits = {t.name for t in model.graph.initializer}
+    for part, allowed in ((b, {spectrogram}), (c, {features})):  # nothing else crosses a cut
+        produced = {name for n in part for name in n.output}
+        outside = {name for n in part for name in n.input} - produced - inits - allowed
+        if outside:
+            raise GraphMismatch(f"a part of the graph reads tensors from before its cut: {sorted(outside)}")
+    return _Split(spectrogram, features, (tuple(a), tuple(b), tuple(c)))
+
+
+def _attr(node, name):
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            value = helper.get_attribute_value(attribute)
+            return value.decode() if isinstance(value, bytes) else list(value) if isinstance(value, list) else value
+    return None
+
+
+def _submodel(model, name: str, nodes, inputs, outputs):
+    """A model of ``nodes`` (and the initializers they read) with these graph inputs and outputs."""
+    import onnx
+    from onnx import helper
+
+    read = {i for n in nodes for i in n.input}
+    graph = helper.make_graph(list(nodes), name, inputs, outputs,
+                              initializer=[t for t in model.graph.initializer if t.name in read])
+    sub = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
+                            producer_name="sernoise.dnsmos_fast")
+    onnx.checker.check_model(sub, full_check=True)
+    return sub
+
+
+def p835_parts(model_path: str) -> tuple[bytes, bytes, bytes]:
+    """The serialised sub-models (A) spectrogram, (B) features, (C) head of ``sig_bak_ovr.onnx``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(model_path)
+    split = split_p835(model)
+    (graph_input,), (graph_output,) = model.graph.input, model.graph.output
+    spec_t = helper.make_tensor_value_info(split.spectrogram, TensorProto.FLOAT, ["N", 1, "T", "F"])
+    spec_900 = helper.make_tensor_value_info(split.spectrogram, TensorProto.FLOAT, ["N", 1, WINDOW_FRAMES, "F"])
+    feat_t = helper.make_tensor_value_info(split.features, TensorProto.FLOAT, ["N", "C", "T", "F"])
+    feat_900 = helper.make_tensor_value_info(split.features, TensorProto.FLOAT, ["N", "C", WINDOW_FRAMES, "F"])
+    a, b, c = split.nodes
+    return tuple(m.SerializeToString() for m in (
+        _submodel(model, "dnsmos_p835_spectrogram", a, [graph_input], [spec_900]),
+        _submodel(model, "dnsmos_p835_features", b, [spec_t], [feat_t]),
+        _submodel(model, "dnsmos_p835_head", c, [feat_900], [graph_output]),
+    ))
+
+
+class SplitP835:
+    """The three ONNX Runtime sessions of the split P.835 model (see the module docstring)."""
+
+    def __init__(self, model_path: str, options, providers=("CPUExecutionProvider",)):
+        import onnxruntime as ort
+
+        self.sessions = [ort.InferenceSession(part, sess_options=options, providers=list(providers))
+                         for part in p835_parts(model_path)]
+        self.names = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.sessions]
+
+    def _run(self, part: int, x: np.ndarray) -> np.ndarray:
+        name_in, name_out = self.names[part]
+        return self.sessions[part].run([name_out], {name_in: x})[0]
+
+    def spectrogram(self, windows: np.ndarray) -> np.ndarray:
+        """(A) [N, 144160] float32 windows -> [N, 1, 900, 161] log-power spectrograms."""
+        return self._run(0, windows)
+
+    def features(self, spectrogram: np.ndarray) -> np.ndarray:
+        """(B) [N, 1, T, 161] -> conv2d_3's ReLU output [N, 32, T, 161]."""
+        return self._run(1, np.ascontiguousarray(spectrogram))
+
+    def head(self, features: np.ndarray) -> np.ndarray:
+        """(C) [N, 32, 900, 161] -> raw (sig, bak, ovr) [N, 3]."""
+        return self._run(2, np.ascontiguousarray(features))
+
+    def shared_features(self, spectrogram: np.ndarray, chunk: int = CHUNK_FRAMES) -> np.ndarray:
+        """(B) over a long [1, 1, T, 161] spectrogram, in runs of at most ``chunk`` kept frames plus
+        HALO frames of context either side: exact at frames HALO .. T - HALO - 1 (the first and last
+        HALO frames see the zero padding at the ends of the span, as a lone run would)."""
+        frames = spectrogram.shape[2]
+        out = None
+        for start in range(0, frames, chunk):
+            stop = min(start + chunk, frames)
+            lo, hi = max(0, start - HALO), min(frames, stop + HALO)
+            part = self.features(spectrogram[:, :, lo:hi])
+            if out is None:
+                out = np.empty(part.shape[:2] + (frames,) + part.shape[3:], dtype=part.dtype)
+            out[:, :, start:stop] = part[:, :, start - lo:stop - lo]
+        return out
+
+    def window_features(self, spectrograms: np.ndarray, offsets: list[int]):
+        """conv2d_3's ReLU output of each window, [1, 32, 900, 161] one after the other (a buffer that
+        the next window overwrites), from the spectrograms of K windows [K, 1, 900, 161] whose first
+        frames are ``offsets`` (ascending, windows overlapping or adjacent) of one frame sequence.
+
+        Their frames go into one spectrogram of the span they cover, (B) runs over it once, and
+        each window takes its frames HALO .. 900 - HALO - 1 from there and its first and last HALO
+        frames from a run of (B) on its own first and last EDGE frames (one run for all windows)."""
+        k = len(offsets)
+        if k == 1:  # nothing shared: the window's own run
+            yield self.features(spectrograms)
+            return
+        if any(not 0 < b - a <= WINDOW_FRAMES for a, b in zip(offsets, offsets[1:])):
+            raise ValueError(f"windows at frames {offsets}: not ascending, or a gap between two")
+        base = offsets[0]
+        span = np.empty((1, 1, offsets[-1] - base + WINDOW_FRAMES, spectrograms.shape[3]), dtype=spectrograms.dtype)
+        for spectrogram, offset in zip(spectrograms, offsets):
+            span[0, :, offset - base:offset - base + WINDOW_FRAMES] = spectrogram
+        shared = self.shared_features(span)
+        edges = self.features(np.concatenate([spectrograms[:, :, :EDGE], spectrograms[:, :, -EDGE:]]))
+        out = np.empty(shared.shape[:2] + (WINDOW_FRAMES,) + shared.shape[3:], dtype=shared.dtype)
+        for i, offset in enumerate(offsets):
+            start = offset - base
+            out[0, :, :HALO] = edges[i, :, :HALO]
+            out[0, :, HALO:-HALO] = shared[0, :, start + HALO:start + WINDOW_FRAMES - HALO]
+            out[0, :, -HALO:] = edges[k + i, :, -HALO:]
+            yield out
+
+
+class FastDNSMOS:
+    """speechmos's DNSMOS scorer (``speechmos.dnsmos.DNSMOS``: its P.808 session, mel spectrogram and
+    polynomial mappings) with the P.835 model run through a :class:`SplitP835`; called as speechmos's
+    ``scorer(audio, 16000, is_personalized_MOS)`` on a numpy array, it returns the same dict."""
+
+    def __init__(self, scorer, split: SplitP835, max_windows: int = MAX_SHARED_WINDOWS):
+        self.scorer = scorer
+        self.split = split
+        self.max_windows = max_windows
+
+    def windows(self, audio: np.ndarray, fs: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+        """speechmos's repetition and windows: the repeated audio and the (hop index, segment) of
+        each window it scores (it skips a segment that comes out short)."""
+        from speechmos.dnsmos import INPUT_LENGTH
+
+        if not len(audio):
+            raise ValueError("empty audio (speechmos would repeat it forever)")
+        len_samples = int(INPUT_LENGTH * fs)
+        while len(audio) < len_samples:
+            audio = np.append(audio, audio)
+        num_hops = int(np.floor(len(audio) / fs) - INPUT_LENGTH) + 1
+        hop_len_samples = fs
+        windows = []
+        for idx in range(num_hops):
+            audio_seg = audio[int(idx * hop_len_samples): int((idx + INPUT_LENGTH) * hop_len_samples)]
+            if len(audio_seg) < len_samples:
+                continue
+            windows.append((idx, audio_seg))
+        return audio, windows
+
+    def p835(self, windows: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """The P.835 model's raw (sig, bak, ovr) of each window, float32 [3] each."""
+        raw = []
+        for group in _groups(windows, self.max_windows):
+            segments = np.stack([np.array(seg).astype("float32") for _, seg in group])
+            spectrograms = self.split.spectrogram(segments)
+            if spectrograms.shape[1:3] != (1, WINDOW_FRAMES):
+                raise ValueError(f"P.835 spectrogram of shape {spectrograms.shape}, expected [N, 1, 900, F]")
+            offsets = [idx * SR // FRAME_HOP for idx, _ in group]
+            raw.extend(self.split.head(features)[0] for features in self.split.window_features(spectrograms, offsets))
+        return raw
+
+    def __call__(self, sample: np.ndarray, fs: int, is_personalized_MOS: bool) -> dict:
+        # speechmos.dnsmos.DNSMOS.__call__ (an array sample), its P.835 run replaced by self.p835
+        if not isinstance(sample, np.ndarray):
+            raise ValueError("Input must be a numpy array (the split P.835 model reads no files).")
+        if fs != SR:
+            raise ValueError(f"Sampling rate must be {SR}.")
+        audio = sample
+        if not ((audio >= -1).all() and (audio <= 1).all()):
+            raise ValueError("np.ndarray values must be between -1 and 1.")
+        _, windows = self.windows(audio, fs)
+        predicted_mos_sig_seg = []
+        predicted_mos_bak_seg = []
+        predicted_mos_ovr_seg = []
+        predicted_p808_mos = []
+        for (_, audio_seg), (mos_sig_raw, mos_bak_raw, mos_ovr_raw) in zip(windows, self.p835(windows)):
+            p808_input_features = np.array(self.scorer.audio_melspec(
+                audio=audio_seg[:-160])).astype('float32')[np.newaxis, :, :]
+            p808_mos = self.scorer.p808_onnx_sess.run(None, {'input_1': p808_input_features})[0][0][0]
+            mos_sig, mos_bak, mos_ovr = self.scorer.get_polyfit_val(
+                mos_sig_raw, mos_bak_raw, mos_ovr_raw, is_personalized_MOS)
+            predicted_mos_sig_seg.append(mos_sig)
+            predicted_mos_bak_seg.append(mos_bak)
+            predicted_mos_ovr_seg.append(mos_ovr)
+            predicted_p808_mos.append(p808_mos)
+        return {
+            'ovrl_mos': np.mean(predicted_mos_ovr_seg),
+            'sig_mos': np.mean(predicted_mos_sig_seg),
+            'bak_mos': np.mean(predicted_mos_bak_seg),
+            'p808_mos': np.mean(predicted_p808_mos),
+        }
+
+
+def _groups(windows: list, size: int) -> list[list]:
+    """``windows`` ((hop index, segment) pairs) in runs of consecutive hop indices, at most ``size`` long."""
+    groups: list[list] = []
+    for window in windows:
+        if groups and window[0] == groups[-1][-1][0] + 1 and len(groups[-1]) < size:
+            groups[-1].append(window)
+        else:
+            groups.append([window])
+    return groups
