@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sernoise import denoise
+from sernoise.audio import read_audio
 from sernoise.config import ConfigError, validate_config
 from sernoise.denoise import DENOISERS, DFN3_DEFAULTS, DFN3_DELAY_48K, DenoiseError, dfn3_denoise
 
@@ -38,13 +39,7 @@ def dfn3():
 
 
 def _read16k(path) -> np.ndarray:
-    import soundfile as sf
-
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != SR:
-        x = denoise._resample(x, sr, SR)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return read_audio(path, SR)[0]  # the workflow's own reader: mono float32, soxr to 16 kHz
 
 
 def _padded48(x16: np.ndarray) -> np.ndarray:
