@@ -198,6 +198,14 @@ def _dnsmos_fast_scorer(threads: int):
     return FastDNSMOS(scorer, split)
 
 
+def _dnsmos_method(method: str | None) -> str:
+    """``method`` checked against :data:`DNSMOS_METHODS` (None: :data:`DNSMOS_METHOD`)."""
+    method = DNSMOS_METHOD if method is None else method
+    if method not in DNSMOS_METHODS:
+        raise ValueError(f"unknown DNSMOS method {method!r}; known: {list(DNSMOS_METHODS)}")
+    return method
+
+
 def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS, method: str | None = None) -> tuple[dict, str]:
     """DNSMOS of one 16 kHz utterance: {dnsmos_ovrl, dnsmos_sig, dnsmos_bak, dnsmos_p808} and a note.
 
@@ -205,9 +213,7 @@ def measure_dnsmos(y: np.ndarray, threads: int = DNSMOS_THREADS, method: str | N
     keep a per-utterance scale), so such an utterance is scaled to peak 1 and the note says so.
     Empty or silent audio gets NaN and a note.  ``method`` (default :data:`DNSMOS_METHOD`): "fast"
     or "speechmos", the same scores."""
-    method = DNSMOS_METHOD if method is None else method
-    if method not in DNSMOS_METHODS:
-        raise ValueError(f"unknown DNSMOS method {method!r}; known: {list(DNSMOS_METHODS)}")
+    method = _dnsmos_method(method)
     columns = METER_COLUMNS["dnsmos"]
     y = np.asarray(y, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
@@ -263,8 +269,7 @@ class QualityMeter:
             raise ValueError(f"unknown quality measure(s) {unknown}; known: {list(METER_COLUMNS)}")
         if not 0 < dnsmos_fraction <= 1:
             raise ValueError(f"dnsmos_fraction must be in (0, 1], got {dnsmos_fraction!r}")
-        if dnsmos_method is not None and dnsmos_method not in DNSMOS_METHODS:
-            raise ValueError(f"unknown DNSMOS method {dnsmos_method!r}; known: {list(DNSMOS_METHODS)}")
+        _dnsmos_method(dnsmos_method)  # an unknown method fails here, not at the first scored utterance
         self.measures = measures
         self.threads = threads
         self.dnsmos_fraction = dnsmos_fraction
