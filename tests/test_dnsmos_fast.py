@@ -122,3 +122,80 @@ def test_split_checks_the_graph():
             node.attribute.append(onnx.helper.make_attribute("pads", [2, 2, 2, 2]))
     with pytest.raises(dnsmos_fast.GraphMismatch, match="conv2d_2"):
         dnsmos_fast.split_p835(model)
+
+
+# ------------------------------------------------------------------ P.808 features without librosa
+
+
+def _speechmos_melspec(audio: np.ndarray) -> np.ndarray:
+    """speechmos's own P.808 features (``DNSMOS.audio_melspec``, which calls librosa)."""
+    pytest.importorskip("librosa", reason="librosa (speechmos's dependency) is not installed")
+    return dnsmos_scorer().audio_melspec(audio=audio)
+
+
+def _assert_same_features(audio: np.ndarray, what: str) -> None:
+    ours, theirs = dnsmos_fast.p808_melspec(audio), _speechmos_melspec(audio)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, what
+    assert np.array_equal(ours, theirs), f"{what}: max |difference| {np.max(np.abs(ours - theirs))}"
+
+
+def test_p808_window_and_mel_filters_are_scipy_and_librosa_bit_for_bit():
+    librosa = pytest.importorskip("librosa", reason="librosa (speechmos's dependency) is not installed")
+    from scipy.signal import get_window
+
+    for n in (321, 400, 512):
+        assert np.array_equal(dnsmos_fast.hann_window(n), get_window("hann", n, fftbins=True)), n
+    for sr, n_fft, n_mels in ((SR, 321, 120), (SR, 512, 40), (22050, 2048, 128)):
+        ours = dnsmos_fast.mel_filters_slaney(sr, n_fft, n_mels)
+        theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        assert ours.dtype == theirs.dtype == np.float32 and np.array_equal(ours, theirs), (sr, n_fft, n_mels)
+
+
+def test_p808_features_are_speechmos_bit_for_bit(clips, ravdess_root):
+    """The P.808 model's input, computed with NumPy alone, is librosa's to the last bit: on every
+    window speechmos scores of real speech (clean, in rain, of several lengths, more actors), in
+    white noise, in float64, and where amin and top_db decide: digital silence, near-silence, a
+    burst in silence, and odd lengths (the function, not only DNSMOS's 144000-sample windows)."""
+    scorer = dnsmos_fast_scorer()
+    for name, clip in clips.items():
+        for idx, seg in scorer.windows(clip, SR)[1]:
+            _assert_same_features(seg[:-160], f"{name} window {idx}")
+    rng = np.random.default_rng(0)
+    for path in sorted(ravdess_root.glob("Actor_0[4-9]/*-01-0[1-2].wav"))[::7]:
+        speech = np.resize(_read(path), 144000)
+        _assert_same_features(speech, path.name)
+        noisy = np.clip(speech + 0.05 * rng.standard_normal(speech.size), -1, 1)
+        _assert_same_features(noisy.astype(np.float32), f"{path.name} in white noise")
+        _assert_same_features(noisy, f"{path.name} in white noise, float64")
+    burst = np.zeros(144000, dtype=np.float32)
+    burst[5000:6000] = 0.5 * rng.standard_normal(1000)
+    spike = np.full(144000, 1e-6, dtype=np.float32) * rng.standard_normal(144000).astype(np.float32)
+    spike[:100] = 0.9  # everything else more than 80 dB down: floored at top_db
+    for what, audio in (("digital silence", np.zeros(144000, dtype=np.float32)),
+                        ("near-silence (1e-7)", (1e-7 * rng.standard_normal(144000)).astype(np.float32)),
+                        ("one tiny sample", np.where(np.arange(144000) == 7000, 1e-30, 0).astype(np.float32)),
+                        ("a burst in silence", burst), ("a click over near-silence", spike)):
+        _assert_same_features(audio, what)
+    for n in (1, 159, 160, 161, 320, 321, 322, 1001, 16001, 144159):
+        _assert_same_features((0.1 * rng.standard_normal(n)).astype(np.float32), f"{n} samples")
+        _assert_same_features(np.zeros(n, dtype=np.float32), f"{n} zeros")
+    with pytest.raises(ValueError, match="floating-point"):
+        dnsmos_fast.p808_melspec(np.zeros(1000, dtype=np.int16))
+    with pytest.raises(ValueError, match="finite"):
+        dnsmos_fast.p808_melspec(np.full(1000, np.nan, dtype=np.float32))
+
+
+def test_scores_are_speechmos_scores_on_short_and_silent_clips(clips):
+    """Bit-identical scores where the features' edge cases matter: a 0.05 s clip (repeated 256
+    times), speech followed by 9 s of digital silence, and speech over near-silence."""
+    fast, slow = dnsmos_fast_scorer(), dnsmos_scorer()
+    speech = clips["short"]
+    rng = np.random.default_rng(1)
+    cases = {
+        "0.05 s": speech[SR:SR + SR // 20],
+        "speech then silence": np.concatenate([speech[:2 * SR], np.zeros(9 * SR, dtype=np.float32)]),
+        "near-silence": np.concatenate([(1e-6 * rng.standard_normal(SR)).astype(np.float32), speech[:SR]]),
+    }
+    for name, y in cases.items():
+        ours, theirs = fast(y, SR, False), slow(y, SR, False)
+        assert {k: float(ours[k]) for k in KEYS} == {k: float(theirs[k]) for k in KEYS}, name

@@ -32,10 +32,16 @@ code, called as it calls it: the repetition, the windows (including the ones it 
 7 .. 23 come out one sample short in its float arithmetic, ``int((7 + 9.01) * 16000) - 7 * 16000
 == 144159``, and are not scored), the P.808 model on each window's mel spectrogram, the polynomial
 mappings and the means.  On RAVDESS clips this is about 2.5 times faster (``benchmarks/quality.py``).
+
+The P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram in dB), is
+computed here with NumPy (:func:`p808_melspec`): the same operations in the same precision, so
+the same numbers bit for bit (tested against librosa), without the ~4 s of CPU that a job spent
+importing librosa's spectrum modules, numba, llvmlite and scipy.signal for its first score.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +58,105 @@ CHUNK_FRAMES = 200
 # windows whose convolutions share one run: memory stays bounded on long clips (16 windows: a span of
 # 2400 frames, 50 MB of conv2d_3 output) at 1.5 times the ideal cost per window (150 frames, not 100)
 MAX_SHARED_WINDOWS = 16
+
+
+# speechmos's P.808 input (``DNSMOS.audio_melspec(audio)`` with its defaults): a 120-band Mel spectrogram
+# of 321-point frames at a 160-sample hop, in dB relative to its maximum, scaled as (dB + 40) / 40
+P808_N_FFT = 321  # its frame_size + 1
+P808_HOP = 160
+P808_N_MELS = 120
+P808_AMIN = 1e-10  # librosa.power_to_db's defaults
+P808_TOP_DB = 80.0
+
+
+@functools.lru_cache(maxsize=None)
+def hann_window(n: int) -> np.ndarray:
+    """The periodic Hann window that librosa's STFT takes (``scipy.signal.get_window("hann", n,
+    fftbins=True)``), float64: scipy's general cosine window, 0.5 - 0.5 cos over ``n + 1`` points
+    evenly spaced on [-pi, pi] (summed term by term, as scipy does), the last point dropped."""
+    angles = np.linspace(-np.pi, np.pi, n + 1, dtype=np.float64)
+    window = np.zeros(n + 1, dtype=np.float64)
+    for k, weight in enumerate((0.5, 0.5)):
+        window += weight * np.cos(k * angles)
+    window = window[:-1]
+    window.flags.writeable = False
+    return window
+
+
+def _hz_to_mel_slaney(hz) -> np.ndarray:
+    """Slaney's Mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    step = 200.0 / 3
+    mels = hz / step
+    log_from_mel = 1000.0 / step
+    log_step = np.log(6.4) / 27.0
+    if hz.ndim:
+        above = hz >= 1000.0
+        mels[above] = log_from_mel + np.log(hz[above] / 1000.0) / log_step
+    elif hz >= 1000.0:
+        mels = log_from_mel + np.log(hz / 1000.0) / log_step
+    return mels
+
+
+def _mel_to_hz_slaney(mels: np.ndarray) -> np.ndarray:
+    step = 200.0 / 3
+    hz = 0.0 + step * mels
+    log_from_mel = 1000.0 / step
+    log_step = np.log(6.4) / 27.0
+    above = mels >= log_from_mel
+    hz[above] = 1000.0 * np.exp(log_step * (mels[above] - log_from_mel))
+    return hz
+
+
+@functools.lru_cache(maxsize=None)
+def mel_filters_slaney(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) float32 triangular Mel filters on Slaney's scale with Slaney's area
+    normalisation, 0 Hz to Nyquist: ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`` with
+    its defaults, bit for bit (tested).  (:func:`sernoise.features._mel_matrix` is the HTK-scale,
+    unnormalised 40 x 257 bank of the T-DNN features, another matrix.)  The band edges are evenly
+    spaced in Mel from 0 to sr / 2; the weights are computed in float64, stored as float32, then
+    scaled by 2 / (band width in Hz) in float64 and stored as float32 again, as librosa does."""
+    bin_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    edges = _mel_to_hz_slaney(np.linspace(_hz_to_mel_slaney(0.0), _hz_to_mel_slaney(float(sr) / 2), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, bin_hz)  # edge minus bin frequency
+    rising = -ramps[:-2] / widths[:-1, np.newaxis]
+    falling = ramps[2:] / widths[1:, np.newaxis]
+    weights = np.maximum(0, np.minimum(rising, falling)).astype(np.float32)
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, np.newaxis]  # float64 products, stored as float32
+    weights.flags.writeable = False
+    return weights
+
+
+def p808_melspec(audio: np.ndarray) -> np.ndarray:
+    """speechmos's P.808 input features of one window, (frames, 120): ``DNSMOS.audio_melspec(audio)``,
+    i.e. ``librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=321, hop_length=160,
+    n_mels=120)`` then ``(librosa.power_to_db(mel, ref=np.max) + 40) / 40``, transposed; the same
+    numbers bit for bit (tested on speech, noise, silence and odd lengths) without importing librosa
+    (whose spectrum modules pull in numba, llvmlite and scipy.signal: ~4 s of CPU once per job).
+
+    The same operations in the same precision and layout: the signal zero padded by 160 samples
+    each side (librosa's centred frames, ``pad_mode="constant"``), 321-sample frames at a 160-sample
+    hop times the periodic Hann window (float64), the real FFT in float64 (NumPy's pocketfft, which
+    gives scipy.fft's numbers on these frames, tested), stored as complex64 for float32 audio
+    (librosa's ``dtype_r2c``), squared magnitudes, the Mel projection by the same ``np.einsum``
+    call on the same (bins, frames) layout, then dB with amin 1e-10 relative to the maximum and
+    floored 80 dB below the peak."""
+    y = np.asarray(audio)
+    if not np.issubdtype(y.dtype, np.floating) or y.ndim != 1 or not y.size:
+        raise ValueError(f"expected non-empty 1-D floating-point audio, got {y.dtype} of shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("audio is not finite everywhere")
+    half = P808_N_FFT // 2
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, half), P808_N_FFT)[::P808_HOP]
+    spectrum = np.fft.rfft(frames * hann_window(P808_N_FFT), axis=-1)
+    spectrum = spectrum.astype(np.complex128 if y.dtype == np.float64 else np.complex64)
+    power = np.abs(spectrum) ** 2.0  # (frames, bins); librosa holds it as (bins, frames) in Fortran order
+    mel = np.einsum("...ft,mf->...mt", power.T, mel_filters_slaney(SR, P808_N_FFT, P808_N_MELS), optimize=True)
+    db = 10.0 * np.log10(np.maximum(P808_AMIN, mel))
+    db -= 10.0 * np.log10(np.maximum(P808_AMIN, np.max(mel)))
+    db = np.maximum(db, db.max() - P808_TOP_DB)
+    return ((db + 40) / 40).T
 
 
 class GraphMismatch(RuntimeError):
@@ -266,8 +371,7 @@ class FastDNSMOS:
         predicted_mos_ovr_seg = []
         predicted_p808_mos = []
         for (_, audio_seg), (mos_sig_raw, mos_bak_raw, mos_ovr_raw) in zip(windows, self.p835(windows)):
-            p808_input_features = np.array(self.scorer.audio_melspec(
-                audio=audio_seg[:-160])).astype('float32')[np.newaxis, :, :]
+            p808_input_features = np.array(p808_melspec(audio_seg[:-160])).astype('float32')[np.newaxis, :, :]
             p808_mos = self.scorer.p808_onnx_sess.run(None, {'input_1': p808_input_features})[0][0][0]
             mos_sig, mos_bak, mos_ovr = self.scorer.get_polyfit_val(
                 mos_sig_raw, mos_bak_raw, mos_ovr_raw, is_personalized_MOS)
