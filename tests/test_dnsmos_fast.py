@@ -4,6 +4,8 @@ speech of several lengths."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -74,7 +76,7 @@ def test_assembled_features_are_each_windows_own(clips):
     for segment, spectrogram, assembled in zip(segments, spectrograms, split.window_features(spectrograms, [0, 100])):
         own = split.features(spectrogram[None])
         assert own.shape == (1, 32, 900, 161) and np.array_equal(assembled, own)
-        full = scorer.scorer.onnx_sess.run(None, {"input_1": segment[None]})[0]
+        full = dnsmos_scorer().onnx_sess.run(None, {"input_1": segment[None]})[0]
         assert np.array_equal(split.head(assembled), full)
     # the span in chunks of 300 frames (plus context) gives what one run gives, away from its ends
     span = np.concatenate([spectrograms[0], spectrograms[1, :, 800:]], axis=1)[None]
@@ -99,8 +101,9 @@ def test_windows_are_speechmos_windows():
 
 def test_deterministic_and_single_threaded(clips):
     scorer = dnsmos_fast_scorer()
-    assert scorer is dnsmos_fast_scorer() and scorer.scorer is dnsmos_scorer()  # built once per process
-    assert all(s.get_session_options().intra_op_num_threads == 1 for s in scorer.split.sessions)
+    assert scorer is dnsmos_fast_scorer()  # built once per process
+    sessions = [scorer.p808_session, *scorer.split.sessions]
+    assert all(s.get_session_options().intra_op_num_threads == 1 for s in sessions)
     y = clips["joined_rain"]
     first, second = measure_dnsmos(y), measure_dnsmos(y.copy())
     assert first == second and first[1] == "" and set(first[0]) == set(METER_COLUMNS["dnsmos"])
@@ -112,7 +115,8 @@ def test_split_checks_the_graph():
     import onnx
 
     scorer = dnsmos_fast_scorer()
-    model = onnx.load(scorer.scorer.primary_model_path)
+    model = onnx.load(scorer.split.model_path)
+    assert scorer.split.model_path == dnsmos_scorer().primary_model_path
     split = dnsmos_fast.split_p835(model)
     assert split.features == "mos_estimator_logpow/conv2d_3/Relu:0"
     assert [n.name for n in split.nodes[1] if n.op_type == "Conv"] == ["conv2d", "conv2d_1", "conv2d_2", "conv2d_3"]
@@ -151,6 +155,7 @@ def test_p808_window_and_mel_filters_are_scipy_and_librosa_bit_for_bit():
         assert ours.dtype == theirs.dtype == np.float32 and np.array_equal(ours, theirs), (sr, n_fft, n_mels)
 
 
+@pytest.mark.filterwarnings("ignore:n_fft=321 is too large:UserWarning")  # librosa, on the shortest inputs
 def test_p808_features_are_speechmos_bit_for_bit(clips, ravdess_root):
     """The P.808 model's input, computed with NumPy alone, is librosa's to the last bit: on every
     window speechmos scores of real speech (clean, in rain, of several lengths, more actors), in
@@ -199,3 +204,56 @@ def test_scores_are_speechmos_scores_on_short_and_silent_clips(clips):
     for name, y in cases.items():
         ours, theirs = fast(y, SR, False), slow(y, SR, False)
         assert {k: float(ours[k]) for k in KEYS} == {k: float(theirs[k]) for k in KEYS}, name
+
+
+# ------------------------------------------------------------- without speechmos.dnsmos, librosa, onnx
+
+
+def test_polynomials_window_length_and_model_folder_are_speechmos():
+    """What the fast path takes from speechmos without importing its module (which imports requests
+    and librosa): the polynomial mappings (value for value, both model kinds), the window length
+    and the model folder."""
+    from speechmos import dnsmos
+
+    assert dnsmos_fast.INPUT_LENGTH == dnsmos.INPUT_LENGTH
+    assert dnsmos_fast.speechmos_models_dir() == Path(dnsmos.__file__).parent / "dnsmos_models"
+    raw = np.random.default_rng(2).uniform(-1, 6, size=(500, 3)).astype(np.float32)
+    for personalized in (False, True):
+        for sig, bak, ovr in raw:
+            ours = dnsmos_fast.polyfit_val(sig, bak, ovr, personalized)
+            theirs = dnsmos.DNSMOS.get_polyfit_val(None, sig, bak, ovr, personalized)
+            assert [(type(v), float(v)) for v in ours] == [(type(v), float(v)) for v in theirs], (sig, bak, ovr)
+
+
+_FRESH_JOB = (
+    "import sys, numpy as np\n"
+    "from sernoise.quality import measure_dnsmos\n"
+    "y = (0.1 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)\n"
+    "values, note = measure_dnsmos(y, method='fast')\n"
+    "heavy = ('librosa', 'numba', 'llvmlite', 'scipy.signal', 'requests', 'speechmos.dnsmos', 'onnx')\n"
+    "print(repr(values))\n"
+    "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy)))\n"
+)
+
+
+def _fresh_job(repo_root, cache) -> tuple[str, list]:
+    """measure_dnsmos in a fresh interpreter, as a workflow job runs it: its scores and which of the
+    heavy modules it imported."""
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "workflow" / "scripts"), SERNOISE_CACHE_DIR=str(cache))
+    result = subprocess.run([sys.executable, "-c", _FRESH_JOB], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    values, modules = result.stdout.strip().splitlines()[-2:]
+    return values, ast.literal_eval(modules)
+
+
+def test_fast_path_imports_no_librosa_numba_scipy_signal_nor_speechmos(repo_root, tmp_path):
+    """A job's first DNSMOS score used to import librosa's spectrum modules, numba, llvmlite and
+    scipy.signal through speechmos's mel spectrogram (~4 s of CPU per job).  The fast path imports
+    none of them, nor speechmos.dnsmos (requests); onnx only, to split the P.835 model."""
+    _, imported = _fresh_job(repo_root, tmp_path)
+    assert imported == ["onnx"] or (imported[0] == "onnx" and all(m.startswith("onnx.") for m in imported[1:])), imported

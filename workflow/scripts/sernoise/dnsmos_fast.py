@@ -27,26 +27,34 @@ ONNX Runtime (1.32, its CPU kernels) computes each output element the same way w
 in the tensor and whatever the tensor's length, so the assembled per-window conv2d_3 outputs, and
 hence the scores, are bit-for-bit speechmos's: checked on 131 clips of 0.05 to 50 s (RAVDESS
 clean, in noise and concatenated, noise alone, exactly 9.01 s; on an AVX-512 x86-64 CPU), and by
-``tests/test_dnsmos_fast.py`` on the machine that runs it.  Everything else is speechmos's own
-code, called as it calls it: the repetition, the windows (including the ones it skips: windows
-7 .. 23 come out one sample short in its float arithmetic, ``int((7 + 9.01) * 16000) - 7 * 16000
-== 144159``, and are not scored), the P.808 model on each window's mel spectrogram, the polynomial
-mappings and the means.  On RAVDESS clips this is about 2.5 times faster (``benchmarks/quality.py``).
+``tests/test_dnsmos_fast.py`` on the machine that runs it.  Everything else is speechmos's
+scoring, done as its ``__call__`` does it: the repetition, the windows (including the ones it
+skips: windows 7 .. 23 come out one sample short in its float arithmetic, ``int((7 + 9.01) *
+16000) - 7 * 16000 == 144159``, and are not scored), the P.808 model on each window's mel
+spectrogram, the polynomial mappings and the means.  On RAVDESS clips this is about 2.5 times
+faster (``benchmarks/quality.py``).
 
-The P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram in dB), is
-computed here with NumPy (:func:`p808_melspec`): the same operations in the same precision, so
-the same numbers bit for bit (tested against librosa), without the ~4 s of CPU that a job spent
-importing librosa's spectrum modules, numba, llvmlite and scipy.signal for its first score.
+A job's set-up is cheaper too (no librosa, numba, scipy.signal nor requests before its first score): the fast
+path does not import ``speechmos.dnsmos``, which imports requests and librosa, but opens the
+ONNX files of the speechmos package by path (:func:`speechmos_models_dir`) and takes its window
+length and polynomials as constants (:data:`INPUT_LENGTH`, :data:`POLYFIT`, tested equal to
+speechmos's); the P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram
+in dB, whose spectrum modules import numba, llvmlite and scipy.signal: ~4 s of CPU), is computed
+with NumPy (:func:`p808_melspec`) by the same operations in the same precision, so the same
+numbers bit for bit (tested against librosa).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 SR = 16000
+INPUT_LENGTH = 9.01  # speechmos.dnsmos.INPUT_LENGTH (tested equal): its window, in seconds
 FRAME_HOP = 160  # the model's STFT hop (its input is cut into 160-sample halves of 320-sample frames)
 WINDOW_FRAMES = 900  # STFT frames of one 9.01 s window
 N_FEATURE_CONVS = 4  # conv2d .. conv2d_3, before the first max-pool
@@ -159,6 +167,32 @@ def p808_melspec(audio: np.ndarray) -> np.ndarray:
     return ((db + 40) / 40).T
 
 
+# speechmos.dnsmos.DNSMOS.get_polyfit_val's polynomials (np.poly1d coefficients, highest power first;
+# tested equal, value for value): raw (sig, bak, ovr) -> MOS, for the DNSMOS and the personalised models
+POLYFIT = {
+    False: ((-0.08397278, 1.22083953, 0.0052439), (-0.13166888, 1.60915514, -0.39604546),
+            (-0.06766283, 1.11546468, 0.04602535)),
+    True: ((-0.01019296, 0.02751166, 1.19576786, -0.24348726), (-0.04976499, 0.44276479, -0.1644611, 0.96883132),
+           (-0.00533021, 0.005101, 1.18058466, -0.11236046)),
+}
+
+
+def polyfit_val(sig, bak, ovr, is_personalized_MOS: bool):
+    """speechmos's ``DNSMOS.get_polyfit_val``: each raw P.835 output through its polynomial
+    (``np.poly1d``, as speechmos evaluates it, so float32 raw values give float32 MOS)."""
+    p_sig, p_bak, p_ovr = (np.poly1d(c) for c in POLYFIT[bool(is_personalized_MOS)])
+    return p_sig(sig), p_bak(bak), p_ovr(ovr)
+
+
+def speechmos_models_dir() -> Path:
+    """The folder of the DNSMOS ONNX models that the speechmos package ships (``dnsmos_models``),
+    found without importing ``speechmos.dnsmos`` (which imports requests and librosa: ~0.1 s)."""
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'speechmos'")
+    return Path(list(spec.submodule_search_locations)[0]) / "dnsmos_models"
+
+
 class GraphMismatch(RuntimeError):
     """sig_bak_ovr.onnx is not laid out as this module expects (another speechmos version?)."""
 
@@ -250,8 +284,9 @@ class SplitP835:
     def __init__(self, model_path: str, options, providers=("CPUExecutionProvider",)):
         import onnxruntime as ort
 
+        self.model_path = str(model_path)
         self.sessions = [ort.InferenceSession(part, sess_options=options, providers=list(providers))
-                         for part in p835_parts(model_path)]
+                         for part in p835_parts(self.model_path)]
         self.names = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.sessions]
 
     def _run(self, part: int, x: np.ndarray) -> np.ndarray:
@@ -315,20 +350,21 @@ class SplitP835:
 
 
 class FastDNSMOS:
-    """speechmos's DNSMOS scorer (``speechmos.dnsmos.DNSMOS``: its P.808 session, mel spectrogram and
-    polynomial mappings) with the P.835 model run through a :class:`SplitP835`; called as speechmos's
-    ``scorer(audio, 16000, is_personalized_MOS)`` on a numpy array, it returns the same dict."""
+    """speechmos's DNSMOS scorer (``speechmos.dnsmos.DNSMOS.__call__``) with the P.835 model run
+    through a :class:`SplitP835`, the P.808 features computed by :func:`p808_melspec` and the
+    polynomial mappings by :func:`polyfit_val` (speechmos's, tested equal); ``p808_session``: an ONNX
+    Runtime session of speechmos's ``model_v8.onnx``.  Called as speechmos's ``scorer(audio, 16000,
+    is_personalized_MOS)`` on a numpy array, it returns the same dict, without importing speechmos's
+    module (nor librosa)."""
 
-    def __init__(self, scorer, split: SplitP835, max_windows: int = MAX_SHARED_WINDOWS):
-        self.scorer = scorer
+    def __init__(self, p808_session, split: SplitP835, max_windows: int = MAX_SHARED_WINDOWS):
+        self.p808_session = p808_session
         self.split = split
         self.max_windows = max_windows
 
     def windows(self, audio: np.ndarray, fs: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
         """speechmos's repetition and windows: the repeated audio and the (hop index, segment) of
         each window it scores (it skips a segment that comes out short)."""
-        from speechmos.dnsmos import INPUT_LENGTH
-
         if not len(audio):
             raise ValueError("empty audio (speechmos would repeat it forever)")
         len_samples = int(INPUT_LENGTH * fs)
@@ -372,8 +408,8 @@ class FastDNSMOS:
         predicted_p808_mos = []
         for (_, audio_seg), (mos_sig_raw, mos_bak_raw, mos_ovr_raw) in zip(windows, self.p835(windows)):
             p808_input_features = np.array(p808_melspec(audio_seg[:-160])).astype('float32')[np.newaxis, :, :]
-            p808_mos = self.scorer.p808_onnx_sess.run(None, {'input_1': p808_input_features})[0][0][0]
-            mos_sig, mos_bak, mos_ovr = self.scorer.get_polyfit_val(
+            p808_mos = self.p808_session.run(None, {'input_1': p808_input_features})[0][0][0]
+            mos_sig, mos_bak, mos_ovr = polyfit_val(
                 mos_sig_raw, mos_bak_raw, mos_ovr_raw, is_personalized_MOS)
             predicted_mos_sig_seg.append(mos_sig)
             predicted_mos_bak_seg.append(mos_bak)
