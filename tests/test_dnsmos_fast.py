@@ -253,7 +253,46 @@ def _fresh_job(repo_root, cache) -> tuple[str, list]:
 
 def test_fast_path_imports_no_librosa_numba_scipy_signal_nor_speechmos(repo_root, tmp_path):
     """A job's first DNSMOS score used to import librosa's spectrum modules, numba, llvmlite and
-    scipy.signal through speechmos's mel spectrogram (~4 s of CPU per job).  The fast path imports
-    none of them, nor speechmos.dnsmos (requests); onnx only, to split the P.835 model."""
-    _, imported = _fresh_job(repo_root, tmp_path)
+    scipy.signal through speechmos's mel spectrogram (~4 s of CPU per job), and onnx to split the
+    P.835 model (~0.8 s).  The fast path imports none of them, nor speechmos.dnsmos (requests): the
+    first job with an empty cache imports onnx only, to split the model and cache its parts; the
+    next, with the cache, not even that, and gets the same scores."""
+    first, imported = _fresh_job(repo_root, tmp_path)
     assert imported == ["onnx"] or (imported[0] == "onnx" and all(m.startswith("onnx.") for m in imported[1:])), imported
+    assert len(list((tmp_path / "dnsmos_p835").glob("sig_bak_ovr-*/parts.json"))) == 1
+    second, imported = _fresh_job(repo_root, tmp_path)
+    assert imported == [] and second == first
+
+
+def test_split_parts_cache(tmp_path):
+    """The parts are written once, atomically, read back unchanged and checked; a damaged cache or
+    one that cannot be written is reported and the parts are split in memory instead."""
+    model_path = dnsmos_fast_scorer().split.model_path
+    expected = dnsmos_fast.p835_parts(model_path)
+    parts, source = dnsmos_fast.load_p835_parts(model_path, tmp_path)
+    assert parts == expected and source.startswith("split in memory, written to")
+    folder, _ = dnsmos_fast.parts_folder(model_path, tmp_path)
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no temporary folder left
+    assert sorted(p.name for p in folder.iterdir()) == ["features.onnx", "head.onnx", "parts.json", "spectrogram.onnx"]
+    assert dnsmos_fast.load_p835_parts(model_path, tmp_path) == (expected, f"read from {folder}")
+    # a lost race: the folder appeared while this job was writing; the winner's parts are kept
+    dnsmos_fast._write_cached_parts(folder, dnsmos_fast.parts_folder(model_path, tmp_path)[1], expected)
+    assert dnsmos_fast.load_p835_parts(model_path, tmp_path)[1] == f"read from {folder}"
+    (folder / "head.onnx").write_bytes(expected[2][:-10])  # damaged
+    with pytest.warns(dnsmos_fast.CacheWarning, match="cannot be used"):
+        assert dnsmos_fast.load_p835_parts(model_path, tmp_path) == (expected, "split in memory (cache damaged)")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    with pytest.warns(dnsmos_fast.CacheWarning, match="cannot write .* SERNOISE_CACHE_DIR"):
+        assert dnsmos_fast.load_p835_parts(model_path, blocked) == (expected, "split in memory (cache not writable)")
+    assert dnsmos_fast.load_p835_parts(model_path, None) == (expected, "split in memory (no cache)")
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERNOISE_CACHE_DIR", str(tmp_path))
+    assert dnsmos_fast.cache_dir() == tmp_path
+    monkeypatch.setenv("SERNOISE_CACHE_DIR", "")
+    assert dnsmos_fast.cache_dir() is None
+    monkeypatch.delenv("SERNOISE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert dnsmos_fast.cache_dir() == tmp_path / "xdg" / "sernoise"

@@ -12,8 +12,9 @@ The model frames a window with frame 320 and hop 160 samples, so window ``k`` (w
 repeated signal's frame sequence.  Four 3x3 'same' convolutions see 4 frames either side, so a
 window's conv2d_3 output at its frames 4 .. 895 is the output over the whole repeated signal at
 frames ``100k + 4 .. 100k + 895``; only its first and last 4 frames see the zero padding at the
-window's edges.  So we split the ONNX graph into three parts (built in memory from the file that
-speechmos ships, once per process):
+window's edges.  So we split the ONNX graph into three parts (cut from the file that speechmos
+ships, with the onnx package, and cached as files for the next jobs: "the split model, cached as
+files" below):
 
 * (A) ``spectrogram``: input_1 [N, 144160] -> the log-power spectrogram that feeds ``conv2d``,
   [N, 1, 900, 161]; per window, as in the full model (cheap: one small matrix product);
@@ -34,20 +35,27 @@ skips: windows 7 .. 23 come out one sample short in its float arithmetic, ``int(
 spectrogram, the polynomial mappings and the means.  On RAVDESS clips this is about 2.5 times
 faster (``benchmarks/quality.py``).
 
-A job's set-up is cheaper too (no librosa, numba, scipy.signal nor requests before its first score): the fast
+A job's set-up is cheap too (no librosa, numba, scipy.signal, requests nor onnx): the fast
 path does not import ``speechmos.dnsmos``, which imports requests and librosa, but opens the
 ONNX files of the speechmos package by path (:func:`speechmos_models_dir`) and takes its window
 length and polynomials as constants (:data:`INPUT_LENGTH`, :data:`POLYFIT`, tested equal to
 speechmos's); the P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram
 in dB, whose spectrum modules import numba, llvmlite and scipy.signal: ~4 s of CPU), is computed
 with NumPy (:func:`p808_melspec`) by the same operations in the same precision, so the same
-numbers bit for bit (tested against librosa).
+numbers bit for bit (tested against librosa); and the split model is read from a cache
+(:func:`load_p835_parts`) rather than cut again with the onnx package (~0.8 s to import).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,15 +286,116 @@ def p835_parts(model_path: str) -> tuple[bytes, bytes, bytes]:
     ))
 
 
-class SplitP835:
-    """The three ONNX Runtime sessions of the split P.835 model (see the module docstring)."""
+# --------------------------------------------------------------------- the split model, cached as files
+# The split needs the onnx package, whose import (ml_dtypes' extension modules) cost a job ~0.8 s of
+# CPU, more than the rest of its DNSMOS set-up; so the first job writes the three parts to a cache
+# folder and later jobs open them from there.  A part is found by the SHA-256 of the model file
+# and SPLIT_VERSION (bump it when p835_parts changes what it builds), written atomically (a
+# temporary folder renamed into place: a reader sees all three parts or none) and checked against
+# the SHA-256 recorded with it when read.  A cache that cannot be written or read back is reported
+# (a warning) and the parts are built in memory, as without a cache.
+SPLIT_VERSION = "1"
+PART_NAMES = ("spectrogram", "features", "head")
+CACHE_ENV = "SERNOISE_CACHE_DIR"  # the cache folder; "" for none (the split built in memory in every job)
 
-    def __init__(self, model_path: str, options, providers=("CPUExecutionProvider",)):
+
+class CacheWarning(UserWarning):
+    """The split P.835 model's cache cannot be used; the job builds the split in memory instead."""
+
+
+def cache_dir() -> Path | None:
+    """``$SERNOISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/sernoise``, else ``~/.cache/sernoise``;
+    None when ``SERNOISE_CACHE_DIR`` is set to the empty string (no cache)."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return Path(value).expanduser() if value.strip() else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sernoise"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parts_folder(model_path: str, cache: Path) -> tuple[Path, str]:
+    """Where the parts of ``model_path`` (of this content) are cached under ``cache``, and the
+    model file's SHA-256."""
+    digest = _sha256(Path(model_path).read_bytes())
+    return Path(cache) / "dnsmos_p835" / f"{Path(model_path).stem}-{digest}-split{SPLIT_VERSION}", digest
+
+
+def _read_cached_parts(folder: Path, model_digest: str) -> tuple[bytes, ...] | None:
+    """The three parts cached in ``folder``, None if there are none; an error if they are damaged."""
+    manifest = folder / "parts.json"
+    if not manifest.is_file():
+        return None
+    record = json.loads(manifest.read_text())
+    if record.get("model_sha256") != model_digest or record.get("split_version") != SPLIT_VERSION:
+        raise ValueError(f"{manifest} is for another model or split version")
+    parts = tuple((folder / f"{name}.onnx").read_bytes() for name in PART_NAMES)
+    for name, part in zip(PART_NAMES, parts):
+        if _sha256(part) != record["parts_sha256"][name]:
+            raise ValueError(f"{folder / name}.onnx does not match the SHA-256 recorded in {manifest}")
+    return parts
+
+
+def _write_cached_parts(folder: Path, model_digest: str, parts: tuple[bytes, ...]) -> None:
+    """Write the parts and their manifest to ``folder`` atomically (a job that loses a race to write
+    the same folder keeps the winner's, which holds the same parts)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's folder is private (0700); the parts are no secret
+        for name, part in zip(PART_NAMES, parts):
+            (tmp / f"{name}.onnx").write_bytes(part)
+        record = {"model_sha256": model_digest, "split_version": SPLIT_VERSION,
+                  "parts_sha256": {name: _sha256(part) for name, part in zip(PART_NAMES, parts)}}
+        (tmp / "parts.json").write_text(json.dumps(record, indent=1) + "\n")  # last: marks the folder complete
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "parts.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_p835_parts(model_path: str, cache: Path | None) -> tuple[tuple[bytes, ...], str]:
+    """The serialised parts (A, B, C) of ``model_path`` and where they came from: read from
+    ``cache`` when it holds them (no onnx import), else split in memory (:func:`p835_parts`) and
+    written there for the next job.  ``cache`` None: split in memory, nothing written."""
+    if cache is None:
+        return p835_parts(model_path), "split in memory (no cache)"
+    folder, model_digest = parts_folder(model_path, cache)
+    try:
+        parts = _read_cached_parts(folder, model_digest)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        warnings.warn(f"the cached split DNSMOS P.835 model in {folder} cannot be used ({error}); splitting it "
+                      f"in memory (delete that folder to have it written again)", CacheWarning, stacklevel=2)
+        return p835_parts(model_path), "split in memory (cache damaged)"
+    if parts is not None:
+        return parts, f"read from {folder}"
+    parts = p835_parts(model_path)
+    try:
+        _write_cached_parts(folder, model_digest, parts)
+    except OSError as error:
+        warnings.warn(f"cannot write the split DNSMOS P.835 model to {folder} ({error}); every job will split "
+                      f"it in memory (importing onnx: ~0.8 s of CPU); set {CACHE_ENV} to a writable folder, or "
+                      f"to an empty string for no cache", CacheWarning, stacklevel=2)
+        return parts, "split in memory (cache not writable)"
+    return parts, f"split in memory, written to {folder}"
+
+
+class SplitP835:
+    """The three ONNX Runtime sessions of the split P.835 model (see the module docstring), from the
+    parts cached under ``cache`` (:func:`load_p835_parts`; None: split in memory)."""
+
+    def __init__(self, model_path: str, options, providers=("CPUExecutionProvider",), cache: Path | None = None):
         import onnxruntime as ort
 
         self.model_path = str(model_path)
+        parts, self.source = load_p835_parts(self.model_path, cache)
         self.sessions = [ort.InferenceSession(part, sess_options=options, providers=list(providers))
-                         for part in p835_parts(self.model_path)]
+                         for part in parts]
         self.names = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.sessions]
 
     def _run(self, part: int, x: np.ndarray) -> np.ndarray:

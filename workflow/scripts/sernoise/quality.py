@@ -20,8 +20,9 @@ a :class:`QualityMeter`:
   overlapping windows instead of once per window.  The scores are bit-for-bit speechmos's
   (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.46 s of CPU per RAVDESS
   utterance instead of 1.16 s (``benchmarks/quality.py``), and a job's first score no longer
-  pays ~4 s of imports (librosa, numba, scipy.signal): the P.808 features are computed
-  with NumPy.
+  pays for importing librosa, numba, scipy.signal and onnx: the P.808 features are computed
+  with NumPy and the split model is cached as files (``$SERNOISE_CACHE_DIR``, by default
+  ``~/.cache/sernoise``).
 * fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
   clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
   weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
@@ -179,7 +180,9 @@ def dnsmos_fast_scorer(threads: int = DNSMOS_THREADS):
     """speechmos's scoring with its P.835 model run split (:class:`sernoise.dnsmos_fast.FastDNSMOS`):
     called as :func:`dnsmos_scorer`'s, the same scores.  It opens speechmos's ONNX files by path with
     the same session options, once per process, and imports neither ``speechmos.dnsmos`` nor librosa;
-    the three sub-models are cut from ``sig_bak_ovr.onnx`` in memory."""
+    the three sub-models cut from ``sig_bak_ovr.onnx`` are read from the cache folder
+    (:func:`sernoise.dnsmos_fast.cache_dir`), or cut in memory with the onnx package and written there
+    on the first use."""
     return _dnsmos_fast_scorer(int(threads))
 
 
@@ -196,8 +199,8 @@ def _dnsmos_fast_scorer(threads: int):
     model_path = str(folder / "sig_bak_ovr.onnx")
     options = _ort_options(threads)
     try:
-        split = dnsmos_fast.SplitP835(model_path, options)
-    except ImportError as error:  # the split needs onnx
+        split = dnsmos_fast.SplitP835(model_path, options, cache=dnsmos_fast.cache_dir())
+    except ImportError as error:  # the split needs onnx (when the cache does not hold it)
         raise QualityError(f"the fast DNSMOS needs the package onnx ({error}); pip install -r requirements.txt "
                            "(or DNSMOS_METHOD = 'speechmos')") from None
     except dnsmos_fast.GraphMismatch as error:
