@@ -289,7 +289,7 @@ def p835_parts(model_path: str) -> tuple[bytes, bytes, bytes]:
 # --------------------------------------------------------------------- the split model, cached as files
 # The split needs the onnx package, whose import (ml_dtypes' extension modules) cost a job ~0.8 s of
 # CPU, more than the rest of its DNSMOS set-up; so the first job writes the three parts to a cache
-# folder and later jobs open them from there.  A part is found by the SHA-256 of the model file
+# folder and later jobs open them from there.  The parts are found by the SHA-256 of the model file
 # and SPLIT_VERSION (bump it when p835_parts changes what it builds), written atomically (a
 # temporary folder renamed into place: a reader sees all three parts or none) and checked against
 # the SHA-256 recorded with it when read.  A cache that cannot be written or read back is reported
