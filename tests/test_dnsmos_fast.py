@@ -253,7 +253,7 @@ def _fresh_job(repo_root, cache) -> tuple[str, list]:
 
 def test_fast_path_imports_no_librosa_numba_scipy_signal_nor_speechmos(repo_root, tmp_path):
     """A job's first DNSMOS score used to import librosa's spectrum modules, numba, llvmlite and
-    scipy.signal through speechmos's mel spectrogram (~4 s of CPU per job), and onnx to split the
+    scipy.signal through speechmos's mel spectrogram (~2.2 s of CPU per job), and onnx to split the
     P.835 model (~0.8 s).  The fast path imports none of them, nor speechmos.dnsmos (requests): the
     first job with an empty cache imports onnx only, to split the model and cache its parts; the
     next, with the cache, not even that, and gets the same scores."""
