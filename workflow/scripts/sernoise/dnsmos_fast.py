@@ -35,15 +35,17 @@ skips: windows 7 .. 23 come out one sample short in its float arithmetic, ``int(
 spectrogram, the polynomial mappings and the means.  On RAVDESS clips this is about 2.5 times
 faster (``benchmarks/quality.py``).
 
-A job's set-up is cheap too (no librosa, numba, scipy.signal, requests nor onnx): the fast
-path does not import ``speechmos.dnsmos``, which imports requests and librosa, but opens the
-ONNX files of the speechmos package by path (:func:`speechmos_models_dir`) and takes its window
-length and polynomials as constants (:data:`INPUT_LENGTH`, :data:`POLYFIT`, tested equal to
-speechmos's); the P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram
-in dB, whose spectrum modules import numba, llvmlite and scipy.signal: ~4 s of CPU), is computed
-with NumPy (:func:`p808_melspec`) by the same operations in the same precision, so the same
-numbers bit for bit (tested against librosa); and the split model is read from a cache
-(:func:`load_p835_parts`) rather than cut again with the onnx package (~0.8 s to import).
+A job's set-up is cheap too: ~0.1 s of CPU before its first score instead of 3.0 s (0.9 s for the
+first job, which writes the cache below; ``benchmarks/quality.py``, "fresh-process set-up"). It
+imports no librosa, numba, scipy.signal, requests nor onnx: the fast path does not import
+``speechmos.dnsmos``, which imports requests and librosa, but opens the ONNX files of the
+speechmos package by path (:func:`speechmos_models_dir`) and takes its window length and
+polynomials as constants (:data:`INPUT_LENGTH`, :data:`POLYFIT`, tested equal to speechmos's); the
+P.808 model's input, speechmos's ``audio_melspec`` (librosa's Mel spectrogram in dB, whose
+spectrum modules import numba, llvmlite and scipy.signal: ~2.2 s of CPU), is computed with NumPy
+(:func:`p808_melspec`) by the same operations in the same precision, so the same numbers bit for
+bit (tested against librosa); and the split model is read from a cache (:func:`load_p835_parts`)
+rather than cut again with the onnx package (~0.8 s to import).
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def p808_melspec(audio: np.ndarray) -> np.ndarray:
     i.e. ``librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=321, hop_length=160,
     n_mels=120)`` then ``(librosa.power_to_db(mel, ref=np.max) + 40) / 40``, transposed; the same
     numbers bit for bit (tested on speech, noise, silence and odd lengths) without importing librosa
-    (whose spectrum modules pull in numba, llvmlite and scipy.signal: ~4 s of CPU once per job).
+    (whose spectrum modules pull in numba, llvmlite and scipy.signal: ~2.2 s of CPU once per job).
 
     The same operations in the same precision and layout: the signal zero padded by 160 samples
     each side (librosa's centred frames, ``pad_mode="constant"``), 321-sample frames at a 160-sample

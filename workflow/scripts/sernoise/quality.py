@@ -20,9 +20,9 @@ a :class:`QualityMeter`:
   overlapping windows instead of once per window.  The scores are bit-for-bit speechmos's
   (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.46 s of CPU per RAVDESS
   utterance instead of 1.16 s (``benchmarks/quality.py``), and a job's first score no longer
-  pays for importing librosa, numba, scipy.signal and onnx: the P.808 features are computed
-  with NumPy and the split model is cached as files (``$SERNOISE_CACHE_DIR``, by default
-  ``~/.cache/sernoise``).
+  pays for importing librosa, numba, scipy.signal and onnx (~0.1 s of CPU of set-up instead of
+  3.0 s): the P.808 features are computed with NumPy and the split model is cached as files
+  (``$SERNOISE_CACHE_DIR``, by default ``~/.cache/sernoise``).
 * fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
   clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
   weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
