@@ -31,6 +31,18 @@ def _require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sernoise_cache(tmp_path_factory):
+    """The fast DNSMOS caches its split model (sernoise.dnsmos_fast.cache_dir); tests keep it in a
+    temporary folder instead of ~/.cache/sernoise, unless SERNOISE_CACHE_DIR is set."""
+    if "SERNOISE_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["SERNOISE_CACHE_DIR"] = str(tmp_path_factory.mktemp("sernoise_cache"))
+    yield
+    os.environ.pop("SERNOISE_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

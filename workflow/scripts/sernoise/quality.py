@@ -19,7 +19,10 @@ a :class:`QualityMeter`:
   full-resolution convolutions, ~90 % of its cost, run once over the frames of all of a clip's
   overlapping windows instead of once per window.  The scores are bit-for-bit speechmos's
   (``"speechmos"``: its own scorer, :func:`dnsmos_scorer`) at about 0.46 s of CPU per RAVDESS
-  utterance instead of 1.16 s (``benchmarks/quality.py``).
+  utterance instead of 1.16 s (``benchmarks/quality.py``), and a job's first score no longer
+  pays for importing librosa, numba, scipy.signal and onnx (~0.1 s of CPU of set-up instead of
+  3.0 s): the P.808 features are computed with NumPy and the split model is cached as files
+  (``$SERNOISE_CACHE_DIR``, by default ``~/.cache/sernoise``).
 * fwSNRseg, frequency-weighted segmental SNR (Hu & Loizou 2008) of the processed audio against the
   clean utterance (equal lengths only): 30 ms Hann frames, 75 % overlap, 25 critical bands,
   weights = clean band magnitude^0.2, per-frame values clipped to [-10, 35] dB; ``pysepm_evo``'s
@@ -174,28 +177,38 @@ def _dnsmos_scorer(threads: int):
 
 
 def dnsmos_fast_scorer(threads: int = DNSMOS_THREADS):
-    """:func:`dnsmos_scorer` with its P.835 model run split (:class:`sernoise.dnsmos_fast.FastDNSMOS`):
-    called the same way, the same scores; the three sub-models are cut from speechmos's
-    ``sig_bak_ovr.onnx`` in memory and opened with the same session options, once per process."""
+    """speechmos's scoring with its P.835 model run split (:class:`sernoise.dnsmos_fast.FastDNSMOS`):
+    called as :func:`dnsmos_scorer`'s, the same scores.  It opens speechmos's ONNX files by path with
+    the same session options, once per process, and imports neither ``speechmos.dnsmos`` nor librosa;
+    the three sub-models cut from ``sig_bak_ovr.onnx`` are read from the cache folder
+    (:func:`sernoise.dnsmos_fast.cache_dir`), or cut in memory with the onnx package and written there
+    on the first use."""
     return _dnsmos_fast_scorer(int(threads))
 
 
 @functools.lru_cache(maxsize=None)
 def _dnsmos_fast_scorer(threads: int):
-    scorer = dnsmos_scorer(threads)
     try:
-        import onnx  # noqa: F401  (the graph surgery)
+        import onnxruntime as ort
+        from sernoise import dnsmos_fast
+
+        folder = dnsmos_fast.speechmos_models_dir()
     except ImportError as error:
+        raise QualityError(f"DNSMOS needs the packages speechmos and onnxruntime ({error}); "
+                           "pip install -r requirements.txt") from None
+    model_path = str(folder / "sig_bak_ovr.onnx")
+    options = _ort_options(threads)
+    try:
+        split = dnsmos_fast.SplitP835(model_path, options, cache=dnsmos_fast.cache_dir())
+    except ImportError as error:  # the split needs onnx (when the cache does not hold it)
         raise QualityError(f"the fast DNSMOS needs the package onnx ({error}); pip install -r requirements.txt "
                            "(or DNSMOS_METHOD = 'speechmos')") from None
-    from sernoise.dnsmos_fast import FastDNSMOS, GraphMismatch, SplitP835
-
-    try:
-        split = SplitP835(scorer.primary_model_path, _ort_options(threads))
-    except GraphMismatch as error:
-        raise QualityError(f"the fast DNSMOS cannot split {scorer.primary_model_path}: {error} "
+    except dnsmos_fast.GraphMismatch as error:
+        raise QualityError(f"the fast DNSMOS cannot split {model_path}: {error} "
                            "(use DNSMOS_METHOD = 'speechmos')") from None
-    return FastDNSMOS(scorer, split)
+    p808 = ort.InferenceSession(str(folder / "model_v8.onnx"), sess_options=options,
+                                providers=["CPUExecutionProvider"])
+    return dnsmos_fast.FastDNSMOS(p808, split)
 
 
 def _dnsmos_method(method: str | None) -> str:
