@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ def _require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data not found at {path} (expected ../shared/data beside the repository)")
     return path
+
+
+def pytest_configure(config):
+    """numba's on-disk cache is not safe when two processes compile the same cached function at
+    once (numba/numba#10128: the index and the code files get mixed up, and every later call
+    segfaults; seen here after two parallel jobs had imported librosa, whose gufuncs compile and
+    cache at import). Each xdist worker therefore gets a numba cache folder of its own, set here,
+    before the test modules (and numba) are imported; a NUMBA_CACHE_DIR of the user's is kept as
+    the parent."""
+    if "numba" in sys.modules:  # too late to move its cache: say so rather than race silently
+        warnings.warn("numba was imported before tests/conftest.py could give each worker its own "
+                      "NUMBA_CACHE_DIR; parallel workers share its cache", stacklevel=1)
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    parent = os.environ.get("SERNOISE_NUMBA_CACHE_PARENT") or os.environ.get("NUMBA_CACHE_DIR") \
+        or str(REPO / ".pytest_cache" / "numba")
+    os.environ["SERNOISE_NUMBA_CACHE_PARENT"] = parent  # a nested pytest keeps the same parent
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(parent) / worker)
 
 
 @pytest.fixture(scope="session", autouse=True)
