@@ -36,7 +36,6 @@ import functools
 import hashlib
 import math
 import warnings
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -146,6 +145,13 @@ def _ort_options(threads: int):
     return options
 
 
+def _ort_session(path, options):
+    """An ONNX Runtime CPU session of the model file ``path`` with ``options`` (:func:`_ort_options`)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def dnsmos_scorer(threads: int = DNSMOS_THREADS):
     """speechmos's DNSMOS scorer on its shipped ONNX models (P.835 ``sig_bak_ovr.onnx`` and P.808
     ``model_v8.onnx``), with ONNX sessions of ``threads`` intra-op threads; built once per process
@@ -156,23 +162,22 @@ def dnsmos_scorer(threads: int = DNSMOS_THREADS):
 @functools.lru_cache(maxsize=None)
 def _dnsmos_scorer(threads: int):
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (the sessions)
         from speechmos import dnsmos
+
+        from sernoise.dnsmos_fast import speechmos_models_dir
+
+        folder = speechmos_models_dir()
     except ImportError as error:
         raise QualityError(f"DNSMOS needs the packages speechmos and onnxruntime ({error}); "
                            "pip install -r requirements.txt") from None
-    folder = Path(dnsmos.__file__).parent / "dnsmos_models"
     options = _ort_options(threads)
-
-    def session(name):
-        return ort.InferenceSession(str(folder / name), sess_options=options, providers=["CPUExecutionProvider"])
-
     # speechmos.dnsmos.DNSMOS.__init__ opens default sessions (all cores); set its three attributes
     # ourselves and keep its scoring (__call__, audio_melspec, get_polyfit_val) as it is.
     scorer = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
     scorer.primary_model_path = str(folder / "sig_bak_ovr.onnx")
-    scorer.onnx_sess = session("sig_bak_ovr.onnx")
-    scorer.p808_onnx_sess = session("model_v8.onnx")
+    scorer.onnx_sess = _ort_session(folder / "sig_bak_ovr.onnx", options)
+    scorer.p808_onnx_sess = _ort_session(folder / "model_v8.onnx", options)
     return scorer
 
 
@@ -189,7 +194,7 @@ def dnsmos_fast_scorer(threads: int = DNSMOS_THREADS):
 @functools.lru_cache(maxsize=None)
 def _dnsmos_fast_scorer(threads: int):
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (the sessions)
         from sernoise import dnsmos_fast
 
         folder = dnsmos_fast.speechmos_models_dir()
@@ -206,9 +211,7 @@ def _dnsmos_fast_scorer(threads: int):
     except dnsmos_fast.GraphMismatch as error:
         raise QualityError(f"the fast DNSMOS cannot split {model_path}: {error} "
                            "(use DNSMOS_METHOD = 'speechmos')") from None
-    p808 = ort.InferenceSession(str(folder / "model_v8.onnx"), sess_options=options,
-                                providers=["CPUExecutionProvider"])
-    return dnsmos_fast.FastDNSMOS(p808, split)
+    return dnsmos_fast.FastDNSMOS(_ort_session(folder / "model_v8.onnx", options), split)
 
 
 def _dnsmos_method(method: str | None) -> str:
