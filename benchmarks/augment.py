@@ -17,6 +17,10 @@ Notes:
     sernoise conditions draw from its test pool, and AddBackgroundNoise reads the same pool's
     files, written as 16 kHz wav files (one folder per category).  AddBackgroundNoise opens
     and decodes its noise file on every call (no cache since 0.43): measured as it is.
+  * The additive conditions (env-*, laugh, cry) set their noise against the utterance's P.56
+    active level, which the prepare stage stores in the shard once per utterance and the
+    augment and attack jobs pass in the condition's Context; here too (computed before the
+    timing, and timed on its own: the "speech level" line).
   * "batched" rows time one ``apply_batch`` call over all clips (one tool process).  For
     reverb and speed-utt it gives exactly the per-call results, and the augment stage uses it
     (chunks of ``sernoise.augment.BATCH_SIZE`` utterances); pitch's batch is not exact and is
@@ -55,6 +59,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from sernoise.alignments import Segment, normalise_token  # noqa: E402
 from sernoise.conditions import Context, SkipUtterance, build_condition  # noqa: E402
+from sernoise.conditions.active_level import active_speech_power  # noqa: E402
 from sernoise.conditions.filler import FillerBank  # noqa: E402
 from sernoise.conditions.pool import NoisePool  # noqa: E402
 from sernoise.conditions.tools import fit_length, run_rubberband, run_sox  # noqa: E402
@@ -104,6 +109,7 @@ class Clip:
     audio: np.ndarray
     words: list = field(default_factory=list)
     phones: list = field(default_factory=list)
+    active_power: float | None = None  # P.56 level, as a prepared shard stores it (see main)
 
     @property
     def seconds(self) -> float:
@@ -211,7 +217,8 @@ def time_sernoise(cond, clips: list[Clip], pool, fillers, repeat: int) -> Timing
     def contexts():
         return [
             Context(utt_id=c.utt_id, speaker=c.speaker, noise=pool,
-                    words=c.words or None, phones=c.phones or None, fillers=fillers)
+                    words=c.words or None, phones=c.phones or None, fillers=fillers,
+                    active_power=c.active_power)
             for c in clips
         ]
 
@@ -390,6 +397,17 @@ def main() -> None:
         clips.append(Clip(f"{path.parent.name}/{path.stem}", path.parent.name.split("_")[1], x, words, phones))
     audio_s = sum(c.seconds for c in clips)
     fillers = filler_bank(clips)
+    # The speech level every additive condition sets its noise against: the prepare stage
+    # stores each utterance's P.56 level in its shard (sernoise.audio_store "Speech levels") and
+    # the augment and attack jobs hand it to the conditions, as here; timed on its own.
+    level_times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        levels = [active_speech_power(c.audio, SR) for c in clips]
+        level_times.append(time.perf_counter() - t0)
+    for c, level in zip(clips, levels):
+        c.active_power = level
+    level_timing = Timing(min(level_times), audio_s)
 
     sern: dict[str, Timing] = {}
     amt: dict[str, Timing] = {}
@@ -513,6 +531,9 @@ def main() -> None:
           f"xRT = audio s / wall s; ratio = AM time / sernoise time (>1: sernoise faster)")
     print(f"noise: test pool of a bank built from {noise_root} ({len(pool.frame)} files); "
           f"skip = SkipUtterance count per pass (still timed)")
+    print(f"speech level: the utterance's P.56 active level, stored once per utterance by the prepare stage "
+          f"and read by every additive condition (the env, laugh and cry rows), not in their time: "
+          f"{level_timing.seconds / len(clips) * 1000:.2f} ms a clip, {fmt_rt(level_timing)} x RT")
     print()
     print(line(header))
     print(line(["-" * w for w in widths]))

@@ -9,7 +9,9 @@ What runs: ``sernoise.augment.augment_shard`` (the function rule ``augment_shard
 each condition of ``config.yaml`` + ``tests/configs/shared_data.yaml`` (the demo's overlay: Rubber
 Band's R2 engine for the pitch shifts) and each pool, on ``--limit`` utterances of the demo's clean
 shard 000 (spread evenly over it), with the demo's noise bank, filler bank and forced alignments,
-writing a compressed shard and its params into a temporary folder.  Quality settings, one pass
+writing a compressed shard and its params into a temporary folder.  The utterances are read
+from a clean shard written as the prepare stage writes it now, with each utterance's P.56 level
+stored (``--no-stored-levels``: without, so every additive condition computes it, as before).  Quality settings, one pass
 each (``--quality``):
 
 * ``none``: the conditions and writing alone;
@@ -46,6 +48,7 @@ from _common import REPO  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
 from sernoise.augment import augment_shard  # noqa: E402
 from sernoise.conditions import build_condition  # noqa: E402
+from sernoise.conditions import snr as snr_mod  # noqa: E402
 from sernoise.config import load_config  # noqa: E402
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
 
@@ -83,6 +86,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60, help="utterances of shard 000 (default 60)")
     parser.add_argument("--quality", default="all", choices=("all", *QUALITY_MODES))
     parser.add_argument("--conditions", nargs="*", help="only these condition ids (default: all of the demo)")
+    parser.add_argument("--no-stored-levels", action="store_true",
+                        help="read the chosen utterances from a clean shard without the prepare stage's stored "
+                             "P.56 levels (every additive condition then computes them, as before they were stored)")
     args = parser.parse_args()
     if args.limit < 1:
         parser.error("--limit must be >= 1")
@@ -99,12 +105,23 @@ def main() -> None:
     if missing:
         sys.exit(f"missing demo inputs {missing}: run `make demo` (or build them) first, or pass --results")
 
-    store = AudioStore([str(shard)])
+    demo_store = AudioStore([str(shard)])
     manifest = read_manifest(str(manifest_path))
-    rows = manifest[manifest["utt_id"].isin(set(store.utt_ids))].reset_index(drop=True)
+    rows = manifest[manifest["utt_id"].isin(set(demo_store.utt_ids))].reset_index(drop=True)
     step = max(1, len(rows) // args.limit)
     rows = rows.iloc[::step].head(args.limit).reset_index(drop=True)
-    audio_s = float(sum(store.read(u).size for u in rows["utt_id"]) / 16000)
+    audio_s = float(sum(demo_store.read(u).size for u in rows["utt_id"]) / 16000)
+    # The chosen utterances in a clean shard as the prepare stage writes it now (with each
+    # utterance's stored P.56 level, unless --no-stored-levels), whatever version built results/;
+    # the same samples (the shard's int16 values and scales round-trip exactly).  Untimed.
+    clean_dir = tempfile.TemporaryDirectory(prefix="sernoise_bench_clean_")
+    from sernoise.audio_store import ShardWriter
+
+    with ShardWriter(Path(clean_dir.name) / "clean.h5", compression=None,
+                     speech_levels=not args.no_stored_levels) as writer:
+        for u in rows["utt_id"]:
+            writer.add(str(u), demo_store.read(str(u)))
+    store = AudioStore([str(Path(clean_dir.name) / "clean.h5")])
 
     from sernoise.conditions.filler import FillerBank
     from sernoise.conditions.pool import NoisePool
@@ -144,6 +161,9 @@ def main() -> None:
                 for pool in pools:
                     out = Path(tmp) / cid / pool
                     out.mkdir(parents=True)
+                    # each job of the workflow is a fresh process: no P.56 level it remembered
+                    # (sernoise.conditions.snr keeps the last 64) survives into the next
+                    snr_mod._ACTIVE_CACHE.clear()
                     augment_shard(condition, rows, store, pool=pool, global_seed=config["seed"],
                                   noise=pools[pool], fillers=fillers, out_shard=str(out / "shard-000.h5"),
                                   out_params=str(out / "params-000.csv"), out_status=str(out / "status-000.json"),
@@ -156,7 +176,8 @@ def main() -> None:
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     pooled = 2 * audio_s  # every utterance once per pool
-    print(f"augmentation stage, one core: {len(rows)} utterances of {shard} ({audio_s:.1f} s of audio), "
+    print(f"augmentation stage, one core: {len(rows)} utterances of {shard} ({audio_s:.1f} s of audio; P.56 levels "
+          f"{'computed by each condition' if args.no_stored_levels else 'stored in the clean shard'}), "
           f"{len(conditions)} conditions x {len(pools)} pools, compression {prep['compression']} "
           f"level {prep['compression_level']}; CPU s of this process and its tools; x RT = input audio s / CPU s")
     from sernoise.quality import in_dnsmos_sample

@@ -845,3 +845,22 @@ def test_algorithm1_against_the_ednn_respects_the_budget(ednn_folder):
     assert len(frame) == 2 * 2 * 2
     for budget in ("3", "10"):
         assert (frame.loc[frame["budget"] == budget, "queries"] <= int(budget)).all()
+
+
+def test_rule_inputs_context_carries_the_stored_speech_level(tmp_path):
+    """The attack's conditions get the clean shard's stored P.56 level (no P.56 per draw)."""
+    from sernoise.attack.inputs import RuleInputs
+    from sernoise.audio_store import AudioStore, ShardWriter
+    from sernoise.conditions.active_level import active_speech_power
+
+    x = (0.2 * np.sin(2 * np.pi * 200 * np.arange(8000) / 16000)).astype(np.float32)
+    for name, levels in (("levels", True), ("plain", False)):
+        with ShardWriter(tmp_path / f"{name}.h5", speech_levels=levels) as writer:
+            writer.add("u0", x)
+    for name in ("levels", "plain"):
+        store = AudioStore([tmp_path / f"{name}.h5"])
+        expected = active_speech_power(store.read("u0"), 16000) if name == "levels" else None  # of the stored audio
+        inputs = RuleInputs(labels={"u0": 0}, candidates=["u0"], utts=["u0"], pool=None, categories={},
+                            predictor=None, store=store, speakers={"u0": "s"})
+        context = inputs.context("u0", "s")
+        assert context.active_power == expected and context.utt_id == "u0"

@@ -184,3 +184,46 @@ def test_missing_or_foreign_shard_names_the_file(tmp_path):
     junk.write_bytes(b"not hdf5 at all")
     with pytest.raises(AudioStoreError, match="junk.h5"):
         len(AudioShard(junk))
+
+
+# --------------------------------------------------------------------------- speech levels
+
+
+def test_speech_levels_are_p56_of_the_audio_read_back(tmp_path):
+    """ShardWriter(speech_levels=True) stores, per utterance, the P.56 active power of exactly the
+    float32 audio AudioShard.read returns (bit for bit), so conditions can use it instead of
+    computing it; silence stores NaN and reads as unknown (None)."""
+    from sernoise.conditions.active_level import active_speech_power
+
+    utts = _utterances(4, seed=3)
+    utts["loud"] = np.linspace(-1.5, 1.5, 5000, dtype=np.float32)  # beyond full scale: scale != 2**-15
+    utts["silent"] = np.zeros(800, np.float32)
+    _write(tmp_path / "levels.h5", utts, speech_levels=True)
+    _write(tmp_path / "plain.h5", utts)
+    shard, plain = AudioShard(tmp_path / "levels.h5"), AudioShard(tmp_path / "plain.h5")
+    for u in utts:
+        expected = None if u == "silent" else active_speech_power(shard.read(u), 16000)
+        assert shard.active_power(u) == expected, u
+        assert plain.active_power(u) is None, u  # no levels stored: unknown
+    assert shard.active_power("loud") != active_speech_power(utts["loud"], 16000)  # of the stored audio, not the input
+    store = AudioStore([tmp_path / "levels.h5"])
+    assert store.active_power("utt001") == shard.active_power("utt001")
+    with pytest.raises(KeyError, match="nope"):
+        shard.active_power("nope")
+    # the same utterances give the same bytes (the levels are deterministic too)
+    _write(tmp_path / "again.h5", utts, speech_levels=True)
+    assert filecmp.cmp(tmp_path / "levels.h5", tmp_path / "again.h5", shallow=False)
+
+
+def test_speech_levels_of_another_p56_version_read_as_unknown(tmp_path, monkeypatch):
+    import h5py
+
+    import sernoise.conditions.active_level as active_level
+
+    utts = _utterances(2, seed=4)
+    _write(tmp_path / "levels.h5", utts, speech_levels=True)
+    with h5py.File(tmp_path / "levels.h5", "r") as f:
+        assert int(f["active_power"].attrs["p56_version"]) == active_level.ALGORITHM_VERSION
+    monkeypatch.setattr(active_level, "ALGORITHM_VERSION", active_level.ALGORITHM_VERSION + 1)
+    shard = AudioShard(tmp_path / "levels.h5")
+    assert all(shard.active_power(u) is None for u in utts)

@@ -299,3 +299,26 @@ def test_failed_batch_is_redone_one_by_one(tmp_path, monkeypatch):
     monkeypatch.setattr(augment, "BATCH_SIZE", 4)
     with pytest.raises(augment.AugmentError, match=r"utterance u1: .*silent"):
         _run(build_condition("reverb", {"type": "reverb"}), corpus, tmp_path / "out", pool="train")
+
+
+def test_stored_speech_levels_change_no_output_and_save_the_p56(corpus, tmp_path, monkeypatch):
+    """Clean shards written with speech_levels=True (as the prepare stage writes them) give the
+    additive conditions their P.56 level: the same shard bytes and params as computing it, and
+    no P.56 is computed in the job."""
+    import sernoise.conditions.snr as snr_mod
+
+    rows, plain_store = corpus
+    with ShardWriter(tmp_path / "clean-levels.h5", speech_levels=True) as writer:
+        for utt_id in rows["utt_id"]:
+            writer.add(utt_id, plain_store.read(utt_id))
+    level_store = AudioStore([tmp_path / "clean-levels.h5"])
+    env = build_condition("env-nat-cont-snr5", {"type": "env", "category": "nat", "position": "cont", "snr_db": 5})
+    _, plain = _run(env, (rows, plain_store), tmp_path / "plain", noise=FakeNoise())
+    calls = []
+    real = snr_mod.active_speech_power
+    monkeypatch.setattr(snr_mod, "active_speech_power", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, stored = _run(env, (rows, level_store), tmp_path / "stored", noise=FakeNoise())
+    assert calls == []
+    assert filecmp.cmp(tmp_path / "plain" / "shard-000.h5", tmp_path / "stored" / "shard-000.h5", shallow=False)
+    pd.testing.assert_frame_equal(plain, stored)
+    assert (stored["status"] == "ok").all() and stored["speech_level_active_db"].notna().all()

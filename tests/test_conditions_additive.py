@@ -554,3 +554,54 @@ def test_input_checks_single_pass():
         cond(x, SR, np.random.default_rng(0), Context(utt_id="u"))
     with pytest.raises(ConditionError, match="silent"):
         cond(np.full(100, -1e-7, dtype=np.float32), SR, np.random.default_rng(0), Context(utt_id="u"))
+
+
+# --------------------------------------------------------------------------- stored speech levels, deferred noise
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "env", "category": "nat", "position": "cont", "snr_db": 10},
+    {"type": "env", "category": "int", "position": "cont", "snr_db": 0},
+    {"type": "env", "category": "hum", "position": "start", "snr_db": 5},
+    {"type": "insert", "category": "laugh", "snr_db": 5},
+])
+def test_stored_speech_level_gives_the_same_result_without_p56(spec, test_pool, speech, long_speech, monkeypatch):
+    """A Context carrying the utterance's stored P.56 level (what prepared shards hold) gives the
+    bytes the condition computes without it, and no P.56 (nor its cache) runs; Result.noise, now
+    built on first read, is still exactly y - x in float64."""
+    import sernoise.conditions.snr as snr_mod
+    from sernoise.conditions.active_level import active_speech_power
+
+    cond = build_condition("c", spec)
+    x = long_speech if spec["type"] == "insert" else speech[1]
+    plain = cond(x, SR, rng_for(5, "c", "u"), _ctx(test_pool))
+    level = active_speech_power(x, SR)
+
+    def no_p56(*args, **kwargs):
+        raise AssertionError("P.56 computed although the level was given")
+
+    monkeypatch.setattr(snr_mod, "_active_power", no_p56)
+    stored = cond(x, SR, rng_for(5, "c", "u"), Context(utt_id="Actor_01/utt", speaker="01", noise=test_pool,
+                                                       active_power=level))
+    assert stored.audio.tobytes() == plain.audio.tobytes()
+    assert stored.params == plain.params and stored.speech_power == plain.speech_power == level
+    expected_noise = stored.audio.astype(np.float64) - x.astype(np.float64)
+    assert np.array_equal(stored.noise, expected_noise) and stored.noise.dtype == np.float64
+    assert np.array_equal(plain.noise, expected_noise)
+    assert "noise=array(" in repr(stored)  # the dataclass repr reads it through the property too
+
+
+def test_mix_at_snr_deferred_noise_equals_eager():
+    from sernoise.conditions.base import DeferredNoise, Result
+    from sernoise.conditions.env import mix_at_snr
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(4000)).astype(np.float32)
+    for start, segment in ((0, rng.standard_normal(4000).astype(np.float32)), (700, rng.standard_normal(1500))):
+        y, eager, gain = mix_at_snr(x, segment, start, 7.0, speech_power=0.01)
+        y2, deferred, gain2 = mix_at_snr(x, segment, start, 7.0, speech_power=0.01, deferred_noise=True)
+        assert isinstance(deferred, DeferredNoise) and gain2 == gain and np.array_equal(y2, y)
+        result = Result(y2, noise=deferred)
+        assert np.array_equal(result.noise, eager) and result.noise is result.noise  # computed once
+        assert np.all(result.noise[:start] == 0) and np.all(result.noise[start + segment.size:] == 0)
+    assert Result(x).noise is None

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from sernoise.audio_store import AudioShard, AudioStore
+from sernoise.conditions.active_level import active_speech_power
 from sernoise.corpora.manifest import MANIFEST_COLUMNS, ManifestError
 from sernoise.prepare import (
     assemble_manifest,
@@ -167,3 +168,5 @@ def test_real_ravdess_files_prepare_bit_exactly(ravdess_root, tmp_path):
     shard = AudioShard(tmp_path / "s.h5")
     for p in paths:
         assert np.array_equal(shard.read(p.stem), sf.read(p, dtype="float32")[0])
+        # the shard carries each utterance's P.56 level, which the augment and attack jobs use
+        assert shard.active_power(p.stem) == active_speech_power(shard.read(p.stem), 16000)

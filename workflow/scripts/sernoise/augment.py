@@ -269,7 +269,8 @@ def augment_shard(
         if condition.additive and y.shape == x.shape:
             # speech levels and SNR under both references (snr_measured: under the configured one)
             record.update(snr_mod.snr_measures(x, y, result.span, condition.snr_reference,
-                                               p_speech=result.speech_power, utt_id=utt_id))
+                                               p_speech=result.speech_power, utt_id=utt_id,
+                                               p_active=stored_level(utt_id) if stored_level else None))
         else:
             record["snr_measured"] = snr_mod.difference_snr(x, y)
         if y.shape == x.shape:
@@ -289,9 +290,14 @@ def augment_shard(
         params_rows.append(record)
         return True
 
+    # The prepared shards' P.56 levels (sernoise.audio_store "Speech levels"), so that no
+    # condition computes the level of the utterance again; a store without them gives None.
+    stored_level = getattr(store, "active_power", None)
+
     def _context(row: dict, words=None, phones=None) -> Context:
-        return Context(utt_id=str(row["utt_id"]), speaker=str(row.get("speaker", "")), words=words, phones=phones,
-                       noise=noise, fillers=fillers)
+        utt_id = str(row["utt_id"])
+        return Context(utt_id=utt_id, speaker=str(row.get("speaker", "")), words=words, phones=phones,
+                       noise=noise, fillers=fillers, active_power=stored_level(utt_id) if stored_level else None)
 
     def apply_batch(chunk: list[dict], xs: list[np.ndarray]) -> list | None:
         """The chunk's results from one ``apply_batch`` call, or None (any failure: the

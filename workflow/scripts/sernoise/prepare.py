@@ -119,8 +119,10 @@ def prepare_shard(
     index, rejects = [], []
     n_samples = 0
     try:
+        # speech_levels: every additive condition and the attack set their noise against the
+        # utterance's P.56 level; stored here once instead of computed by each of them
         with ShardWriter(out_shard, sample_rate=target_sr, compression=compression,
-                         compression_level=compression_level) as writer:
+                         compression_level=compression_level, speech_levels=True) as writer:
             for utt_id, path in tqdm(zip(rows["utt_id"].astype(str), rows["path"].astype(str)),
                                      total=len(rows), disable=not progress, desc=out_shard.name,
                                      unit="utt", mininterval=1.0):

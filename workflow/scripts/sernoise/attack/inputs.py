@@ -50,8 +50,11 @@ class RuleInputs:
             else:
                 self._aligned[utt_id] = (None, None)
         words, phones = self._aligned[utt_id]
+        # the clean audio's stored P.56 level (sernoise.audio_store "Speech levels"): the attack's
+        # draws and strengths all set their noise against it
+        stored_level = getattr(self.store, "active_power", None)
         return Context(utt_id=utt_id, speaker=speaker, words=words, phones=phones, noise=self.pool,
-                       fillers=self.fillers)
+                       fillers=self.fillers, active_power=stored_level(utt_id) if stored_level else None)
 
     def samples(self) -> Iterator[tuple[str, np.ndarray, str]]:
         """(utterance id, clean audio, speaker) of each selected utterance, read on demand."""

@@ -34,6 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Version of the computation below.  Prepared shards store each utterance's active level
+# (sernoise.audio_store, ShardWriter(speech_levels=True)) with this number; a reader ignores
+# levels of another version and computes them again.  Bump it whenever a change here could
+# change a level in any bit.
+ALGORITHM_VERSION = 1
+
 TIME_CONSTANT_S = 0.03
 HANGOVER_S = 0.2
 MARGIN_DB = 15.9

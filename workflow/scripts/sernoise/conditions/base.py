@@ -61,6 +61,10 @@ class Context:
     phones: list | None = None  # sernoise.alignments.Segment list (phone level), None when no alignment
     noise: NoiseSource | None = None
     fillers: FillerSource | None = None
+    # The P.56 active level (mean power) of exactly the audio the condition is applied to, when
+    # the caller has it (a prepared shard stores it: sernoise.audio_store.AudioShard.active_power);
+    # None: computed when a condition needs it.  Never set it for audio other than that one.
+    active_power: float | None = None
 
 
 @dataclass
@@ -77,9 +81,47 @@ class Result:
     audio: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
     snr_target: float = math.nan
-    noise: np.ndarray | None = None
+    noise: np.ndarray | None = None  # an array, or a DeferredNoise that becomes one on first read
     span: tuple[int, int] | None = None
     speech_power: float = math.nan
+
+
+class DeferredNoise:
+    """``y − x`` in float64 (0 outside ``[start, stop)``), computed when first read.
+
+    The augment stage never reads an additive condition's ``Result.noise`` (it measures the SNR
+    from the stored output), and building it is two passes and a fresh float64 array per
+    utterance, a quarter of the time of mixing noise into it; the attack reads it once per
+    drawn noise.  ``y`` and ``x`` are held by reference: the result's audio and the condition's
+    input must not be modified before the noise is read (nothing in the workflow does).
+    """
+
+    __slots__ = ("_y", "_x", "_start", "_stop")
+
+    def __init__(self, y: np.ndarray, x: np.ndarray, start: int, stop: int) -> None:
+        self._y, self._x, self._start, self._stop = y, x, int(start), int(stop)
+
+    def compute(self) -> np.ndarray:
+        added = np.zeros(self._y.size)
+        span = added[self._start:self._stop]
+        span[...] = self._y[self._start:self._stop]
+        span -= self._x[self._start:self._stop]  # float32 -> float64 is exact: as x_span64 would give
+        return added
+
+
+def _result_noise(self: Result) -> np.ndarray | None:
+    value = self._noise
+    if isinstance(value, DeferredNoise):
+        value = self._noise = value.compute()
+    return value
+
+
+def _set_result_noise(self: Result, value) -> None:
+    self._noise = value
+
+
+# After the dataclass is built, so its __init__, __repr__ and __eq__ go through the property.
+Result.noise = property(_result_noise, _set_result_noise, doc="The exact signal added (``y − x``, float64), or None.")
 
 
 class Condition:
@@ -130,6 +172,8 @@ class Condition:
     def speech_level(self, x: np.ndarray, span: tuple[int, int], context: Context) -> float:
         """The speech level (mean power) the SNR over ``span`` is set against, under
         :attr:`snr_reference`; ConditionError naming the utterance when P.56 finds no speech."""
+        if self.snr_reference == "active" and context.active_power is not None:
+            return float(context.active_power)  # the utterance's, as speech_power would compute it
         try:
             return speech_power(x, span, self.snr_reference, utt_id=context.utt_id)
         except NoActiveSpeech as error:

@@ -70,7 +70,7 @@ import numbers
 
 import numpy as np
 
-from .base import Condition, ConditionError, Context, NoiseSource, Result, SkipUtterance
+from .base import Condition, ConditionError, Context, DeferredNoise, NoiseSource, Result, SkipUtterance
 from .snr import EnergyProfile, gain_for_powers, power, scratch, sum_squares
 
 CATEGORIES = ("nat", "hum", "int", "laugh", "cry", "music")
@@ -154,6 +154,7 @@ def mix_at_snr(
     speech_power: float | None = None,
     noise_power: float | None = None,
     x_span64: np.ndarray | None = None,
+    deferred_noise: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Add ``segment`` to ``x`` from sample ``start`` at ``snr_db`` over the segment's span.
 
@@ -167,13 +168,15 @@ def mix_at_snr(
     segment, in float64 then rounded for a float64 one), ``y = x`` exactly outside it.  Against
     the float64 sum rounded once this differs by float32 rounding only (≤ 2 ulp of the larger
     term, relative ~1e-7 of the noise), which moves the SNR by < 1e-5 dB; ``noise`` is still
-    exactly what ``y`` holds beyond ``x``.
+    exactly what ``y`` holds beyond ``x``.  ``deferred_noise``: ``noise`` is a
+    :class:`~sernoise.conditions.base.DeferredNoise` that gives that array when a
+    :class:`~sernoise.conditions.base.Result` holding it is read (the same values).
     """
     x = np.asarray(x, dtype=np.float32)
     stop = start + segment.size
-    if x_span64 is None:
-        x_span64 = _as_float64(x[start:stop])
     if speech_power is None:
+        if x_span64 is None:
+            x_span64 = _as_float64(x[start:stop])
         speech_power = power(x_span64)
     if noise_power is None:
         noise_power = power(segment)
@@ -190,6 +193,10 @@ def mix_at_snr(
     else:
         y = x.copy()
         y[start:stop] += scaled
+    if deferred_noise:
+        return y, DeferredNoise(y, x, start, stop), gain
+    if x_span64 is None:
+        x_span64 = _as_float64(x[start:stop])
     if start == 0 and stop == x.size:
         added = y.astype(np.float64)
         added -= x_span64
@@ -248,13 +255,17 @@ def _loop(clip, offset: int, length: int, crossfade: int, profile: EnergyProfile
         reps = -(-total // w.size)
         out = np.tile(w, reps)[offset:total]
         return out, (None if profile is None else power(out))
-    fade_in, fade_out = _seam_ramps(c)
     period = w.size - c
-    cell = np.empty(period, dtype=dtype)
-    seam = w[period:] * fade_out  # float64 (the ramps are)
-    seam += w[:c] * fade_in
-    cell[:c] = seam
-    cell[c:] = w[c:period]
+    if profile is None:
+        cell = _loop_cell(w, c)
+    else:
+        # the period and its energy depend on the clip and the crossfade only: once per clip
+        key = ("loop_cell", c, np.dtype(dtype).str)
+        if key not in profile.derived:
+            built = _loop_cell(w, c)
+            built.setflags(write=False)
+            profile.derived[key] = (built, sum_squares(built[:c]) + profile.energy(clip, c, period))
+        cell, cell_total = profile.derived[key]
     out = np.empty(length, dtype=dtype)
     done = 0
     if offset < period:  # starts inside the first copy
@@ -278,6 +289,8 @@ def _loop(clip, offset: int, length: int, crossfade: int, profile: EnergyProfile
         return out, None
 
     def cell_energy(a: int, b: int) -> float:  # energy of cell[a:b], 0 <= a <= b <= period
+        if a == 0 and b == period:
+            return cell_total  # computed the same way, once per clip
         e = sum_squares(cell[a : min(b, c)]) if a < c else 0.0
         return e + (profile.energy(clip, max(a, c), b) if b > max(a, c) else 0.0)
 
@@ -293,6 +306,18 @@ def _loop(clip, offset: int, length: int, crossfade: int, profile: EnergyProfile
             if rem > first:
                 energy += cell_energy(0, rem - first)
     return out, energy / length
+
+
+def _loop_cell(w: np.ndarray, c: int) -> np.ndarray:
+    """One period of the looped clip ``w`` (crossfade ``c``): the seam, then ``w[c:len − c]``."""
+    fade_in, fade_out = _seam_ramps(c)
+    period = w.size - c
+    cell = np.empty(period, dtype=w.dtype)
+    seam = w[period:] * fade_out  # float64 (the ramps are)
+    seam += w[:c] * fade_in
+    cell[:c] = seam
+    cell[c:] = w[c:period]
+    return cell
 
 
 def fade_envelope(length: int, fade_out_fraction: float) -> np.ndarray:
@@ -390,9 +415,8 @@ class EnvironmentalNoise(Condition):
         n = x.size
         drawn = float(rng.uniform(*self.fade_seconds))
         env_len = min(n, max(1, int(round(drawn * sr))))
-        x_span64 = _as_float64(x[:env_len])
         # active: the utterance's P.56 level, not the first seconds (mostly leading silence)
-        speech_power = power(x_span64) if self.snr_reference == "whole" else self.speech_level(x, (0, env_len), context)
+        speech_power = power(x[:env_len]) if self.snr_reference == "whole" else self.speech_level(x, (0, env_len), context)
         if not power_supports(speech_power, self.snr_db):
             where = f"the first {env_len / sr:.3f} s are" if self.snr_reference == "whole" else "the active speech is"
             raise SkipUtterance(
@@ -419,7 +443,7 @@ class EnvironmentalNoise(Condition):
         # the onset noise as added (see the module docstring).
         segment = np.zeros(env_len)
         np.multiply(clip[offset : offset + used], envelope[:used], out=segment[:used])
-        y, added, gain = mix_at_snr(x, segment, 0, self.snr_db, speech_power=speech_power, x_span64=x_span64)
+        y, added, gain = mix_at_snr(x, segment, 0, self.snr_db, speech_power=speech_power, deferred_noise=True)
         params = {
             "noise_file": key,
             "noise_offset_s": offset / sr,
@@ -434,8 +458,7 @@ class EnvironmentalNoise(Condition):
 
     def _apply_cont(self, x, sr, rng, context, noise) -> Result:
         n = x.size
-        x64 = _as_float64(x)
-        speech_power = power(x64) if self.snr_reference == "whole" else self.speech_level(x, (0, n), context)
+        speech_power = power(x) if self.snr_reference == "whole" else self.speech_level(x, (0, n), context)
         if not power_supports(speech_power, self.snr_db):
             raise SkipUtterance(
                 f"{context.utt_id}: utterance too quiet; noise {self.snr_db:g} dB under it would vanish in 16-bit storage"
@@ -457,7 +480,7 @@ class EnvironmentalNoise(Condition):
         else:
             raise SkipUtterance(f"{context.utt_id}: no audible {self.category} noise segment found in {MAX_ATTEMPTS} draws")
         y, added, gain = mix_at_snr(
-            x, segment, 0, self.snr_db, speech_power=speech_power, noise_power=noise_power, x_span64=x64
+            x, segment, 0, self.snr_db, speech_power=speech_power, noise_power=noise_power, deferred_noise=True
         )
         params = {
             "noise_file": key,

@@ -84,7 +84,8 @@ class InsertClip(Condition):
             raise SkipUtterance(
                 f"{context.utt_id}: no {self.category} clip placement with audible clip over loud enough speech in {MAX_ATTEMPTS} draws"
             )
-        y, added, gain = mix_at_snr(x, segment, start, self.snr_db, speech_power=speech_power, noise_power=noise_power)
+        y, added, gain = mix_at_snr(x, segment, start, self.snr_db, speech_power=speech_power, noise_power=noise_power,
+                                    deferred_noise=True)
         params = {
             "clip_file": key,
             "clip_seconds": clip.size / sr,

@@ -60,8 +60,7 @@ def sum_squares(x: np.ndarray) -> float:
     if x.size <= 4096:  # small: a fresh array is cheaper than the scratch bookkeeping
         if x.size == 0:
             return 0.0
-        work = x.astype(np.float64)
-        np.multiply(work, work, out=work)
+        work = np.square(x, dtype=np.float64)  # cast, then square in float64: as below, one call
     elif x.dtype == np.float64:
         work = np.multiply(x, x, out=scratch(x.size))
     else:
@@ -101,6 +100,9 @@ class EnergyProfile:
         self._cum = np.concatenate(([0.0], np.cumsum(blocks)))
         self._cum.setflags(write=False)
         self.power = float(np.add.reduce(sq)) / self.size if self.size else 0.0
+        # Values derived from the clip alone that a caller wants once per clip, not per draw
+        # (sernoise.conditions.env keeps the loop period of a short clip here, by crossfade).
+        self.derived: dict = {}
 
     def energy(self, clip: np.ndarray, start: int, stop: int) -> float:
         """``Σ clip[start:stop]²`` (``clip`` must be the array the profile was built from)."""
@@ -258,13 +260,15 @@ def snr_measures(
     p_speech: float | None = None,
     utt_id: str = "",
     sr: int = SAMPLE_RATE,
+    p_active: float | None = None,
 ) -> dict:
     """The SNR of an additive condition's stored output under both references, and both speech levels.
 
     ``snr_measured`` is the one under ``reference`` (the 0.1 dB accuracy bar of SPEC §11 holds for
     it); ``p_speech`` is the level the condition used (``Result.speech_power``), reused for its
     reference.  ``speech_level_whole_db`` is the power over the noise span (the whole utterance for
-    noise over all of it); the active level is P.56's (NaN under ``whole`` when P.56 finds no speech).
+    noise over all of it); the active level is P.56's (NaN under ``whole`` when P.56 finds no speech),
+    ``p_active`` when the caller has it (a prepared shard's stored level of ``clean``).
     """
     reference = check_reference(reference)
     if clean.shape != stored.shape:
@@ -276,6 +280,8 @@ def snr_measures(
     p_whole = p_speech if known and reference == "whole" else power(x)
     if known and reference == "active":
         p_active = p_speech
+    elif p_active is not None and math.isfinite(p_active):
+        p_active = float(p_active)
     else:
         try:
             p_active = _active_power(clean, sr, utt_id)
