@@ -292,6 +292,33 @@ def tool_start_cost(repeat: int = 20) -> dict[str, float]:
     return out
 
 
+def tool_throughput(clips: list[Clip], conds: dict, repeat: int) -> dict[str, Timing]:
+    """Each external tool alone, in ONE process over all clips joined (no per-clip cost at all):
+    the ceiling of any condition that runs the tool, whatever the Python around it does.
+    The effects are those of the conditions (their middle parameter values for reverb)."""
+    joined = np.concatenate([c.audio for c in clips])
+    audio_s = joined.size / SR
+    reverb = conds["reverb"]
+    middle = {name: round((lo + hi) / 2, 2) for name, (lo, hi) in reverb.ranges.items()}
+    reverb_effect = reverb.effect({**middle, "wet_only": reverb.wet_only})
+    cases = {
+        "sox reverb": lambda: run_sox(joined, SR, reverb_effect),
+        "sox tempo -s 1.25": lambda: run_sox(joined, SR, ["tempo", "-s", "1.25"]),
+        "sox tempo -s 0.75": lambda: run_sox(joined, SR, ["tempo", "-s", "0.75"]),
+        "rubberband R3 (pitch-up)": lambda: run_rubberband(joined, SR, conds["pitch-up"].options()),
+        "rubberband R2 (pitch-up R2)": lambda: run_rubberband(joined, SR, conds["pitch-up R2"].options()),
+    }
+    out = {}
+    for name, fn in cases.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = Timing(min(times), audio_s)
+    return out
+
+
 # --------------------------------------------------------------------------- pitch quality
 
 PITCH_HOP = 256  # 16 ms frames for F0 and the cepstra
@@ -444,6 +471,8 @@ def main() -> None:
 
     print("timing tool start cost ...", file=sys.stderr, flush=True)
     start_cost = tool_start_cost()
+    print("timing the tools alone ...", file=sys.stderr, flush=True)
+    tools_alone = tool_throughput(clips, conds, args.repeat)
 
     quality_rows = []
     if args.pitch_quality > 0:
@@ -542,6 +571,8 @@ def main() -> None:
     print()
     print("tool start cost (10 ms of audio, median of 20): "
           + "; ".join(f"{k} {v * 1000:.1f} ms" for k, v in start_cost.items()))
+    print("the tools alone, one process over all clips joined (the ceiling of the conditions that run them), x RT: "
+          + "; ".join(f"{k} {fmt_rt(t)}" for k, t in tools_alone.items()))
     if quality_rows:
         print()
         print(f"pitch-shift quality, {min(args.pitch_quality, len(clips))} clips (means over clips): F0 error = "
