@@ -91,8 +91,8 @@ class DeferredNoise:
 
     The augment stage never reads an additive condition's ``Result.noise`` (it measures the SNR
     from the stored output), and building it is two passes and a fresh float64 array per
-    utterance, a quarter of the time of mixing noise into it; the attack reads it once per
-    drawn noise.  ``y`` and ``x`` are held by reference: the result's audio and the condition's
+    utterance, about a quarter of a continuous-noise condition's time (measured: 35 of ~140 µs
+    for a 3.6 s clip); the attack reads it once per drawn noise.  ``y`` and ``x`` are held by reference: the result's audio and the condition's
     input must not be modified before the noise is read (nothing in the workflow does).
     """
 

@@ -86,7 +86,8 @@ class EnergyProfile:
     two block lookups plus the (< 2 blocks of) edge samples, instead of a pass over the stretch,
     and the whole clip's mean power is stored (:attr:`power`, equal to :func:`power` of the clip).
     The clip itself is not kept (a pool's clip cache stays the only owner): pass it to
-    :meth:`energy` again.  Stretch energies differ from :func:`sum_squares` of the stretch by
+    :meth:`energy` again.  (A condition that loops the clip keeps one loop period of it in
+    :attr:`derived`, about the clip's size, for short clips only.)  Stretch energies differ from :func:`sum_squares` of the stretch by
     float rounding only (relative ~1e-16 of the clip's total energy).
     """
 
