@@ -48,7 +48,7 @@ from _common import REPO  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
 from sernoise.augment import augment_shard  # noqa: E402
 from sernoise.conditions import build_condition  # noqa: E402
-from sernoise.conditions import snr as snr_mod  # noqa: E402
+from sernoise.conditions.snr import forget_active_levels  # noqa: E402
 from sernoise.config import load_config  # noqa: E402
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
 
@@ -163,7 +163,7 @@ def main() -> None:
                     out.mkdir(parents=True)
                     # each job of the workflow is a fresh process: no P.56 level it remembered
                     # (sernoise.conditions.snr keeps the last 64) survives into the next
-                    snr_mod._ACTIVE_CACHE.clear()
+                    forget_active_levels()
                     augment_shard(condition, rows, store, pool=pool, global_seed=config["seed"],
                                   noise=pools[pool], fillers=fillers, out_shard=str(out / "shard-000.h5"),
                                   out_params=str(out / "params-000.csv"), out_status=str(out / "status-000.json"),

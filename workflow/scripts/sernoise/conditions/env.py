@@ -153,7 +153,6 @@ def mix_at_snr(
     *,
     speech_power: float | None = None,
     noise_power: float | None = None,
-    x_span64: np.ndarray | None = None,
     deferred_noise: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Add ``segment`` to ``x`` from sample ``start`` at ``snr_db`` over the segment's span.
@@ -162,8 +161,7 @@ def mix_at_snr(
     span), ``gain`` the amplitude factor applied to ``segment``.
 
     The gain comes from float64 powers: ``speech_power`` (of ``x`` on the span) and
-    ``noise_power`` (of ``segment``) when the caller has them, else computed here (``x_span64``:
-    ``x[start:stop]`` as float64, if the caller has it).  The mix is
+    ``noise_power`` (of ``segment``) when the caller has them, else computed here.  The mix is
     float32: ``y = x + float32(gain·segment)`` on the span (the product in float32 for a float32
     segment, in float64 then rounded for a float64 one), ``y = x`` exactly outside it.  Against
     the float64 sum rounded once this differs by float32 rounding only (≤ 2 ulp of the larger
@@ -175,9 +173,7 @@ def mix_at_snr(
     x = np.asarray(x, dtype=np.float32)
     stop = start + segment.size
     if speech_power is None:
-        if x_span64 is None:
-            x_span64 = _as_float64(x[start:stop])
-        speech_power = power(x_span64)
+        speech_power = power(x[start:stop])  # float64 sums of the float32 samples
     if noise_power is None:
         noise_power = power(segment)
     gain = gain_for_powers(speech_power, noise_power, snr_db)
@@ -193,26 +189,8 @@ def mix_at_snr(
     else:
         y = x.copy()
         y[start:stop] += scaled
-    if deferred_noise:
-        return y, DeferredNoise(y, x, start, stop), gain
-    if x_span64 is None:
-        x_span64 = _as_float64(x[start:stop])
-    if start == 0 and stop == x.size:
-        added = y.astype(np.float64)
-        added -= x_span64
-    else:
-        added = np.zeros(x.size)  # y == x outside the span
-        span = added[start:stop]
-        span[...] = y[start:stop]
-        span -= x_span64
-    return y, added, gain
-
-
-def _as_float64(x: np.ndarray) -> np.ndarray:
-    """``x`` as float64 in this thread's scratch space (valid until the condition returns)."""
-    out = scratch(x.size, np.float64, "x64")
-    np.copyto(out, x)
-    return out
+    noise = DeferredNoise(y, x, start, stop)  # one definition of y − x, read now or later
+    return y, (noise if deferred_noise else noise.compute()), gain
 
 
 @functools.lru_cache(maxsize=16)

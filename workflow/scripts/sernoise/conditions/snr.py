@@ -202,6 +202,13 @@ def _active_power(x: np.ndarray, sr: int, utt_id: str) -> float:
     return value
 
 
+def forget_active_levels() -> None:
+    """Empty the remembered P.56 levels (:func:`_active_power`), as a fresh process starts
+    (benchmarks that run many jobs' work in one process call it between jobs)."""
+    with _ACTIVE_CACHE_LOCK:
+        _ACTIVE_CACHE.clear()
+
+
 def additive_snr(
     clean: np.ndarray,
     noisy: np.ndarray,
