@@ -27,7 +27,8 @@ from sernoise.attack.perturb import (
     draw_instance,
     search_knob,
 )
-from sernoise.attack.runner import AttackJob, noise_instances, run_job, select_utterances, usable_categories
+from sernoise.attack import runner
+from sernoise.attack.runner import AttackJob, noise_instances, run_job, run_jobs, select_utterances, usable_categories
 from sernoise.attack.settings import AttackConfigError, resolve
 from sernoise.attack.table5 import build_table5, plot_attack_budget, to_latex, to_markdown
 from sernoise.alignments import Segment
@@ -524,6 +525,40 @@ def test_job_rows_derived_from_the_largest_budget_equal_direct_runs():
         rows = rows.set_index("budget")
         assert list(rows.loc[["5", "15", "25"], "queries"] <= [5, 15, 25]) == [True] * 3
         assert rows.loc[["5", "15", "25", "inf"], "success"].is_monotonic_increasing  # success grows with the budget
+
+
+def test_attacks_run_together_give_each_its_own_rows_and_draw_each_instance_once(monkeypatch):
+    pool = FakePool()
+    utts = [(f"u{i}", speech(seconds=1.5 + 0.3 * i, seed=i), "s", i % 3) for i in range(3)]
+    threshold = energy_threshold_for(utts[0][1], (4, 5))
+    order = ["laugh", "fade", "nat", "hum"]
+    jobs = [make_job(noise_set="all", start_snr=10.0),
+            make_job(noise_set="all", knowledge="degradation", knowledge_order=order, start_snr=10.0),
+            make_job(categories=("nat", "fade"), noise_set="retaining", start_snr=10.0, batched=False)]
+    metas = [{"model": "stub", "fold": 1, "rep": 1}] * len(jobs)
+    drawn = []
+    real_draw = runner.draw_instance
+
+    def counting_draw(category, *args, **kwargs):
+        drawn.append(category)
+        return real_draw(category, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "draw_instance", counting_draw)
+    predictor = EnergyThreshold(threshold)
+    together, usage = run_jobs(jobs, predictor, utts, noise=pool, metas=metas)
+    # each utterance's instances are drawn once for the three attacks: 3 utterances x 3 runs x 4 categories
+    assert len(drawn) == 3 * 3 * 4
+    # one reference call per chunk for all of them, the rest each attack's own
+    assert predictor.calls == 1 + sum(u.calls for u in usage) and all(u.calls > 0 for u in usage)
+    drawn.clear()
+    for job, meta, frame in zip(jobs, metas, together):
+        alone = run_job(job, EnergyThreshold(threshold), utts, noise=pool, meta=meta)
+        pd.testing.assert_frame_equal(frame, alone)  # every column, model calls and computed samples included
+    assert len(drawn) == 3 * 3 * (4 + 4 + 2)  # alone, each attack draws its own
+    with pytest.raises(ValueError, match="3 attacks but 1 metas"):
+        run_jobs(jobs, predictor, utts, noise=pool, metas=metas[:1])
+    with pytest.raises(ValueError, match="3 attacks but 2 contexts"):
+        run_jobs(jobs, predictor, utts, noise=pool, contexts=[None, None])
 
 
 def test_select_utterances_is_a_seeded_sorted_subset():

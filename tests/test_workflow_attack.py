@@ -51,13 +51,19 @@ def test_dry_run_job_counts(attack_run):
 def test_one_job_logs_its_knowledge_then_each_attack(attack_run):
     workdir, _ = attack_run
     log = (workdir / "logs/ravdess/attack/tdnn/fold1/rep1/activation.log").read_text()
-    headers = re.findall(r"== (knowledge|attack \d+/\d+: noise set (\w+), knowledge (\w+)).* ==", log)
+    headers = re.findall(r"== (knowledge|attacks: (.*?)) ==", log)
     assert headers[0][0].startswith("knowledge")
-    assert [(s, k) for _, s, k in headers[1:]] == [(s, k) for s in SETS for k in KNOWLEDGE]
-    # each step's model calls are its own (the predictor's counts start from zero at every step)
-    calls = [int(n) for n in re.findall(r"done: (?:\d+ counted queries in )?(\d+) model calls", log)]
-    assert len(calls) == 1 + len(SETS) * len(KNOWLEDGE) and all(n > 0 for n in calls)
-    assert f"{sum(calls)} model calls in all" in log
+    assert headers[1][1].split(", ") == [f"{s}-{k}" for s in SETS for k in KNOWLEDGE]
+    # the knowledge step's model calls, then each attack's own (the attacks run together, utterance by
+    # utterance), and the clean references they share: together the job's total
+    knowledge = int(re.search(r"knowledge done: (\d+) model calls", log).group(1))
+    attacks = re.findall(r" (\w+)-(\w+): \d+ rows; .*?; \d+ counted queries in (\d+) model calls", log)
+    assert [(s, k) for s, k, _ in attacks] == [(s, k) for s in SETS for k in KNOWLEDGE]
+    assert knowledge > 0 and all(int(n) > 0 for _, _, n in attacks)
+    together, references = map(int, re.search(r"attacks done in [\d.]+ s: (\d+) model calls, (\d+) of them for "
+                                              r"the clean references", log).groups())
+    assert references > 0 and together == references + sum(int(n) for _, _, n in attacks)
+    assert f"{knowledge + together} model calls in all" in log
 
 
 def test_attack_results_one_row_per_utterance_run_and_budget(attack_run):

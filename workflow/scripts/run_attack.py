@@ -1,13 +1,16 @@
-"""Rule run_attack: every attack of one (model, fold, repetition, task), one after the other.
+"""Rule run_attack: every attack of one (model, fold, repetition, task), the knowledge step first.
 
-Steps, each written as soon as it is done:
+Steps:
 
 1. knowledge (when a knowledge setting is ``degradation``): the UAR drop per attack noise category on
    the fold's VALIDATION role, with TRAIN-pool noise (the attacker's optional knowledge; no test label
-   is read; see sernoise.attack.knowledge) -> ``knowledge.csv``;
-2. Algorithm 1 on the fold's test utterances for each (noise set, knowledge) of ``params.runs``, in
-   that order, with TEST-pool noise -> ``{noise_set}-{knowledge}.csv``; rows:
-   sernoise.attack.runner.RESULT_COLUMNS, one per (utterance, run, budget).
+   is read; see sernoise.attack.knowledge) -> ``knowledge.csv``, written when done;
+2. Algorithm 1 on the fold's test utterances for each (noise set, knowledge) of ``params.runs``, with
+   TEST-pool noise -> ``{noise_set}-{knowledge}.csv``; rows: sernoise.attack.runner.RESULT_COLUMNS, one
+   per (utterance, run, budget).  The attacks go through the utterances together, utterance by
+   utterance, and draw each noise instance once for all of them
+   (sernoise.attack.runner.run_jobs: the same rows as one attack at a time, the Rubber Band and SoX
+   perturbations computed once per job instead of once per attack); each file is written at the end.
 
 The attacked model is the ``attack.regime`` model of the fold and repetition.  The predictor, the
 manifest, the clean audio, the noise pools and the filler bank are loaded once for all steps
@@ -22,7 +25,7 @@ import pandas as pd
 
 from sernoise.attack.inputs import AttackInputs
 from sernoise.attack.knowledge import degradation_order, measure_degradation, read_knowledge, write_knowledge
-from sernoise.attack.runner import AttackJob, run_job, write_results
+from sernoise.attack.runner import AttackJob, run_jobs, write_results
 from sernoise.perception.partition import attack_settings_under_partition, optional_partition
 from sernoise.runlog import rule_log
 
@@ -51,21 +54,37 @@ def measure_knowledge(inputs: AttackInputs, settings: dict, seed: int, log) -> p
     return frame
 
 
-def attack(inputs: AttackInputs, settings: dict, noise_set: str, knowledge: str, order, meta: dict, seed: int,
-           log) -> pd.DataFrame:
-    """The rows of one (noise set, knowledge) attack on the fold's test utterances."""
-    data = inputs.step(role="test", limit=settings["max_utterances"], noise_pool="test",
-                       categories=settings["noise_sets"][noise_set])
-    log.info("fold %s: attacking %d of %d labelled test utterances", inputs.fold, len(data.utts),
+def attacks(inputs: AttackInputs, settings: dict, runs: list[tuple[str, str]], order, meta: dict, seed: int,
+            log) -> list[pd.DataFrame]:
+    """The rows of each (noise set, knowledge) attack of ``runs`` on the fold's test utterances."""
+    jobs, contexts, data = [], [], None
+    for noise_set, knowledge in runs:
+        data = inputs.step(role="test", limit=settings["max_utterances"], noise_pool="test",
+                           categories=settings["noise_sets"][noise_set])
+        if not data.categories:
+            raise ValueError(f"noise set {noise_set}: no category can be drawn from the test noise pool")
+        contexts.append(data.context)  # with the filler bank when this noise set inserts fillers
+        jobs.append(AttackJob(noise_set=noise_set, knowledge=knowledge, categories=data.categories,
+                              budgets=settings["budgets"], runs=settings["runs"], start_snr=settings["start_snr"],
+                              seed=seed, batched=settings["batch"],
+                              knowledge_order=order if knowledge == "degradation" else None))
+    # every step selects the same utterances (seeded by role and fold) and reads the same noise pool
+    log.info("fold %s: %d attacks on %d of %d labelled test utterances", inputs.fold, len(jobs), len(data.utts),
              len(data.candidates))
-    if not data.categories:
-        raise ValueError(f"noise set {noise_set}: no category can be drawn from the test noise pool")
-    job = AttackJob(noise_set=noise_set, knowledge=knowledge, categories=data.categories,
-                    budgets=settings["budgets"], runs=settings["runs"], start_snr=settings["start_snr"],
-                    seed=seed, batched=settings["batch"], knowledge_order=order if knowledge == "degradation" else None)
     utterances = ((u, x, speaker, data.labels[u]) for u, x, speaker in data.samples())
-    return run_job(job, data.predictor, utterances, noise=data.pool, meta=meta, log=log.info,
-                   context_for=data.context)
+    start, calls = time.perf_counter(), data.predictor.calls
+    frames, usage = run_jobs(jobs, data.predictor, utterances, noise=data.pool, metas=[meta] * len(jobs),
+                             log=log.info, contexts=contexts)
+    log.info("%d attacks done in %.1f s: %d model calls, %d of them for the clean references",
+             len(jobs), time.perf_counter() - start, data.predictor.calls - calls,
+             data.predictor.calls - calls - sum(u.calls for u in usage))
+    for (noise_set, knowledge), frame, used in zip(runs, frames, usage):
+        direct = frame[~frame["derived"].astype(bool)]
+        log.info("%s-%s: %d rows; success rate per budget: %s; %d counted queries in %d model calls (%d samples "
+                 "computed), %.1f s (instances another attack drew first are not counted here)",
+                 noise_set, knowledge, len(frame), frame.groupby("budget")["success"].mean().round(3).to_dict(),
+                 int(direct["queries"].sum()), used.calls, used.samples, used.seconds)
+    return frames
 
 
 with rule_log(snakemake) as log:
@@ -103,15 +122,8 @@ with rule_log(snakemake) as log:
         log.info("degradation order (validation UAR drop): %s", " > ".join(order))
 
     meta = {"model": wc.model, "regime": settings["regime"], "fold": int(wc.fold), "rep": int(wc.rep), "task": wc.task}
-    for step, ((noise_set, knowledge), path) in enumerate(zip(runs, results), start=1):
-        log.info("== attack %d/%d: noise set %s, knowledge %s ==", step, len(runs), noise_set, knowledge)
-        start = time.perf_counter()
-        frame = attack(inputs, settings, noise_set, knowledge, order, meta, p.seed, log)
+    log.info("== attacks: %s ==", ", ".join(f"{noise_set}-{knowledge}" for noise_set, knowledge in runs))
+    for frame, path in zip(attacks(inputs, settings, runs, order, meta, p.seed, log), results):
         write_results(frame, path)
-        direct = frame[~frame["derived"].astype(bool)]
-        log.info("%s-%s: %d rows; success rate per budget: %s", noise_set, knowledge, len(frame),
-                 frame.groupby("budget")["success"].mean().round(3).to_dict())
-        log.info("%s-%s done: %d counted queries in %s", noise_set, knowledge, int(direct["queries"].sum()),
-                 usage(predictor, start))
-        total_calls += predictor.calls
+    total_calls += predictor.calls
     log.info("job done in %.1f s: %d model calls in all", time.perf_counter() - job_start, total_calls)

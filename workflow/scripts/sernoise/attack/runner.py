@@ -16,12 +16,22 @@ Per (utterance, run):
 
 The reference (clean) labels come from one uncounted model call per chunk of utterances.
 
+Several attacks of one job (:func:`run_jobs`: the noise sets and knowledge settings of a
+``run_attack`` job) go through the utterances together, utterance by utterance, and share each
+utterance's drawn instances: an instance depends on the utterance, the run and the category only
+(step 1), and what it computes at a decrease (the rescaled noise, the searched knob, the Rubber
+Band or SoX output at a strength) does not depend on which attack asked first, so every attack's
+rows are those it gets alone (tests/test_attack.py), while the perturbations, most of them
+external processes, are computed once per job instead of once per attack.  The cache lives for
+one utterance, so a job's memory does not grow with the number of utterances.
+
 Rows (``RESULT_COLUMNS``), one per (utterance, run, budget); ``derived`` marks the budgets
 replayed from the largest one, whose row also carries ``model_calls`` and ``computed``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -127,13 +137,26 @@ def utterance_context(utt_id: str, speaker: str, noise=None, context_for: Callab
 
 
 def noise_instances(job: AttackJob, utt_id: str, x: np.ndarray, speaker: str, run: int, noise=None,
-                    context_for: Callable | None = None) -> tuple[list[NoiseInstance], list[str]]:
-    """The run's instances in attack order, and the reasons of categories left out."""
-    context = utterance_context(utt_id, speaker, noise, context_for)
+                    context_for: Callable | None = None,
+                    shared: dict | None = None) -> tuple[list[NoiseInstance], list[str]]:
+    """The run's instances in attack order, and the reasons of categories left out.
+
+    ``shared``: instances already drawn for this utterance ``x`` by other attacks of the job (see the
+    module docstring), keyed by everything a draw depends on; new draws are added to it.
+    """
+    context = None
     drawn, notes = {}, []
     for category, conditions in job.categories.items():
-        rng = rng_for(job.seed, "attack-instance", utt_id, run, category)
-        instance, reasons = draw_instance(category, conditions, x, context, rng, job.start_snr)
+        key = (utt_id, run, category, tuple(c.id for c in conditions), job.seed, job.start_snr)
+        if shared is not None and key in shared:
+            instance, reasons = shared[key]
+        else:
+            if context is None:
+                context = utterance_context(utt_id, speaker, noise, context_for)
+            rng = rng_for(job.seed, "attack-instance", utt_id, run, category)
+            instance, reasons = draw_instance(category, conditions, x, context, rng, job.start_snr)
+            if shared is not None:
+                shared[key] = (instance, reasons)
         if instance is None:
             notes.append(f"{utt_id} run {run}: no {category} instance ({'; '.join(reasons)})")
         else:
@@ -176,11 +199,11 @@ def _row(result: AttackResult, instances: list[NoiseInstance], true: int, derive
 
 def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.ndarray, speaker: str, true: int,
                      reference: int, noise=None, log: Callable[[str], None] | None = None,
-                     context_for: Callable | None = None) -> list[dict]:
-    """Rows of one utterance: every run × every budget."""
+                     context_for: Callable | None = None, shared: dict | None = None) -> list[dict]:
+    """Rows of one utterance: every run × every budget (``shared``: see :func:`noise_instances`)."""
     rows = []
     for run in range(1, job.runs + 1):
-        instances, notes = noise_instances(job, utt_id, x, speaker, run, noise, context_for)
+        instances, notes = noise_instances(job, utt_id, x, speaker, run, noise, context_for, shared)
         for note in notes:
             if log:
                 log(note)
@@ -198,24 +221,65 @@ def attack_utterance(job: AttackJob, predictor: Callable, utt_id: str, x: np.nda
     return rows
 
 
+@dataclass
+class AttackUsage:
+    """What one attack of :func:`run_jobs` spent: wall seconds in its utterances (the instances it drew
+    first included), and the predictor's calls and samples meanwhile (when the predictor counts them)."""
+
+    seconds: float = 0.0
+    calls: int = 0
+    samples: int = 0
+
+
 def run_job(job: AttackJob, predictor: Callable, utterances: Iterable[tuple[str, np.ndarray, str, int]], *,
             noise=None, meta: Mapping | None = None, chunk: int = 32, log: Callable[[str], None] | None = None,
             context_for: Callable | None = None) -> pd.DataFrame:
     """Attack every (utt_id, audio, speaker, true label) of ``utterances``; ``meta`` fills the job columns;
     ``context_for(utt_id, speaker)``: the conditions' context (alignments, fillers; default: noise pool only)."""
-    rows: list[dict] = []
+    frames, _ = run_jobs([job], predictor, utterances, noise=noise, metas=[meta], chunk=chunk, log=log,
+                         contexts=[context_for])
+    return frames[0]
+
+
+def run_jobs(jobs: Sequence[AttackJob], predictor: Callable, utterances: Iterable[tuple[str, np.ndarray, str, int]],
+             *, noise=None, metas: Sequence[Mapping | None] | None = None, chunk: int = 32,
+             log: Callable[[str], None] | None = None,
+             contexts: Sequence[Callable | None] | None = None) -> tuple[list[pd.DataFrame], list[AttackUsage]]:
+    """Several attacks on the same utterances, utterance by utterance, sharing each utterance's drawn
+    instances (module docstring): (one frame per job, as :func:`run_job` gives it alone; what each spent).
+    One reference (clean) model call per chunk of utterances serves every job.  ``metas`` and
+    ``contexts`` (each job's ``context_for`` of :func:`run_job`: a job whose categories insert fillers
+    has the filler bank in its context, another may not) are given per job."""
+    metas = list(metas) if metas is not None else [None] * len(jobs)
+    contexts = list(contexts) if contexts is not None else [None] * len(jobs)
+    for name, values in (("metas", metas), ("contexts", contexts)):
+        if len(values) != len(jobs):
+            raise ValueError(f"{len(jobs)} attacks but {len(values)} {name}")
+    rows: list[list[dict]] = [[] for _ in jobs]
+    usage = [AttackUsage() for _ in jobs]
     items = list(utterances)
     for start in range(0, len(items), chunk):
         part = items[start:start + chunk]
         references = [int(v) for v in predictor([x for _, x, _, _ in part])]  # the reference: not counted
         for (utt_id, x, speaker, true), reference in zip(part, references):
-            rows += attack_utterance(job, predictor, utt_id, x, speaker, true, reference, noise, log, context_for)
+            shared: dict = {}  # this utterance's instances, for every job
+            for job, job_rows, used, context_for in zip(jobs, rows, usage, contexts):
+                calls, samples = getattr(predictor, "calls", 0), getattr(predictor, "samples", 0)
+                tick = time.perf_counter()
+                job_rows += attack_utterance(job, predictor, utt_id, x, speaker, true, reference, noise, log,
+                                             context_for, shared)
+                used.seconds += time.perf_counter() - tick
+                used.calls += getattr(predictor, "calls", 0) - calls
+                used.samples += getattr(predictor, "samples", 0) - samples
         if log:
             log(f"{min(start + chunk, len(items))}/{len(items)} utterances attacked")
-    frame = pd.DataFrame(rows)
-    for key, value in {"noise_set": job.noise_set, "knowledge": job.knowledge, **dict(meta or {})}.items():
-        frame[key] = value
-    return frame.reindex(columns=RESULT_COLUMNS)
+    frames = []
+    for job, job_rows, meta in zip(jobs, rows, metas):
+        frame = pd.DataFrame(job_rows)
+        for key, value in {"noise_set": job.noise_set, "knowledge": job.knowledge, **dict(meta or {})}.items():
+            frame[key] = value
+        frames.append(frame.reindex(columns=RESULT_COLUMNS))
+    return frames, usage
 
 
 def write_results(frame: pd.DataFrame, path) -> None:
