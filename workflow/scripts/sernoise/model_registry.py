@@ -144,6 +144,7 @@ _TDNN = dict(
 _EDNN = dict(
     input="waveform", settings="ednn", tasks=("bins", "categorical"),
     train="sernoise.training.ednn_job:train", predict="sernoise.training.ednn_job:predict",
+    predict_runs="sernoise.training.ednn_job:predict_runs",
     attack="sernoise.attack.models:EdnnAttackPredictor.from_folder",
     model_files=("model.pt", "hparams.yaml"), embedding=True,
     resources={"train": {"mem_mb": 16000, "runtime": 720}, "predict": {"mem_mb": 16000, "runtime": 60}},

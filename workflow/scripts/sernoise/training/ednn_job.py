@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # load from the local folder only, before any HF import
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import functools  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -38,7 +39,9 @@ from sernoise.training.ednn import (  # noqa: E402
     read_utterances, save_trainable, store_utterances,
 )
 from sernoise.training.loop import resolve_device  # noqa: E402
-from sernoise.training.predict import labelled_test_utterances, predict_conditions, write_predictions  # noqa: E402
+from sernoise.training.predict import (  # noqa: E402
+    ScoredRun, labelled_test_utterances, predict_conditions_runs, write_predictions,
+)
 
 
 def library_versions() -> dict:
@@ -111,26 +114,50 @@ def train(smk) -> None:
 
 
 def predict(smk) -> None:
+    """The E-DNN's prediction of one run (``smk``: a one-run job or view)."""
     with rule_log(smk) as log:
-        wc, p, inp = smk.wildcards, smk.params, smk.input
-        torch.set_num_threads(int(smk.threads))
-        device = resolve_device(p.device)
-        hparams = yaml.safe_load(open(inp.hparams, encoding="utf-8"))
-        model = load_ednn(inp.model, hparams, check_backbone(hparams), save_path=p.save_path, device=device)
-        task = get_task(wc.task, smk.config)
-        test, labels = labelled_test_utterances(read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str}),
-                                                wc.fold, task, corpus=wc.corpus, config=smk.config)
-        log.info("fold %s: %d labelled test utterances; device %s", wc.fold, len(test), device)
+        predict_views(smk, [smk], log)
 
-        batch = int(p.settings.get("eval_batch_size", p.settings["batch_size"]))
-        amp = bool(p.settings.get("amp", True))
 
-        def score(store, utts: list[str]):
-            audio = read_utterances(store, utts)
-            return predict_proba(model, [audio[u] for u in utts], batch_size=batch, device=device, amp=amp)
+def predict_runs(smk, views, log) -> None:
+    """The model registry's ``predict_runs`` entry point: every run (``views``, sernoise.job_views) of a
+    ``predict_audio_model`` job in one pass over the test audio."""
+    predict_views(smk, views, log)
 
-        frames = predict_conditions([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), test, labels,
-                                    open_source=open_store, score=score, what="audio", log=log, classes=task.labels)
-        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, wc.rep, wc.task)
-        table = write_predictions(frames, smk.output[0], keys, task.labels)
-        log.info("%d predictions -> %s", len(table), smk.output[0])
+
+def predict_views(smk, views, log) -> None:
+    """Predictions of the E-DNNs of ``views`` (one prediction job's runs: the same fold, conditions and
+    audio datasets) with each condition's test audio read once for all of them (it was read once per
+    task: a third of a demo job); each view's file is the one :func:`predict` writes for it alone (the
+    same waveforms, order and batches)."""
+    wc, p, inp = smk.wildcards, smk.params, views[0].input
+    torch.set_num_threads(int(smk.threads))
+    device = resolve_device(p.device)
+    manifest, folds = read_manifest(inp.manifest), pd.read_csv(inp.folds, dtype={"group": str})
+    batch = int(p.settings.get("eval_batch_size", p.settings["batch_size"]))
+    amp = bool(p.settings.get("amp", True))
+    runs = []
+    for view in views:
+        hparams = yaml.safe_load(open(view.input.hparams, encoding="utf-8"))
+        model = load_ednn(view.input.model, hparams, check_backbone(hparams), save_path=p.save_path, device=device)
+        task = get_task(view.wildcards.task, smk.config)
+        test, labels = labelled_test_utterances(manifest, folds, wc.fold, task, corpus=wc.corpus, config=smk.config)
+        runs.append(ScoredRun(test, labels, tuple(task.labels), functools.partial(_score_audio, model, batch, device,
+                                                                                  amp)))
+        log.info("rep %s %s: fold %s: %d labelled test utterances; device %s", view.wildcards.rep,
+                 view.wildcards.task, wc.fold, len(test), device)
+    tick = time.perf_counter()
+    frames = predict_conditions_runs([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), runs,
+                                     open_source=open_store, read=read_utterances, what="audio", log=log)
+    seconds = time.perf_counter() - tick
+    for view, run, run_frames in zip(views, runs, frames):
+        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, view.wildcards.rep, view.wildcards.task)
+        table = write_predictions(run_frames, view.output[0], keys, run.classes)
+        log.info("%d predictions -> %s", len(table), view.output[0])
+    scored = sum(len(f) for run_frames in frames for f in run_frames)
+    log.info("%d utterances scored (%d models) in %.1f s: %.0f utterances/s", scored, len(runs), seconds,
+             scored / max(seconds, 1e-9))
+
+
+def _score_audio(model, batch: int, device, amp: bool, audio: dict, utts: list[str]):
+    return predict_proba(model, [audio[u] for u in utts], batch_size=batch, device=device, amp=amp)
