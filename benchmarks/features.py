@@ -10,7 +10,11 @@ Cases, on the shared RAVDESS utterances (actors 01-10, 16 kHz):
       shard (written untimed beforehand) and writing the feature archive (float16, gzip);
   (c) the same in a fresh process, start-up included: the interpreter, the job's imports, the
       Mel matrix and (b) (median of ``--repeat`` processes; Snakemake's script preamble not
-      included, see benchmarks/startup.py).
+      included, see benchmarks/startup.py);
+  (d) what a matched or mismatched T-DNN training loads: ``--scattered`` utterances drawn at random
+      from each of 26 archives (the demo's condition count; here 26 copies of (b)'s archive),
+      written with the archive's chunking (``features.CHUNK_FRAMES`` rows) and with the 8192 rows
+      used before, side by side (reading is HDF5 decompressing every chunk it touches).
 "x RT" = seconds of audio per wall second; the best of ``--repeat`` passes is reported
 (one untimed warm-up pass first: librosa import, Mel matrix, FFT plans).
 """
@@ -30,13 +34,15 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 # benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
 from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
-from sernoise.features import extract_store, log_mel_fbank  # noqa: E402
+from sernoise import features  # noqa: E402
+from sernoise.features import FeatureArchive, extract_store, log_mel_fbank, write_feature_archive  # noqa: E402
 from sernoise.prepare import prepare_shard  # noqa: E402
 
 
@@ -57,7 +63,9 @@ def fresh_process(tmp: Path) -> float:
 
 
 def main() -> None:
-    args = corpus_parser(__doc__.splitlines()[0], repeat=3).parse_args()
+    parser = corpus_parser(__doc__.splitlines()[0], repeat=3)
+    parser.add_argument("--scattered", type=int, default=15, help="utterances read from each archive in (d)")
+    args = parser.parse_args()
 
     paths = ravdess_files(args.data, args.limit)
     audio = [sf.read(p, dtype="float32")[0] for p in paths]
@@ -74,6 +82,7 @@ def main() -> None:
         job = best_of(args.repeat, lambda: extract_store(store, tmp / "features.h5"), warmup=True)
         size = (tmp / "features.h5").stat().st_size / 1e6
         fresh = statistics.median(fresh_process(tmp) for _ in range(args.repeat))
+        scattered = scattered_reads(tmp, FeatureArchive(tmp / "features.h5"), args.scattered, args.repeat)
 
     print(f"\n{'case':<44}{'s':>8}{'utt/s':>10}{'x RT':>9}")
     for name, t in (("(a) log_mel_fbank (audio in memory)", fbank),
@@ -81,6 +90,32 @@ def main() -> None:
                     ("(c) (b) in a fresh process, start-up included", fresh)):
         print(f"{name:<44}{t:>8.2f}{len(paths) / t:>10.0f}{seconds / t:>9.0f}")
     print(f"archive: {size:.1f} MB ({size * 1e6 / len(paths) / 1e3:.0f} kB per utterance)")
+    print(f"\n(d) {args.scattered} scattered utterances from each of {N_ARCHIVES} archives:")
+    for chunk, (t, mb) in scattered.items():
+        print(f"    chunks of {chunk:>5} rows: {t:.3f} s ({mb:.2f} MB per archive)")
+
+
+N_ARCHIVES = 26
+
+
+def scattered_reads(tmp: Path, archive, count: int, repeat: int) -> dict:
+    """chunk rows -> (best seconds to read ``count`` random utterances from each of N_ARCHIVES archives, MB)."""
+    items = list(archive.read_many(archive.utt_ids).items())
+    rng = np.random.default_rng(0)
+    picks = [list(rng.choice(archive.utt_ids, size=min(count, len(items)), replace=False)) for _ in range(N_ARCHIVES)]
+    result = {}
+    for chunk in (features.CHUNK_FRAMES, 8192):
+        saved, features.CHUNK_FRAMES = features.CHUNK_FRAMES, chunk
+        try:
+            paths = [tmp / f"scattered-{chunk}-{i}.h5" for i in range(N_ARCHIVES)]
+            for path in paths:
+                write_feature_archive(path, items)
+        finally:
+            features.CHUNK_FRAMES = saved
+        seconds = best_of(repeat, lambda paths=paths: [FeatureArchive(path).read_many(wanted)
+                                                       for path, wanted in zip(paths, picks)], warmup=True)
+        result[chunk] = (seconds, paths[0].stat().st_size / 1e6)
+    return result
 
 
 if __name__ == "__main__":
