@@ -27,7 +27,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from sernoise.corpora.manifest import read_manifest  # noqa: E402
-from sernoise.predictions import CLEAN, LABELS, prediction_keys  # noqa: E402
+from sernoise.predictions import CLEAN, LABELS  # noqa: E402
 from sernoise.pretrained import backbone_fingerprint  # noqa: E402
 from sernoise.runlog import rule_log  # noqa: E402
 from sernoise.tasks import get_task  # noqa: E402
@@ -40,7 +40,7 @@ from sernoise.training.ednn import (  # noqa: E402
 )
 from sernoise.training.loop import resolve_device  # noqa: E402
 from sernoise.training.predict import (  # noqa: E402
-    ScoredRun, labelled_test_utterances, predict_conditions_runs, write_predictions,
+    ScoredRun, labelled_test_utterances, predict_views_to_files,
 )
 
 
@@ -146,17 +146,8 @@ def predict_views(smk, views, log) -> None:
                                                                                   amp)))
         log.info("rep %s %s: fold %s: %d labelled test utterances; device %s", view.wildcards.rep,
                  view.wildcards.task, wc.fold, len(test), device)
-    tick = time.perf_counter()
-    frames = predict_conditions_runs([(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)), runs,
-                                     open_source=open_store, read=read_utterances, what="audio", log=log)
-    seconds = time.perf_counter() - tick
-    for view, run, run_frames in zip(views, runs, frames):
-        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, view.wildcards.rep, view.wildcards.task)
-        table = write_predictions(run_frames, view.output[0], keys, run.classes)
-        log.info("%d predictions -> %s", len(table), view.output[0])
-    scored = sum(len(f) for run_frames in frames for f in run_frames)
-    log.info("%d utterances scored (%d models) in %.1f s: %.0f utterances/s", scored, len(runs), seconds,
-             scored / max(seconds, 1e-9))
+    predict_views_to_files(smk, views, runs, [(CLEAN, inp.clean_index)] + list(zip(p.conditions, inp.indexes)),
+                           open_source=open_store, read=read_utterances, what="audio", log=log)
 
 
 def _score_audio(model, batch: int, device, amp: bool, audio: dict, utts: list[str]):

@@ -27,7 +27,9 @@ import yaml
 
 from sernoise.io import write_csv_atomic
 from sernoise.models.tdnn import TDNN, TDNNConfig
-from sernoise.predictions import CLEAN, KEY_COLUMNS, LABELS, prediction_columns, row_columns, score_columns
+from sernoise.predictions import (
+    CLEAN, KEY_COLUMNS, LABELS, prediction_columns, prediction_keys, row_columns, score_columns,
+)
 from sernoise.training.data import labels_of, load_norm, normalise, role_utterances
 from sernoise.training.loop import predict_proba
 
@@ -149,6 +151,24 @@ def predict_conditions_runs(sources, runs, *, open_source, read, what: str, log=
             log.info("%s: %d utterances%s in %.1f s", condition, max(map(len, present), default=0), models,
                      time.perf_counter() - tick)
     return frames
+
+
+def predict_views_to_files(smk, views, runs: list[ScoredRun], sources, *, open_source, read, what: str,
+                           log) -> None:
+    """The end of a family's ``predict_runs`` entry point: the runs (``runs``, one per view of the job
+    ``smk``, sernoise.job_views) scored in one pass over ``sources`` (:func:`predict_conditions_runs`),
+    each view's predictions file written, and the utterances scored per second logged."""
+    wc = smk.wildcards
+    tick = time.perf_counter()
+    frames = predict_conditions_runs(sources, runs, open_source=open_source, read=read, what=what, log=log)
+    seconds = time.perf_counter() - tick
+    for view, run, run_frames in zip(views, runs, frames):
+        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, view.wildcards.rep, view.wildcards.task)
+        table = write_predictions(run_frames, view.output[0], keys, run.classes)
+        log.info("%d predictions -> %s", len(table), view.output[0])
+    scored = sum(len(f) for run_frames in frames for f in run_frames)
+    log.info("%d utterances scored (%d models) in %.1f s: %.0f utterances/s", scored, len(runs), seconds,
+             scored / max(seconds, 1e-9))
 
 
 def predict_conditions(sources, test: list[str], labels: dict[str, int], *, open_source, score, what: str,

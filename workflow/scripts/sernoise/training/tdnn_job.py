@@ -20,7 +20,7 @@ import torch
 
 from sernoise.corpora.manifest import read_manifest
 from sernoise.features import FeatureArchive
-from sernoise.predictions import CLEAN, prediction_keys
+from sernoise.predictions import CLEAN
 from sernoise.runlog import rule_log
 from sernoise.tasks import get_task
 from sernoise.training.artifacts import (
@@ -29,8 +29,7 @@ from sernoise.training.artifacts import (
 from sernoise.training.data import archive_utterances, load_and_normalise, load_norm, save_norm
 from sernoise.training.loop import SequenceData, TrainSettings, grid_search, resolve_device
 from sernoise.training.predict import (
-    ScoredRun, labelled_test_utterances, load_model, predict_conditions_runs, predict_features, save_state,
-    write_predictions,
+    ScoredRun, labelled_test_utterances, load_model, predict_features, predict_views_to_files, save_state,
 )
 
 
@@ -135,18 +134,8 @@ def predict_views(smk, views, log, *, load=None) -> None:
         runs.append(ScoredRun(test, labels, tuple(task.labels), score))
         log.info("rep %s %s: %d labelled test utterances of fold %s; device %s", view.wildcards.rep,
                  view.wildcards.task, len(test), wc.fold, device)
-    tick = time.perf_counter()
-    frames = predict_conditions_runs([(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)), runs,
-                                     open_source=FeatureArchive, read=FeatureArchive.read_many, what="features",
-                                     log=log)
-    seconds = time.perf_counter() - tick
-    for view, run, run_frames in zip(views, runs, frames):
-        keys = prediction_keys(wc.corpus, wc.model, wc.regime, wc.fold, view.wildcards.rep, view.wildcards.task)
-        table = write_predictions(run_frames, view.output[0], keys, run.classes)
-        log.info("%d predictions -> %s", len(table), view.output[0])
-    scored = sum(len(f) for run_frames in frames for f in run_frames)
-    log.info("%d utterances scored (%d models) in %.1f s: %.0f utterances/s", scored, len(runs), seconds,
-             scored / max(seconds, 1e-9))
+    predict_views_to_files(smk, views, runs, [(CLEAN, inp.clean)] + list(zip(p.conditions, inp.conditions)),
+                           open_source=FeatureArchive, read=FeatureArchive.read_many, what="features", log=log)
 
 
 def _score_features(model, norm: tuple, device, features: dict, utts: list[str]):
