@@ -127,8 +127,8 @@ def predict_runs(smk, views, log) -> None:
 
 def predict_views(smk, views, log) -> None:
     """Predictions of the E-DNNs of ``views`` (one prediction job's runs: the same fold, conditions and
-    audio datasets) with each condition's test audio read once for all of them (it was read once per
-    task: a third of a demo job); each view's file is the one :func:`predict` writes for it alone (the
+    audio datasets) with each condition's test audio read once for all of them, not once per task (the
+    demo's jobs: 8 % less time); each view's file is the one :func:`predict` writes for it alone (the
     same waveforms, order and batches)."""
     wc, p, inp = smk.wildcards, smk.params, views[0].input
     torch.set_num_threads(int(smk.threads))
