@@ -41,8 +41,9 @@ import soundfile as sf  # noqa: E402
 # benchmarks/_common.py; importing it puts workflow/scripts on sys.path for sernoise
 from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise.audio_store import AudioStore  # noqa: E402
-from sernoise import features  # noqa: E402
-from sernoise.features import FeatureArchive, extract_store, log_mel_fbank, write_feature_archive  # noqa: E402
+from sernoise.features import (  # noqa: E402
+    CHUNK_FRAMES, FeatureArchive, extract_store, log_mel_fbank, write_feature_archive,
+)
 from sernoise.prepare import prepare_shard  # noqa: E402
 
 
@@ -104,14 +105,10 @@ def scattered_reads(tmp: Path, archive, count: int, repeat: int) -> dict:
     rng = np.random.default_rng(0)
     picks = [list(rng.choice(archive.utt_ids, size=min(count, len(items)), replace=False)) for _ in range(N_ARCHIVES)]
     result = {}
-    for chunk in (features.CHUNK_FRAMES, 8192):
-        saved, features.CHUNK_FRAMES = features.CHUNK_FRAMES, chunk
-        try:
-            paths = [tmp / f"scattered-{chunk}-{i}.h5" for i in range(N_ARCHIVES)]
-            for path in paths:
-                write_feature_archive(path, items)
-        finally:
-            features.CHUNK_FRAMES = saved
+    for chunk in (CHUNK_FRAMES, 8192):
+        paths = [tmp / f"scattered-{chunk}-{i}.h5" for i in range(N_ARCHIVES)]
+        for path in paths:
+            write_feature_archive(path, items, chunk_frames=chunk)
         seconds = best_of(repeat, lambda paths=paths: [FeatureArchive(path).read_many(wanted)
                                                        for path, wanted in zip(paths, picks)], warmup=True)
         result[chunk] = (seconds, paths[0].stat().st_size / 1e6)

@@ -113,8 +113,9 @@ def log_mel_fbank(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.log(np.maximum(energies, LOG_FLOOR)).astype(np.float32)
 
 
-def write_feature_archive(path, items, *, compression_level: int = 4) -> int:
-    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count."""
+def write_feature_archive(path, items, *, compression_level: int = 4, chunk_frames: int = CHUNK_FRAMES) -> int:
+    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count.  ``chunk_frames``:
+    rows per compressed chunk (the default for every archive of the workflow; other values for benchmarks)."""
     path = Path(path)
     utt_ids, blocks, offsets = [], [], [0]
     for utt_id, feats in items:
@@ -132,7 +133,7 @@ def write_feature_archive(path, items, *, compression_level: int = 4) -> int:
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_times=False) as f:
             if data.shape[0]:
-                chunks = (min(data.shape[0], CHUNK_FRAMES), N_MELS)
+                chunks = (min(data.shape[0], chunk_frames), N_MELS)
                 f.create_dataset("features", data=data, chunks=chunks, compression="gzip",
                                  compression_opts=compression_level, shuffle=True, track_times=False)
             else:  # a condition skipped for the whole corpus: HDF5 cannot chunk an empty dataset
