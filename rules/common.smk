@@ -280,12 +280,31 @@ def dataset_source(family):
 DATASET_SOURCES = sorted({dataset_source(PLAN.models[m]) for m in PLAN.models})
 
 
+def in_denoise_scope(condition):
+    """Whether the denoised arms cover ``condition`` (denoise.conditions; null: every condition)."""
+    scope = config["denoise"]["conditions"]
+    return scope is None or condition in scope
+
+
+def outside_denoise_scope_file(corpus, audio):
+    """The one empty feature archive that stands, in a denoised arm's dataset lists, for every condition
+    outside denoise.conditions (rule outside_denoise_scope_features)."""
+    return f"{feature_root(corpus, audio)}/outside_denoise_conditions.h5"
+
+
 def dataset_file(corpus, source, condition, pool):
     """The file that stands for a (condition, pool) dataset of ``source``: its feature archive, or its
-    audio's index.csv (which stands for its shards: the rule writing it takes every shard as input)."""
+    audio's index.csv (which stands for its shards: the rule writing it takes every shard as input).
+    A denoised source's condition outside denoise.conditions is the empty archive of
+    outside_denoise_scope_file: its training and prediction jobs find no utterance there, as in a
+    condition skipped on the corpus, and none of its audio is denoised (in the demo that was 144
+    denoising, 72 merging and 72 feature jobs that each wrote an empty dataset)."""
     if source == "waveform":
         return audio_dataset(corpus, condition, pool)[0]
-    return f"{feature_root(corpus, source.partition('-')[2] or 'raw')}/{condition}/{pool}.h5"
+    audio = source.partition("-")[2] or "raw"
+    if audio != "raw" and not in_denoise_scope(condition):
+        return outside_denoise_scope_file(corpus, audio)
+    return f"{feature_root(corpus, audio)}/{condition}/{pool}.h5"
 
 
 def dataset_list(corpus, source, listing):

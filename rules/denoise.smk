@@ -5,8 +5,10 @@
 # reason).  The {denoised} folder names the denoiser (sernoise.model_registry.DENOISED_AUDIO):
 # results/{corpus}/denoised/ is RNNoise's (tdnn_nr, the paper's), results/{corpus}/denoised_dfn3/
 # DeepFilterNet3's (tdnn_dfn3).  The feature stage reads them like any other dataset
-# (rules/features.smk).  denoise.conditions narrows the arms to a subset: the other conditions'
-# denoised datasets are written empty with status skipped.  Code: sernoise.denoise.
+# (rules/features.smk).  denoise.conditions narrows the arms to a subset: the arms' dataset lists
+# name one empty archive for the other conditions (rules/common.smk, dataset_file), so nothing asks
+# for their denoised datasets; one asked for by name is written empty with status skipped.  Code:
+# sernoise.denoise.
 
 
 rule denoise_dataset:

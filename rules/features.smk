@@ -65,3 +65,20 @@ use rule extract_features as extract_denoised_clean_features with:
         "logs/{corpus}/features/{denoised}/extract_denoised_clean_features.log",
     benchmark:
         "benchmarks/snakemake/{corpus}/features/{denoised}/extract_denoised_clean_features.tsv"
+
+
+rule outside_denoise_scope_features:
+    """The empty feature archive that a denoised arm's dataset lists name for every condition outside
+    denoise.conditions (rules/common.smk, dataset_file): one small job per denoised variant instead of
+    denoising, merging and extracting an empty dataset per (condition, pool, shard)."""
+    output:
+        "results/{corpus}/features/{denoised}/outside_denoise_conditions.h5",
+    log:
+        "logs/{corpus}/features/{denoised}/outside_denoise_scope_features.log",
+    localrule: True
+    conda:
+        "../envs/audio.yaml"
+    params:
+        conditions=lambda wc: [c for c in PLAN.conditions if not in_denoise_scope(c)],
+    script:
+        "../workflow/scripts/outside_denoise_scope_features.py"

@@ -3,8 +3,8 @@ DeepFilterNet3 over the clean corpus -> results/ravdess/denoised_dfn3/ -> its ow
 training and prediction -> its rows in Table 4, beside the (empty) paper arms.
 
 Kept small: the clean regime only, and denoise.conditions empty, so that DFN3 denoises the 360
-clean utterances only (the noise conditions are written as skipped datasets and their Table 4
-cells are "–").  What DFN3 does to noisy speech is tested in tests/test_denoise_dfn3.py."""
+clean utterances only (no noise condition is denoised: the arm's dataset lists name one empty
+archive for them, and their Table 4 cells are "–").  What DFN3 does to noisy speech is tested in tests/test_denoise_dfn3.py."""
 
 from __future__ import annotations
 
@@ -50,11 +50,15 @@ def test_dfn3_datasets_and_features(dfn3_run):
     assert status["denoise"]["options"] == {"atten_lim_db": 100, "engine": "onnxruntime"} and status["n_ok"] == len(manifest)
     params = pd.read_csv(results / "denoised_dfn3/clean/params.csv")
     assert (params["status"] == "ok").all() and params["vad_mean"].isna().all()
-    skipped = json.loads((results / f"denoised_dfn3/{NOISY}/test/status.json").read_text())
-    assert skipped["skipped"] and skipped["reason"].startswith("outside denoise.conditions")
+    # no condition is in denoise.conditions: none is denoised, the arm's lists name the one empty archive
+    assert sorted(p.name for p in (results / "denoised_dfn3").iterdir()) == ["clean"]
+    listing = json.loads((results / "datasets/features-denoised_dfn3/test.json").read_text())
+    outside = "results/ravdess/features/denoised_dfn3/outside_denoise_conditions.h5"
+    assert {d["file"] for d in listing["datasets"]} == {outside} and len(listing["datasets"]) > 1
+    assert len(FeatureArchive(workdir / outside)) == 0
     # the arm's features come from its own denoised audio; nothing of RNNoise's or the raw audio's was built
     assert set(FeatureArchive(results / "features/denoised_dfn3/clean.h5").utt_ids) == set(manifest["utt_id"])
-    assert not FeatureArchive(results / f"features/denoised_dfn3/{NOISY}/test.h5").utt_ids
+    assert not (results / f"features/denoised_dfn3/{NOISY}").exists()
     assert not (results / "denoised").exists() and not (results / "features/clean.h5").exists()
 
 

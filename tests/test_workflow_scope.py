@@ -55,6 +55,19 @@ def test_model_regimes_narrow_one_model_only(tmp_path, ravdess_root, noise_root)
     assert not re.search(r"models/tdnn_nr/mismatched", proc.stdout)
 
 
+def test_conditions_outside_denoise_scope_are_not_denoised_for_the_arm(tmp_path, ravdess_root, noise_root):
+    overlay = _overlay(ravdess_root, noise_root)
+    proc = run_snakemake(tmp_path, overlay, "-n", "results/ravdess/tables/table4.csv")
+    counts = _job_counts(proc.stdout)
+    # only env-nat-cont-snr10 is denoised (both pools); fade-in and reverb share one empty archive
+    assert "results/ravdess/denoised/env-nat-cont-snr10/train/" in proc.stdout
+    assert "results/ravdess/denoised/env-nat-cont-snr10/test/" in proc.stdout
+    assert not re.search(r"results/ravdess/(features/)?denoised/(fade-in|reverb)", proc.stdout)
+    assert counts["merge_denoised"] == 2 and counts["extract_denoised_features"] == 2
+    assert counts["outside_denoise_scope_features"] == 1
+    assert "results/ravdess/features/denoised/outside_denoise_conditions.h5" in proc.stdout
+
+
 def test_unknown_regime_kind_in_model_regimes_fails_before_any_job(tmp_path, ravdess_root, noise_root):
     overlay = _overlay(ravdess_root, noise_root)
     overlay["training"]["model_regimes"] = {"tdnn_nr": ["clean", "all"]}
@@ -64,6 +77,7 @@ def test_unknown_regime_kind_in_model_regimes_fails_before_any_job(tmp_path, rav
 
 
 def test_conditions_outside_denoise_scope_are_skipped_datasets(tmp_path, ravdess_root, noise_root):
+    # nothing of the arms asks for them (above); asked for by name, they are written empty with status skipped
     overlay = _overlay(ravdess_root, noise_root)
     targets = ["results/ravdess/features/denoised/fade-in/test.h5",
                "results/ravdess/denoised/fade-in/train/status.json"]
