@@ -11,10 +11,16 @@ import logging
 import sys
 import traceback
 
+from sernoise.allocator import use_heap_for_large_blocks
+
 
 @contextlib.contextmanager
 def rule_log(snakemake):
-    """Redirect stdout/stderr and the ``logging`` module to the rule's first log file."""
+    """Redirect stdout/stderr and the ``logging`` module to the rule's first log file.
+
+    Every rule job enters it first: it also sets up malloc for the job (:mod:`sernoise.allocator`).
+    """
+    use_heap_for_large_blocks()
     path = snakemake.log[0] if len(snakemake.log) else None
     if path is None:
         yield logging.getLogger("sernoise")
