@@ -26,12 +26,16 @@ import numpy as np
 from sernoise.allocator import use_heap_for_large_blocks
 applied = use_heap_for_large_blocks()
 
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
+libc = ctypes.CDLL(None)
+# mallinfo2 since glibc 2.33; mallinfo's int fields before (enough for these sizes)
+field = ctypes.c_size_t if hasattr(libc, "mallinfo2") else ctypes.c_int
+
+class MallInfo(ctypes.Structure):
+    _fields_ = [(name, field) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = MallInfo2
+mallinfo2 = libc.mallinfo2 if hasattr(libc, "mallinfo2") else libc.mallinfo
+mallinfo2.restype = MallInfo
 mapped = {}
 for mb in (4, 24, 40):
     before = mallinfo2().hblkhd
