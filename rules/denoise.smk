@@ -36,8 +36,7 @@ rule denoise_dataset:
     params:
         quality=config["denoise"]["quality"],
         # the clean corpus (denoise_clean: no condition) is always denoised
-        in_scope=lambda wc: config["denoise"]["conditions"] is None
-        or wc.get("condition") in [None, *config["denoise"]["conditions"]],
+        in_scope=lambda wc: wc.get("condition") is None or in_denoise_scope(wc.condition),
         prepare=config["prepare"],
         denoiser=denoiser_of,
         # the denoiser's own options (denoise.dfn3): changing them re-denoises its datasets only
