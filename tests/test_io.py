@@ -5,7 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sernoise.io import read_csv_checked, write_csv_atomic
+import subprocess
+import sys
+
+from sernoise.io import read_csv_checked, read_csv_text_columns, write_csv_atomic
 
 
 class MyError(ValueError):
@@ -35,6 +38,40 @@ def test_an_unreadable_file_names_the_file(tmp_path, content):
         path.write_text(content)
     with pytest.raises(MyError, match=r"broken\.csv: cannot be read as CSV"):
         read_csv_checked(path, ["a"], error=MyError)
+
+
+@pytest.mark.parametrize("content", [None, "", 'a,b\n"1,2\n', "a,b\n1,2,3\n", "a,b\n1\n"])
+def test_the_csv_module_reader_names_an_unreadable_file(tmp_path, content):
+    path = tmp_path / "broken.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(MyError, match=r"broken\.csv: cannot be read as CSV"):
+        read_csv_text_columns(path, ["a"], error=MyError)
+
+
+def test_the_csv_module_reader_gives_the_text_pandas_gives(tmp_path):
+    frame = pd.DataFrame({
+        "utt_id": ["007", "a,b", 'say "hi"', "é/ü", "NA", ""],
+        "shard": ["s-000.h5", "", "x\ny", "nan", "None", "s-001.h5"],
+        "duration": [1.5, 2.0, 0.25, 1e-3, 3.0, 4.0],
+    })
+    path = write_csv_atomic(frame, tmp_path / "index.csv")
+    expected = read_csv_checked(path, ["utt_id", "shard"], dtype=str, keep_default_na=False)
+    columns = read_csv_text_columns(path, ["shard", "utt_id"])
+    assert list(columns) == ["shard", "utt_id"]
+    assert columns["utt_id"] == expected["utt_id"].tolist() == frame["utt_id"].tolist()
+    assert columns["shard"] == expected["shard"].tolist() == frame["shard"].tolist()
+    with pytest.raises(MyError, match=r"index\.csv: missing manifest column\(s\) \['status'\]"):
+        read_csv_text_columns(path, ["utt_id", "status"], error=MyError, what="manifest ")
+    (tmp_path / "header.csv").write_text("utt_id,shard\n")
+    assert read_csv_text_columns(tmp_path / "header.csv", ["utt_id"]) == {"utt_id": []}
+
+
+def test_importing_the_module_does_not_import_pandas():
+    # Light jobs (feature extraction) read their CSVs without pandas: ~0.2 s of start-up each.
+    code = "import sys, sernoise.io, sernoise.audio_store; print('pandas' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_write_csv_atomic_leaves_no_temporary_file(tmp_path):

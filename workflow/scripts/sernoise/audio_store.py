@@ -51,7 +51,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from sernoise.io import read_csv_checked
+from sernoise.io import read_csv_text_columns
 
 FORMAT_VERSION = 1
 CHUNK_SAMPLES = 2**16
@@ -449,21 +449,24 @@ class AudioStore:
         index_csv = Path(index_csv)
         if not index_csv.is_file():
             raise AudioStoreError(f"{index_csv}: index file not found")
-        frame = read_csv_checked(index_csv, ["utt_id", "shard"], error=AudioStoreError,
-                                 dtype={"utt_id": str, "shard": str}, keep_default_na=False)
-        names = list(dict.fromkeys(frame["shard"].tolist()))
+        # The csv module, not pandas: a feature or augmentation job needs nothing else from pandas.
+        columns = read_csv_text_columns(index_csv, ["utt_id", "shard"], error=AudioStoreError)
+        utt_ids, shard_names = columns["utt_id"], columns["shard"]
+        names = list(dict.fromkeys(shard_names))
         store = cls([index_csv.parent / name for name in names])
-        in_index = set(frame["utt_id"])
+        in_index = set(utt_ids)
         in_shards = set(store._where)
-        if in_index != in_shards or len(frame) != len(in_index):
+        if in_index != in_shards or len(utt_ids) != len(in_index):
+            seen: set[str] = set()
+            duplicated = [u for u in utt_ids if u in seen or seen.add(u)]
             raise AudioStoreError(
                 f"{index_csv}: index does not match its shards "
                 f"(only in index: {sorted(in_index - in_shards)[:5]}, "
                 f"only in shards: {sorted(in_shards - in_index)[:5]}, "
-                f"duplicated in index: {frame['utt_id'][frame['utt_id'].duplicated()].tolist()[:5]})"
+                f"duplicated in index: {duplicated[:5]})"
             )
         # The shard named for each utt_id must be the one that holds it.
-        for u, name in zip(frame["utt_id"], frame["shard"]):
+        for u, name in zip(utt_ids, shard_names):
             holder = store.shards[store._where[u]].path
             if holder != index_csv.parent / name:
                 raise AudioStoreError(f"{index_csv}: {u!r} is listed in {name} but stored in {holder}")
