@@ -1,6 +1,8 @@
 """Log-Mel filterbank features and their archives (sernoise.features)."""
 
 import filecmp
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -171,3 +173,88 @@ def test_archive_rejects_bad_items(tmp_path):
     assert not (tmp_path / "d.h5").exists() and not (tmp_path / "d.h5.tmp").exists()
     with pytest.raises(FeatureError, match="does not exist"):
         FeatureArchive(tmp_path / "missing.h5")
+
+
+# ----------------------------------------------------------------------------- speed, same values
+
+
+def _log_mel_fbank_as_before(x):
+    """log_mel_fbank as written before its buffers were preallocated (scipy.fft.rfft, temporaries)."""
+    import scipy.fft
+
+    emphasised = np.empty_like(x)
+    emphasised[0] = x[0]
+    emphasised[1:] = x[1:] - features.PREEMPHASIS * x[:-1]
+    count = n_frames(x.size)
+    padded = np.zeros((count - 1) * HOP_LENGTH + WIN_LENGTH, dtype=np.float32)
+    padded[: x.size] = emphasised
+    frames = np.lib.stride_tricks.sliding_window_view(padded, WIN_LENGTH)[::HOP_LENGTH]
+    spectrum = scipy.fft.rfft(frames * features._window(), n=N_FFT, axis=1, workers=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) / N_FFT
+    energies = power @ features._mel_matrix().T
+    return np.log(np.maximum(energies, features.LOG_FLOOR)).astype(np.float32)
+
+
+def _clips():
+    rng = np.random.default_rng(7)
+    yield _tone(0.3, 440)
+    yield np.zeros(WIN_LENGTH + 3, dtype=np.float32)  # silence: every energy at the log floor
+    yield (0.01 * rng.standard_normal(WIN_LENGTH - 1)).astype(np.float32)  # shorter than one frame
+    yield (0.5 * rng.standard_normal(16000)).astype(np.float32)
+    yield np.clip(3 * rng.standard_normal(3 * HOP_LENGTH + WIN_LENGTH), -1, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("fast_fft", [True, False], ids=["pocketfft-loaded-directly", "scipy.fft.rfft"])
+def test_filterbanks_are_bit_identical_to_the_earlier_code(fast_fft, monkeypatch):
+    if not fast_fft:
+        monkeypatch.setattr(features, "_PUBLIC_FFT_ONLY", True)
+    for x in _clips():
+        got = log_mel_fbank(x)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, _log_mel_fbank_as_before(x))
+
+
+def test_filterbanks_of_real_speech_are_bit_identical_to_the_earlier_code(ravdess_root):
+    import soundfile as sf
+
+    for path in sorted(ravdess_root.glob("Actor_0[12]/*.wav"))[::6]:
+        x, sr = sf.read(path, dtype="float32")
+        assert sr == 16000
+        np.testing.assert_array_equal(log_mel_fbank(x), _log_mel_fbank_as_before(x), err_msg=path.name)
+
+
+def test_the_directly_loaded_pocketfft_is_scipys_rfft():
+    import scipy.fft
+
+    r2c = features._load_pocketfft_r2c()
+    assert r2c is not None, "SciPy's pypocketfft could not be loaded from its file (another SciPy layout?)"
+    frames = np.zeros((37, N_FFT), dtype=np.float32)
+    frames[:, :WIN_LENGTH] = np.random.default_rng(3).standard_normal((37, WIN_LENGTH))
+    got = r2c(frames, (1,), True, 0, None, 1)
+    np.testing.assert_array_equal(got, scipy.fft.rfft(frames[:, :WIN_LENGTH], n=N_FFT, axis=1, workers=1))
+    assert got.dtype == np.complex64
+
+
+def test_a_feature_job_imports_neither_pandas_nor_scipy_fft():
+    # extract_features.py's imports and one filterbank, in a fresh process: the two cost ~0.35 s of
+    # start-up per feature job
+    code = ("import sys\n"
+            "from sernoise.audio_store import AudioStore\n"
+            "from sernoise.features import FeatureError, extract_store, log_mel_fbank, write_feature_archive\n"
+            "from sernoise.io import read_csv_text_columns\n"
+            "from sernoise.runlog import rule_log\n"
+            "import numpy as np\n"
+            "log_mel_fbank(np.ones(16000, dtype=np.float32))\n"
+            "print(sorted(m for m in ('pandas', 'scipy.fft') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    script = (features.Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "extract_features.py").read_text()
+    assert "augmented_io" not in script and "pandas" not in script.split('"""')[-1]
+
+
+def test_extract_store_refuses_a_repeated_utterance(tmp_path):
+    with ShardWriter(tmp_path / "s.h5") as writer:
+        writer.add("u0", _tone(0.3, 300))
+    with pytest.raises(FeatureError, match="duplicate utt_id"):
+        extract_store(AudioStore([tmp_path / "s.h5"]), tmp_path / "dup.h5", utt_ids=["u0", "u0"])
+    assert not (tmp_path / "dup.h5").exists()
