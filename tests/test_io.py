@@ -59,6 +59,10 @@ def test_the_csv_module_reader_gives_the_text_pandas_gives(tmp_path):
     assert columns["shard"] == expected["shard"].tolist() == frame["shard"].tolist()
     with pytest.raises(MyError, match=r"index\.csv: missing manifest column\(s\) \['status'\]"):
         read_csv_text_columns(path, ["utt_id", "status"], error=MyError, what="manifest ")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffutt_id,shard\nu1,s.h5\n".encode("utf-8"))
+    assert read_csv_text_columns(bom, ["utt_id"]) == {"utt_id": ["u1"]}
+    assert read_csv_checked(bom, ["utt_id"])["utt_id"].tolist() == ["u1"]
     (tmp_path / "header.csv").write_text("utt_id,shard\n")
     assert read_csv_text_columns(tmp_path / "header.csv", ["utt_id"]) == {"utt_id": []}
 

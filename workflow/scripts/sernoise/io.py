@@ -53,7 +53,7 @@ def read_csv_text_columns(path, required_columns: Iterable[str], *, error: type[
     """
     required = list(required_columns)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a leading BOM is dropped, as pandas does
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
