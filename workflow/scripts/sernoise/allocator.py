@@ -10,7 +10,8 @@ and memory bandwidth, not as arithmetic: measured on the demo's 2-core machine (
 64 x 64-channel width-2 convolution over 64 x 374 frames took 17-18 ms with glibc's default
 policy and 6.5 ms with the threshold fixed at 32 MB (the same for 8 utterances once a larger block
 had been freed, which is why the default policy looked fine in some runs and not in others);
-scoring 120 test utterances with a demo T-DNN 0.20 -> 0.09 s; a demo training epoch ~9 % less CPU.
+scoring 120 test utterances with a demo T-DNN 0.20 -> 0.09 s of CPU; a demo training epoch 1-3 % less
+(benchmarks/allocator.py).
 
 :func:`use_heap_for_large_blocks` fixes the mmap threshold at glibc's own upper bound (32 MB)
 and the trim threshold (free memory kept at the top of the heap before it is given back) at twice

@@ -45,6 +45,7 @@ version bounds are fixed, nothing records a timestamp or a path), so Snakemake c
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -457,8 +458,7 @@ class AudioStore:
         in_index = set(utt_ids)
         in_shards = set(store._where)
         if in_index != in_shards or len(utt_ids) != len(in_index):
-            seen: set[str] = set()
-            duplicated = [u for u in utt_ids if u in seen or seen.add(u)]
+            duplicated = [u for u, count in Counter(utt_ids).items() if count > 1]
             raise AudioStoreError(
                 f"{index_csv}: index does not match its shards "
                 f"(only in index: {sorted(in_index - in_shards)[:5]}, "

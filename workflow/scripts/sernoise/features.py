@@ -120,12 +120,7 @@ def _load_pocketfft_r2c():
         return None
 
 
-_PUBLIC_FFT_ONLY = False
-
-
-def _use_public_fft_only() -> None:
-    global _PUBLIC_FFT_ONLY
-    _PUBLIC_FFT_ONLY = True
+_PUBLIC_FFT_ONLY = False  # set when the directly loaded r2c refused its arguments
 
 
 def _rfft(frames: np.ndarray) -> np.ndarray:
@@ -135,13 +130,14 @@ def _rfft(frames: np.ndarray) -> np.ndarray:
     SciPy's pocketfft in single precision: 2.3x NumPy's on these 512-point frames (float32 in both;
     the results differ by float32 rounding, in 0.002 % of the stored float16 values by one step).
     """
+    global _PUBLIC_FFT_ONLY
     r2c = None if _PUBLIC_FFT_ONLY else _pocketfft_r2c()
     if r2c is not None:
         try:
             # r2c(a, axes, forward, inorm, out, nthreads), as scipy.fft.rfft calls it (inorm 0: none)
             return r2c(frames, (1,), True, 0, None, 1)
         except TypeError:  # a SciPy whose binding takes other arguments: the public function from now on
-            _use_public_fft_only()
+            _PUBLIC_FFT_ONLY = True
     import scipy.fft
 
     return scipy.fft.rfft(frames, axis=1, workers=1)

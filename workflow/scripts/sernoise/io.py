@@ -36,10 +36,15 @@ def read_csv_checked(path, required_columns: Iterable[str], *, error: type[Excep
         frame = pd.read_csv(path, **read_csv)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise error(f"{path}: cannot be read as CSV ({exc})") from None
-    missing = [c for c in required_columns if c not in frame.columns]
+    _check_columns(path, frame.columns, required_columns, error, what)
+    return frame
+
+
+def _check_columns(path, present, required_columns: Iterable[str], error: type[Exception], what: str) -> None:
+    """``error`` naming the file and the required columns not in ``present`` (none: nothing)."""
+    missing = [c for c in required_columns if c not in present]
     if missing:
         raise error(f"{path}: missing {what}column(s) {missing}")
-    return frame
 
 
 def read_csv_text_columns(path, required_columns: Iterable[str], *, error: type[Exception] = ValueError,
@@ -58,9 +63,7 @@ def read_csv_text_columns(path, required_columns: Iterable[str], *, error: type[
             header = next(reader, None)
             if header is None:
                 raise error(f"{path}: cannot be read as CSV (no columns to parse from file)")
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise error(f"{path}: missing {what}column(s) {missing}")
+            _check_columns(path, header, required, error, what)
             positions = [header.index(c) for c in required]
             columns: dict[str, list[str]] = {c: [] for c in required}
             for row in reader:
