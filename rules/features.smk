@@ -25,6 +25,8 @@ rule extract_features:
     resources:
         mem_mb=3000,
         runtime=60,
+    params:
+        prepare=config["prepare"],
     script:
         "../workflow/scripts/extract_features.py"
 

@@ -75,7 +75,7 @@ def test_defaults_are_filled(base, schema):
         "sample_rate": 16000,
         "silence_peak": 1.0e-4,
         "max_reject_fraction": 0.01,
-        "compression": "gzip",
+        "compression": "bitshuffle-lz4",
         "compression_level": 4,
     }
     assert config["noise"]["categories"] == ["nat", "hum", "int", "laugh", "cry"]

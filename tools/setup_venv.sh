@@ -73,6 +73,6 @@ fi
 $PIP install -q "speechbrain==$SPEECHBRAIN_VERSION" huggingface_hub==2.4.0 "transformers==$TRANSFORMERS_VERSION"
 $PIP install -q --no-deps -e .
 "$VENV/bin/python" - <<'PY'
-import torch, torchaudio, speechbrain, snakemake, soundfile, h5py, transformers  # noqa: F401  (fail here, not in a job)
+import torch, torchaudio, speechbrain, snakemake, soundfile, h5py, hdf5plugin, transformers  # noqa: F401  (fail here, not in a job)
 print(f"[setup] ok: torch {torch.__version__}, torchaudio {torchaudio.__version__}, speechbrain {speechbrain.__version__}")
 PY

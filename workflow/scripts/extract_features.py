@@ -18,6 +18,9 @@ from sernoise.runlog import rule_log
 with rule_log(snakemake) as log:
     out = snakemake.output[0]
     start = time.perf_counter()
+    # The archive is compressed as the audio shards are (config prepare.compression, sernoise.hdf5_codecs).
+    codec = {"compression": snakemake.params.prepare["compression"],
+             "compression_level": snakemake.params.prepare["compression_level"]}
     if "status" in snakemake.input.keys():
         status = json.loads(open(snakemake.input.status, encoding="utf-8").read())
         wanted = None
@@ -37,7 +40,7 @@ with rule_log(snakemake) as log:
         store = AudioStore.from_index(snakemake.input.index)
         wanted = sorted(store.utt_ids)
     if store is None or not wanted:
-        count = write_feature_archive(out, [])
+        count = write_feature_archive(out, [], **codec)
     else:
-        count = extract_store(store, out, utt_ids=wanted, progress=log.info)
+        count = extract_store(store, out, utt_ids=wanted, progress=log.info, **codec)
     log.info("%d utterances -> %s in %.1f s", count, out, time.perf_counter() - start)

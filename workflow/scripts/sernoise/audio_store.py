@@ -7,7 +7,7 @@ HDF5 file holding many utterances back to back (the layout lhotse and similar to
 
 Shard layout (``format_version`` 1)::
 
-    /samples    int16  (total_samples,)  chunked (2**16 samples), compressed
+    /samples    int16  (total_samples,)  chunked (2**16 samples), compressed (sernoise.hdf5_codecs)
     /offsets    int64  (n + 1,)          utterance i is samples[offsets[i]:offsets[i+1]]
     /scales     float32 (n,)             value = int16 * scale
     /utt_ids    utf-8 str (n,)           stored order = order of ``ShardWriter.add`` calls
@@ -52,6 +52,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION, DEFAULT_LEVEL, dataset_filters
 from sernoise.io import read_csv_text_columns
 
 FORMAT_VERSION = 1
@@ -98,20 +99,6 @@ def dequantise(q: np.ndarray, scale: float) -> np.ndarray:
     return q.astype(np.float32) * np.float32(scale)
 
 
-def _compression_kwargs(path: Path, compression: str | None, level: int) -> dict:
-    if compression is None:
-        return {}
-    if compression == "gzip":
-        if not isinstance(level, (int, np.integer)) or not 1 <= int(level) <= 9:
-            raise ValueError(f"{path}: gzip compression_level must be an int in 1..9, got {level!r}")
-        # Byte shuffle groups the high bytes of the int16 samples: gzip then compresses
-        # speech noticeably better at no measurable cost.
-        return {"compression": "gzip", "compression_opts": int(level), "shuffle": True}
-    if compression == "lzf":
-        return {"compression": "lzf", "shuffle": True}
-    raise ValueError(f"{path}: unknown compression {compression!r} (use 'gzip', 'lzf' or None)")
-
-
 class ShardWriter:
     """Write one shard.  Use as a context manager.
 
@@ -125,8 +112,8 @@ class ShardWriter:
         path: str | os.PathLike,
         *,
         sample_rate: int = 16000,
-        compression: str | None = "gzip",
-        compression_level: int = 4,
+        compression: str | None = DEFAULT_COMPRESSION,
+        compression_level: int = DEFAULT_LEVEL,
         speech_levels: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -134,7 +121,7 @@ class ShardWriter:
         self.sample_rate = int(sample_rate)
         # P.56 active level of each stored utterance (see the module doc); None: not stored
         self._active_powers: list[float] | None = [] if speech_levels else None
-        filters = _compression_kwargs(self.path, compression, compression_level)
+        filters = dataset_filters(compression, compression_level, where=str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = h5py.File(self.tmp_path, "w", libver=LIBVER, track_times=False)
         # Resizable, so utterances can be appended without knowing the total in advance.

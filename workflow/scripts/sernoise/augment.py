@@ -43,6 +43,7 @@ from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import PARAM_PREFIX, reason_kind, write_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.conditions.base import SAMPLE_RATE, Condition, ConditionError, Context, SkipUtterance
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION
 from sernoise.quality import as_stored, measure_pesq, measure_stoi, meter_for, quality_for
 from sernoise.seeds import derive_seed
 
@@ -170,7 +171,7 @@ def skip_condition(
     out_shard,
     out_params,
     out_status=None,
-    compression: str | None = "gzip",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int = 4,
 ) -> dict:
     """Outputs of a condition this corpus cannot support: empty shard, header-only params, status."""
@@ -198,7 +199,7 @@ def augment_shard(
     out_status=None,
     quality: dict | None = None,
     manifest: pd.DataFrame | None = None,
-    compression: str | None = "gzip",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int = 4,
     progress: bool = True,
 ) -> dict:

@@ -113,6 +113,7 @@ import pandas as pd
 from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import merge_shards, merged_counts, read_params, write_status
 from sernoise.conditions import snr as snr_mod
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION
 from sernoise.io import write_csv_atomic
 from sernoise.predictions import CLEAN
 from sernoise.quality import METER_COLUMNS, QualityMeter, as_stored, measure_pesq, measure_stoi, meter_for, quality_for
@@ -672,7 +673,7 @@ def denoise_shard(
     source_params: pd.DataFrame | None = None,
     additive: bool = False,
     quality: dict | None = None,
-    compression: str | None = "gzip",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int = 4,
     progress=None,
     denoiser: str = "rnnoise",
@@ -758,7 +759,7 @@ def denoised_status(source_status: dict | None, counts: dict, *, condition: str,
 
 
 def skip_shard(source_status: dict, source_params: pd.DataFrame, *, out_shard, out_params, out_status,
-               condition: str, pool: str, compression: str | None = "gzip", compression_level: int = 4) -> dict:
+               condition: str, pool: str, compression: str | None = DEFAULT_COMPRESSION, compression_level: int = 4) -> dict:
     """Outputs for a source shard whose condition was skipped: empty shard, source statuses, status copied."""
     with ShardWriter(out_shard, compression=compression, compression_level=compression_level):
         pass

@@ -9,7 +9,7 @@ whole shards.  The last partial frame is zero padded (an utterance of n samples 
 Features of one (corpus, condition, pool) live in ONE chunked HDF5 archive (lhotse-style),
 never one file per utterance::
 
-    /features  float16 (total_frames, 40)  chunked, gzip
+    /features  float16 (total_frames, 40)  chunked, compressed as prepare.compression (sernoise.hdf5_codecs)
     /offsets   int64   (n + 1,)            utterance i is features[offsets[i]:offsets[i+1]]
     /utt_ids   utf-8   (n,)
     attrs: n_mels, win_length, hop_length, sample_rate, format_version
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION, DEFAULT_LEVEL, dataset_filters
 
 SAMPLE_RATE = 16000
 N_MELS = 40
@@ -175,9 +177,11 @@ def log_mel_fbank(x: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.log(energies, out=energies)
 
 
-def write_feature_archive(path, items, *, compression_level: int = 4, chunk_frames: int = CHUNK_FRAMES) -> int:
-    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count.  ``chunk_frames``:
-    rows per compressed chunk (the default for every archive of the workflow; other values for benchmarks)."""
+def write_feature_archive(path, items, *, compression: str | None = DEFAULT_COMPRESSION,
+                          compression_level: int = DEFAULT_LEVEL, chunk_frames: int = CHUNK_FRAMES) -> int:
+    """Write (utt_id, features) pairs to ``path`` atomically (via ``.tmp``); returns the count.  ``compression``:
+    one of :data:`sernoise.hdf5_codecs.COMPRESSIONS` (config ``prepare.compression``); ``chunk_frames``: rows per
+    compressed chunk (the default for every archive of the workflow; other values for benchmarks)."""
     path = Path(path)
     utt_ids, blocks, offsets = [], [], [0]
     for utt_id, feats in items:
@@ -188,23 +192,24 @@ def write_feature_archive(path, items, *, compression_level: int = 4, chunk_fram
         blocks.append(feats.astype(np.float16, copy=False))
         offsets.append(offsets[-1] + feats.shape[0])
     data = np.concatenate(blocks) if blocks else np.zeros((0, N_MELS), dtype=np.float16)
-    return _write_archive(path, utt_ids, data, offsets, compression_level=compression_level,
-                          chunk_frames=chunk_frames)
+    return _write_archive(path, utt_ids, data, offsets, compression=compression,
+                          compression_level=compression_level, chunk_frames=chunk_frames)
 
 
-def _write_archive(path: Path, utt_ids: list[str], data: np.ndarray, offsets, *, compression_level: int = 4,
+def _write_archive(path: Path, utt_ids: list[str], data: np.ndarray, offsets, *,
+                   compression: str | None = DEFAULT_COMPRESSION, compression_level: int = DEFAULT_LEVEL,
                    chunk_frames: int = CHUNK_FRAMES) -> int:
     """The archive of float16 ``data`` (total_frames, 40) whose utterance i is rows ``offsets[i]:offsets[i + 1]``."""
     if len(set(utt_ids)) != len(utt_ids):
         raise FeatureError(f"{path}: duplicate utt_id")
+    filters = dataset_filters(compression, compression_level, where=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_times=False) as f:
             if data.shape[0]:
                 chunks = (min(data.shape[0], chunk_frames), N_MELS)
-                f.create_dataset("features", data=data, chunks=chunks, compression="gzip",
-                                 compression_opts=compression_level, shuffle=True, track_times=False)
+                f.create_dataset("features", data=data, chunks=chunks, track_times=False, **filters)
             else:  # a condition skipped for the whole corpus: HDF5 cannot chunk an empty dataset
                 f.create_dataset("features", data=data, track_times=False)
             f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), track_times=False)
@@ -286,7 +291,8 @@ def _merge_rows(rows: list[int], offsets: np.ndarray, gap: int) -> list[tuple[in
     return [(first, last) for first, last in spans]
 
 
-def extract_store(store, path, *, utt_ids=None, progress=None) -> int:
+def extract_store(store, path, *, utt_ids=None, progress=None, compression: str | None = DEFAULT_COMPRESSION,
+                  compression_level: int = DEFAULT_LEVEL) -> int:
     """Features of every utterance of an AudioStore (or the given subset) into one archive.
 
     The audio is read shard by shard in stored order, in blocks of whole utterances (one
@@ -300,6 +306,7 @@ def extract_store(store, path, *, utt_ids=None, progress=None) -> int:
         raise FeatureError(f"{len(missing)} utterance(s) not in the audio store, e.g. {missing[:3]}")
     if len(set(wanted)) != len(wanted):
         raise FeatureError(f"{path}: duplicate utt_id")
+    dataset_filters(compression, compression_level, where=str(path))  # a bad value fails before any work
     # Every utterance's frame count is known from its stored length, so the features go straight
     # into the archive's float16 rows (the same rounding as astype) instead of one array each and
     # a concatenation at the end.
@@ -319,4 +326,5 @@ def extract_store(store, path, *, utt_ids=None, progress=None) -> int:
             done += 1
             if progress is not None and done % 500 == 0:
                 progress(f"{done}/{len(wanted)} utterances")
-    return _write_archive(Path(path), wanted, data, offsets)
+    return _write_archive(Path(path), wanted, data, offsets, compression=compression,
+                          compression_level=compression_level)

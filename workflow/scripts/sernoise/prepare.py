@@ -27,6 +27,7 @@ from tqdm import tqdm
 from sernoise.audio import TARGET_SR, load_checked
 from sernoise.audio_store import ShardWriter
 from sernoise.corpora.manifest import MANIFEST_COLUMNS, ManifestError, to_manifest_frame
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION
 
 INDEX_COLUMNS = ["utt_id", "shard", "duration", "sample_rate"]
 SHARD_REJECT_COLUMNS = ["utt_id", "path", "reason"]
@@ -96,7 +97,7 @@ def prepare_shard(
     *,
     target_sr: int = TARGET_SR,
     silence_peak: float = 1e-4,
-    compression: str | None = "gzip",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int = 4,
     progress: bool = True,
     log=None,
