@@ -33,5 +33,6 @@ rule build_noise_bank:
         bank=lambda wc: config["noise_banks"][wc.bank],
         test_fraction=config["noise"]["test_fraction"],
         seed=config["seed"],
+        prepare=config["prepare"],
     script:
         "../workflow/scripts/build_noise_bank.py"

@@ -16,6 +16,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +25,7 @@ import soundfile as sf
 from sernoise.audio_store import AudioStore
 from sernoise.corpora.manifest import MANIFEST_COLUMNS, read_manifest
 from sernoise.folds import check_folds
+from sernoise.hdf5_codecs import describe
 from sernoise.noise.bank import BANK_COLUMNS
 from workflow_helpers import REPO, SNAKEMAKE, module_run, run_snakemake, shared_overlay
 
@@ -65,6 +67,16 @@ def test_prepared_audio_is_the_source_audio(shared_run, ravdess_root):
         source, sr = sf.read(ravdess_root / f"Actor_{actor}" / f"{utt_id}.wav", dtype="float32")
         assert sr == 16000
         assert np.array_equal(store.read(utt_id), source)
+
+
+def test_shards_are_written_with_the_default_codec(shared_run):
+    # config.yaml's prepare.compression: the corpus shards and the noise bank's audio
+    workdir, _ = shared_run
+    paths = sorted((workdir / "results/ravdess/audio").glob("shard-*.h5")) + [workdir / "results/noise/shared/audio.h5"]
+    assert len(paths) == 3
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            assert describe(f["samples"]) == "bitshuffle-lz4", path
 
 
 def test_noise_bank_from_shared_data(shared_run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from sernoise.audio_store import AudioStore
 from sernoise.corpora.manifest import read_manifest
+from sernoise.hdf5_codecs import describe
 from workflow_helpers import (
     TINY_CONDITIONS,
     TINY_FOLDS,
@@ -37,6 +39,8 @@ def _overlay(ravdess_root, noise_root) -> dict:
                                     threads=1, sweep={"model": "tdnn_nr", "fractions": [50]})
     # replaces the demo's denoise section as a whole: every condition is denoised (config.yaml's default)
     overlay["denoise"] = {"quality": {"stoi": True, "pesq": False, "dnsmos": False, "pools": ["test"], "clean": False}}
+    # gzip instead of the default bitshuffle-LZ4: every stage that writes HDF5 must follow the config
+    overlay["prepare"] = {"compression": "gzip"}
     return overlay
 
 
@@ -94,6 +98,22 @@ def test_features_come_from_the_denoised_audio_only(nr_run):
     sweep = yaml.safe_load((results / "models/tdnn_nr/fraction-50/fold1/rep1/activation/hparams.yaml").read_text())
     assert sweep["regime_kind"] == "fraction"
     assert sweep["n_train_augmented"] == int(np.floor(0.5 * sweep["n_train_clean"] + 0.5))
+
+
+def test_every_shard_and_archive_has_the_configured_codec(nr_run):
+    workdir, _ = nr_run
+    results = workdir / "results/ravdess"
+    files = {"audio": sorted((results / "audio").glob("shard-*.h5")),
+             "augmented": sorted((results / "augmented").glob("*/*/shard-*.h5")),
+             "denoised": sorted((results / "denoised").glob("*/*/shard-*.h5"))
+             + sorted((results / "denoised/clean").glob("shard-*.h5")),
+             "features": [p for p in (results / "features").rglob("*.h5") if p.stat().st_size > 4096]}
+    for stage, paths in files.items():
+        assert paths, stage
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                dataset = f["samples"] if "samples" in f else f["features"]
+                assert describe(dataset) == "gzip", path
 
 
 def test_table4_and_sweep(nr_run):

@@ -13,5 +13,7 @@ with rule_log(snakemake) as log:
         snakemake.output.bank,
         snakemake.output.audio,
         rejects_out=snakemake.output.rejects,
+        compression=snakemake.params.prepare["compression"],
+        compression_level=snakemake.params.prepare["compression_level"],
     )
     log.info("%s", bank.groupby(["category", "split"]).size().to_string())

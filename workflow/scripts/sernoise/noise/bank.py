@@ -345,12 +345,14 @@ def check_split(frame: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------- build / read
 
 
-def build_bank(frame: pd.DataFrame, root, out_csv, out_audio, *, rejects_out, progress: bool = True) -> pd.DataFrame:
+def build_bank(frame: pd.DataFrame, root, out_csv, out_audio, *, rejects_out, progress: bool = True,
+               compression: str | None = "bitshuffle-lz4", compression_level: int = 4) -> pd.DataFrame:
     """Load every file (16 kHz mono), store it in one shard, and write ``bank.csv`` and the rejects list.
 
     Unreadable or silent files are written to ``rejects_out`` (``file,reason``) and dropped.
     Files are processed in ``file`` order and durations rounded to 4 decimals, so the same
-    inputs give byte-identical outputs.  Returns the final bank frame.
+    inputs give byte-identical outputs.  ``compression``: the shard's codec (config
+    ``prepare.compression``, :mod:`sernoise.hdf5_codecs`).  Returns the final bank frame.
     """
     # Imported here so that scanning and splitting work without the audio stack.
     from sernoise.audio import load_checked
@@ -367,7 +369,8 @@ def build_bank(frame: pd.DataFrame, root, out_csv, out_audio, *, rejects_out, pr
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     keep, durations, rejects = [], [], []
     total = len(frame)
-    with ShardWriter(out_audio, sample_rate=SAMPLE_RATE) as writer:
+    with ShardWriter(out_audio, sample_rate=SAMPLE_RATE, compression=compression,
+                     compression_level=compression_level) as writer:
         for i, rel in enumerate(frame["file"]):
             x, _orig_sr, reason = load_checked(root / rel, target_sr=SAMPLE_RATE)
             if x is None:
