@@ -352,7 +352,8 @@ def build_bank(frame: pd.DataFrame, root, out_csv, out_audio, *, rejects_out, pr
     Unreadable or silent files are written to ``rejects_out`` (``file,reason``) and dropped.
     Files are processed in ``file`` order and durations rounded to 4 decimals, so the same
     inputs give byte-identical outputs.  ``compression``: the shard's codec (config
-    ``prepare.compression``, :mod:`sernoise.hdf5_codecs`).  Returns the final bank frame.
+    ``prepare.compression``; the default is :data:`sernoise.hdf5_codecs.DEFAULT_COMPRESSION`, written
+    out because this module does not import h5py).  Returns the final bank frame.
     """
     # Imported here so that scanning and splitting work without the audio stack.
     from sernoise.audio import load_checked
