@@ -148,7 +148,6 @@ def main() -> None:
                               progress=False)
 
     prep = config["prepare"]
-    compression = None if prep["compression"] == "none" else prep["compression"]
     table: dict[str, dict[str, float]] = {cid: {} for cid in ids}
     totals = {}
     for mode in modes:
@@ -167,7 +166,7 @@ def main() -> None:
                     augment_shard(condition, rows, store, pool=pool, global_seed=config["seed"],
                                   noise=pools[pool], fillers=fillers, out_shard=str(out / "shard-000.h5"),
                                   out_params=str(out / "params-000.csv"), out_status=str(out / "status-000.json"),
-                                  quality=quality, manifest=manifest, compression=compression,
+                                  quality=quality, manifest=manifest, compression=prep["compression"],
                                   compression_level=prep["compression_level"], progress=False)
                 spent = cpu_seconds() - tick
                 table[cid][mode] = spent

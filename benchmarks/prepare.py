@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from sernoise.audio_store import AudioShard  # noqa: E402
+from sernoise.hdf5_codecs import COMPRESSIONS, DEFAULT_COMPRESSION  # noqa: E402
 from sernoise.prepare import prepare_shard  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def _convert_48k_stereo_24bit(paths: list[Path], out_dir: Path) -> list[Path]:
     return out
 
 
-def _run(label: str, paths: list[Path], work: Path, compression: str | None) -> dict:
+def _run(label: str, paths: list[Path], work: Path, compression: str) -> dict:
     rows = pd.DataFrame({"utt_id": [p.stem for p in paths], "path": [str(p) for p in paths]})
     shard = work / f"{label}.h5"
     stats = prepare_shard(rows, shard, work / f"{label}_index.csv", work / f"{label}_rejects.csv",
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
                         help="shared data folder (default: ../shared/data relative to the repository root)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N files")
-    parser.add_argument("--compression", default="gzip", choices=["gzip", "lzf", "none"])
+    parser.add_argument("--compression", default=DEFAULT_COMPRESSION, choices=COMPRESSIONS)
     args = parser.parse_args()
 
     root = args.data / "ravdess" / "Audio_Speech_Actors_01-24"
@@ -92,7 +93,6 @@ def main() -> None:
         sys.exit(f"{root}: no RAVDESS wav files found (pass --data)")
     if args.limit:
         paths = paths[: args.limit]
-    compression = None if args.compression == "none" else args.compression
 
     with tempfile.TemporaryDirectory(prefix="sernoise_bench_") as tmp:
         tmp = Path(tmp)
@@ -100,12 +100,12 @@ def main() -> None:
         converted_dir.mkdir()
         converted = _convert_48k_stereo_24bit(paths, converted_dir)
         # Warm-up (imports, page cache, soxr plan) so case (a) is not charged for it.
-        _run("warmup", paths[:5], tmp, compression)
-        _run("warmup48", converted[:5], tmp, compression)
+        _run("warmup", paths[:5], tmp, args.compression)
+        _run("warmup48", converted[:5], tmp, args.compression)
 
         results = [
-            _run("a_16k_mono_16bit", paths, tmp, compression),
-            _run("b_48k_stereo_24bit", converted, tmp, compression),
+            _run("a_16k_mono_16bit", paths, tmp, args.compression),
+            _run("b_48k_stereo_24bit", converted, tmp, args.compression),
         ]
         read_per_utt, read_bulk = _read_back(tmp / "a_16k_mono_16bit.h5")
 

@@ -10,7 +10,6 @@ with rule_log(snakemake) as log:
     wc = snakemake.wildcards
     condition = build_condition(wc.condition, snakemake.params.spec, snr_reference=snakemake.params.snr_reference)
     prep = snakemake.params.prepare
-    compression = None if prep["compression"] == "none" else prep["compression"]
     manifest = read_manifest(snakemake.input.manifest)
     store = AudioStore([snakemake.input.shard])
     rows = manifest[manifest["utt_id"].isin(set(store.utt_ids))].reset_index(drop=True)
@@ -40,7 +39,7 @@ with rule_log(snakemake) as log:
         out_status=snakemake.output.status,
         quality=snakemake.params.quality,
         manifest=manifest,
-        compression=compression,
+        compression=prep["compression"],
         compression_level=prep["compression_level"],
     )
     log.info("status: %s", status)

@@ -17,7 +17,7 @@ OUT_OF_SCOPE = "outside denoise.conditions: the noise-robust T-DNN arms do not c
 
 with rule_log(snakemake) as log:
     wc, inp, out, p = snakemake.wildcards, snakemake.input, snakemake.output, snakemake.params
-    compression = None if p.prepare["compression"] == "none" else p.prepare["compression"]
+    compression = p.prepare["compression"]  # sernoise.hdf5_codecs.COMPRESSIONS
     level = p.prepare["compression_level"]
     condition = getattr(wc, "condition", CLEAN)
     pool = getattr(wc, "pool", None)

@@ -16,7 +16,7 @@ with rule_log(snakemake) as log:
         snakemake.output.rejects,
         target_sr=prep["sample_rate"],
         silence_peak=prep["silence_peak"],
-        compression=None if prep["compression"] == "none" else prep["compression"],
+        compression=prep["compression"],
         compression_level=prep["compression_level"],
     )
     log.info("shard %s: %s", snakemake.wildcards.shard, stats)

@@ -43,7 +43,7 @@ from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import PARAM_PREFIX, reason_kind, write_params, write_status
 from sernoise.conditions import snr as snr_mod
 from sernoise.conditions.base import SAMPLE_RATE, Condition, ConditionError, Context, SkipUtterance
-from sernoise.hdf5_codecs import DEFAULT_COMPRESSION
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION, DEFAULT_LEVEL
 from sernoise.quality import as_stored, measure_pesq, measure_stoi, meter_for, quality_for
 from sernoise.seeds import derive_seed
 
@@ -172,7 +172,7 @@ def skip_condition(
     out_params,
     out_status=None,
     compression: str | None = DEFAULT_COMPRESSION,
-    compression_level: int = 4,
+    compression_level: int = DEFAULT_LEVEL,
 ) -> dict:
     """Outputs of a condition this corpus cannot support: empty shard, header-only params, status."""
     with ShardWriter(out_shard, compression=compression, compression_level=compression_level):
@@ -200,7 +200,7 @@ def augment_shard(
     quality: dict | None = None,
     manifest: pd.DataFrame | None = None,
     compression: str | None = DEFAULT_COMPRESSION,
-    compression_level: int = 4,
+    compression_level: int = DEFAULT_LEVEL,
     progress: bool = True,
 ) -> dict:
     """Apply ``condition`` to every utterance of ``rows`` (manifest rows), reading clean audio from ``store``.

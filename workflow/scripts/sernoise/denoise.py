@@ -113,7 +113,7 @@ import pandas as pd
 from sernoise.audio_store import ShardWriter
 from sernoise.augmented_io import merge_shards, merged_counts, read_params, write_status
 from sernoise.conditions import snr as snr_mod
-from sernoise.hdf5_codecs import DEFAULT_COMPRESSION
+from sernoise.hdf5_codecs import DEFAULT_COMPRESSION, DEFAULT_LEVEL
 from sernoise.io import write_csv_atomic
 from sernoise.predictions import CLEAN
 from sernoise.quality import METER_COLUMNS, QualityMeter, as_stored, measure_pesq, measure_stoi, meter_for, quality_for
@@ -674,7 +674,7 @@ def denoise_shard(
     additive: bool = False,
     quality: dict | None = None,
     compression: str | None = DEFAULT_COMPRESSION,
-    compression_level: int = 4,
+    compression_level: int = DEFAULT_LEVEL,
     progress=None,
     denoiser: str = "rnnoise",
     options: dict | None = None,
@@ -759,7 +759,7 @@ def denoised_status(source_status: dict | None, counts: dict, *, condition: str,
 
 
 def skip_shard(source_status: dict, source_params: pd.DataFrame, *, out_shard, out_params, out_status,
-               condition: str, pool: str, compression: str | None = DEFAULT_COMPRESSION, compression_level: int = 4) -> dict:
+               condition: str, pool: str, compression: str | None = DEFAULT_COMPRESSION, compression_level: int = DEFAULT_LEVEL) -> dict:
     """Outputs for a source shard whose condition was skipped: empty shard, source statuses, status copied."""
     with ShardWriter(out_shard, compression=compression, compression_level=compression_level):
         pass
