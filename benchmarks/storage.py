@@ -5,8 +5,10 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/storage.py [--data ../shared/data] [--limit 600] [--repeat 4]
 
 The data are what the workflow stores: the RAVDESS utterances as an audio shard's int16 samples
-(``ShardWriter``'s 2**16-sample chunks) and their 40-d log-Mel features as a feature archive's
-float16 rows (``features.CHUNK_FRAMES``-row chunks).  Each codec writes the whole dataset with
+(``ShardWriter``'s 2**16-sample chunks), their 40-d log-Mel features as a feature archive's
+float16 rows (``features.CHUNK_FRAMES``-row chunks) and their log spectrograms as the Latif
+stage's float16 segments (``latif.spectrogram.CHUNK_SEGMENTS`` segments of 256 frames x 128 bins
+a chunk, config.yaml's ``latif.context`` and ``hop``).  Each codec writes the whole dataset with
 ``h5py`` and reads it back (best of ``--repeat``; the read is checked equal to the data).  The
 codecs of config ``prepare.compression`` (``sernoise.hdf5_codecs``) come first, then other
 hdf5plugin filters measured as alternatives (Blosc2 with LZ4 or Zstandard and byte shuffle,
@@ -32,6 +34,7 @@ from _common import best_of, corpus_parser, ravdess_files  # noqa: E402
 from sernoise.audio_store import CHUNK_SAMPLES, quantise  # noqa: E402
 from sernoise.features import CHUNK_FRAMES, log_mel_fbank  # noqa: E402
 from sernoise.hdf5_codecs import COMPRESSIONS, dataset_filters  # noqa: E402
+from sernoise.latif.spectrogram import CHUNK_SEGMENTS, CONTEXT, log_spectrogram, segment  # noqa: E402
 
 ALTERNATIVES = {
     "blosc2-lz4 (shuffle)": lambda: dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE)),
@@ -68,13 +71,16 @@ def main() -> None:
     seconds = sum(len(x) for x in audio) / 16000
     samples = np.concatenate([quantise(x)[0] for x in audio])
     features = np.concatenate([log_mel_fbank(x) for x in audio]).astype(np.float16)
+    segments = np.concatenate([segment(log_spectrogram(x, 16000), CONTEXT) for x in audio]).astype(np.float16)
     print(f"{len(paths)} utterances, {seconds:.0f} s of audio: {samples.nbytes / 1e6:.1f} MB of int16 samples, "
-          f"{features.nbytes / 1e6:.1f} MB of float16 features; 1 core")
+          f"{features.nbytes / 1e6:.1f} MB of float16 features, {segments.nbytes / 1e6:.1f} MB of float16 "
+          f"spectrogram segments ({len(segments)}); 1 core")
     codecs = {name: dataset_filters(name) for name in COMPRESSIONS}
     codecs.update({f"{name} (not offered)": make() for name, make in ALTERNATIVES.items()})
     with tempfile.TemporaryDirectory() as tmp:
         for what, data, chunks in (("audio shard samples", samples, (CHUNK_SAMPLES,)),
-                                   ("feature archive rows", features, (CHUNK_FRAMES, features.shape[1]))):
+                                   ("feature archive rows", features, (CHUNK_FRAMES, features.shape[1])),
+                                   ("Latif segment archive", segments, (CHUNK_SEGMENTS,) + segments.shape[1:])):
             results = {name: measure(Path(tmp), name, data, chunks, filters, args.repeat)
                        for name, filters in codecs.items()}
             gzip_write, gzip_read, gzip_mb = results["gzip"]

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
+from sernoise.hdf5_codecs import COMPRESSIONS, describe
 from sernoise.latif import spectrogram as sp
 from sernoise.latif.spectrogram import (
     N_BINS,
@@ -141,8 +142,33 @@ def test_archive_round_trip_and_labels(tmp_path):
     assert data.segment_labels.tolist() == [0] * 3 + [3] + [1] * 22 + [2] * 15
     assert data.segment_utt_ids[:5] == ["utt00"] * 3 + ["utt01", "utt02"]
     with h5py.File(tmp_path / "a.h5", "r") as f:
-        assert f["segments"].chunks[0] == sp.CHUNK_SEGMENTS and f["segments"].compression == "gzip"
+        assert f["segments"].chunks[0] == sp.CHUNK_SEGMENTS
+        assert describe(f["segments"]) == "gzip"  # kept on gzip by default (sernoise.latif.spectrogram)
         assert int(f.attrs["context"]) == CONTEXT and int(f.attrs["n_bins"]) == N_BINS
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_codec_stores_the_same_segments(tmp_path, compression):
+    items = _items(np.random.default_rng(4))
+    write_segment_archive(tmp_path / "gzip.h5", items, context=CONTEXT, compression="gzip")
+    write_segment_archive(tmp_path / "x.h5", items, context=CONTEXT, compression=compression)
+    write_segment_archive(tmp_path / "y.h5", items, context=CONTEXT, compression=compression)
+    assert filecmp.cmp(tmp_path / "x.h5", tmp_path / "y.h5", shallow=False)  # same bytes twice
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        assert describe(f["segments"]) == compression
+    ours, reference = read_segment_archive(tmp_path / "x.h5"), read_segment_archive(tmp_path / "gzip.h5")
+    assert np.array_equal(ours.segments, reference.segments) and ours.utt_ids == reference.utt_ids
+
+
+@pytest.mark.parametrize("compression, level, message", [
+    ("zstd", 4, "unknown compression 'zstd'"),
+    ("gzip", 0, "gzip compression_level must be an int in 1..9"),
+])
+def test_a_bad_codec_is_named_before_any_file(tmp_path, compression, level, message):
+    with pytest.raises(SpectrogramError, match=message):
+        write_segment_archive(tmp_path / "x.h5", _items(np.random.default_rng(5)), context=CONTEXT,
+                              compression=compression, compression_level=level)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_same_input_gives_identical_bytes(tmp_path):

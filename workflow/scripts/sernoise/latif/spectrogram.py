@@ -46,6 +46,14 @@ sernoise.audio_store do)::
     /labels    int64   (n,)      the utterance's class index (each of its segments carries it)
     attrs: context, n_bins, n_fft, win_length, hop_length, sample_rate, format_version
 
+gzip, not ``prepare.compression``'s bitshuffle-LZ4 of the audio shards and T-DNN feature archives:
+measured on 600 RAVDESS utterances (``benchmarks/storage.py``, 1,200 segments, 78.6 MB of float16),
+bitshuffle-LZ4 writes them 11x and reads them 5x faster but stores 65 % more (50.5 MB against
+30.6 MB).  The 1.2 s of CPU it would save per 600 utterances is close to what their STFTs and
+segmenting cost (1.4 s), but a few seconds per spectrogram job in a stage whose every training run
+takes minutes (and reads each archive once), so the smaller files win.  :func:`write_segment_archive` takes
+any codec of :data:`sernoise.hdf5_codecs.COMPRESSIONS`.
+
 float16 keeps about three significant digits of log powers (whose spread within a bin is several
 units), at half the size of float32.  A chunk of 16 default segments is 1 MiB, the HDF5 default
 chunk cache, so sequential reads decompress each chunk once.  The same items written in the same
@@ -63,6 +71,7 @@ import h5py
 import numpy as np
 
 from sernoise.features import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH, n_frames
+from sernoise.hdf5_codecs import DEFAULT_LEVEL, dataset_filters
 
 N_FFT = 512
 N_BINS = 128
@@ -214,17 +223,21 @@ class SegmentSet:
 
 
 def write_segment_archive(path, items, *, context: int = CONTEXT, n_bins: int = N_BINS,
-                          compression_level: int = 4) -> int:
+                          compression: str | None = "gzip", compression_level: int = DEFAULT_LEVEL) -> int:
     """Write ``(utt_id, label, segments)`` triples to ``path`` atomically; returns the number of utterances.
 
     ``segments`` is (n_segments >= 1, context, n_bins) as :func:`segment` returns; ``label`` a
     class index.  Segments are streamed to disk in whole chunks, so a corpus never has to be held
-    in memory twice.
+    in memory twice.  ``compression`` is one of :data:`sernoise.hdf5_codecs.COMPRESSIONS` (gzip:
+    see the module docstring) and ``compression_level`` gzip's level; every codec stores the same
+    values.
     """
     path = Path(path)
     context, _ = _check_window(context, None)
-    if not isinstance(compression_level, (int, np.integer)) or not 1 <= int(compression_level) <= 9:
-        raise SpectrogramError(f"{path}: gzip compression_level must be an int in 1..9, got {compression_level!r}")
+    try:
+        filters = dataset_filters(compression, compression_level, where=str(path))
+    except ValueError as error:
+        raise SpectrogramError(str(error)) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
     utt_ids, labels, offsets, seen = [], [], [0], set()
@@ -232,8 +245,7 @@ def write_segment_archive(path, items, *, context: int = CONTEXT, n_bins: int = 
         with h5py.File(tmp, "w", libver=LIBVER, track_times=False) as f:
             dataset = f.create_dataset("segments", shape=(0, context, n_bins), maxshape=(None, context, n_bins),
                                        chunks=(CHUNK_SEGMENTS, context, n_bins), dtype=np.float16,
-                                       compression="gzip", compression_opts=int(compression_level), shuffle=True,
-                                       track_times=False)
+                                       track_times=False, **filters)
             pending, pending_count, written = [], 0, 0
             for utt_id, label, segs in items:
                 if not isinstance(utt_id, str) or not utt_id:
