@@ -7,8 +7,8 @@ Usage (from the repository root)::
 The data are what the workflow stores: the RAVDESS utterances as an audio shard's int16 samples
 (``ShardWriter``'s 2**16-sample chunks), their 40-d log-Mel features as a feature archive's
 float16 rows (``features.CHUNK_FRAMES``-row chunks) and their log spectrograms as the Latif
-stage's float16 segments (``latif.spectrogram.CHUNK_SEGMENTS`` segments of 256 frames x 128 bins
-a chunk, config.yaml's ``latif.context`` and ``hop``).  Each codec writes the whole dataset with
+stage's float16 segments (the default ``latif.context`` of 256 frames x 128 bins, no overlap,
+``latif.spectrogram.CHUNK_SEGMENTS`` segments a chunk).  Each codec writes the whole dataset with
 ``h5py`` and reads it back (best of ``--repeat``; the read is checked equal to the data).  The
 codecs of config ``prepare.compression`` (``sernoise.hdf5_codecs``) come first, then other
 hdf5plugin filters measured as alternatives (Blosc2 with LZ4 or Zstandard and byte shuffle,
