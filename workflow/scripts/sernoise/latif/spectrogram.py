@@ -50,9 +50,9 @@ gzip, not ``prepare.compression``'s bitshuffle-LZ4 of the audio shards and T-DNN
 measured on 600 RAVDESS utterances (``benchmarks/storage.py``, 1,200 segments, 78.6 MB of float16),
 bitshuffle-LZ4 writes them 11x and reads them 5x faster but stores 65 % more (50.5 MB against
 30.6 MB).  The 1.2 s of CPU it would save per 600 utterances is close to what their STFTs and
-segmenting cost (1.4 s), but a few seconds per spectrogram job in a stage whose every training run
-takes minutes (and reads each archive once), so the smaller files win.  :func:`write_segment_archive` takes
-any codec of :data:`sernoise.hdf5_codecs.COMPRESSIONS`.
+segmenting cost (1.4 s), but a few seconds per spectrogram job in a stage whose every training
+run takes minutes (and reads each archive once), so the smaller files win.
+:func:`write_segment_archive` takes any codec of :data:`sernoise.hdf5_codecs.COMPRESSIONS`.
 
 float16 keeps about three significant digits of log powers (whose spread within a bin is several
 units), at half the size of float32.  A chunk of 16 default segments is 1 MiB, the HDF5 default
